@@ -1,0 +1,43 @@
+# The README's two commands: `make run` (serve on SQLite) and `make test` (the whole suite).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+export FLASK_APP := authapp
+
+.PHONY: install run test lint fmt e2e bench clean
+
+$(BIN)/activate: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,dev]'
+	touch $(BIN)/activate
+
+install: $(BIN)/activate
+
+run: install
+	$(BIN)/flask db upgrade
+	$(BIN)/flask seed
+	@echo
+	@echo "authapp on http://127.0.0.1:8000 (SQLite: instance/authapp.db)"
+	@echo "admin: $${SEED_ADMIN_EMAIL:-admin@example.com}, password: printed above by the first seed"
+	@echo "try:   curl -s -X POST http://127.0.0.1:8000/api/v1/auth/login \\"
+	@echo "         -H 'Content-Type: application/json' \\"
+	@echo "         -d '{\"login\": \"$${SEED_ADMIN_EMAIL:-admin@example.com}\", \"password\": \"<the password>\"}'"
+	@echo
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+test: lint
+	@$(BIN)/python -c "import os, sqlalchemy as sa; sa.create_engine(os.environ.get('TEST_DATABASE_URL', 'postgresql+psycopg2://postgres@127.0.0.1/test')).connect().close()" || { echo "PostgreSQL is not reachable: the tests need it (TEST_DATABASE_URL)" >&2; exit 1; }
+	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

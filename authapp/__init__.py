@@ -1,0 +1,32 @@
+"""authapp: a sync-first Flask service for authentication and account settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+from authapp import cli, config, errors, hooks, logs, ops
+from authapp.auth import routes as auth_routes
+from authapp.extensions import api
+from authapp.extensions import init_app as init_extensions
+from authapp.security import keys, passwords, rbac, tokens
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    app = Flask(__name__, instance_relative_config=True)
+    app.config.update(config.load(app.instance_path, overrides))  # the environment, once
+    config.check_production(app.config)  # names the weak variable and stops
+    logs.configure(app.config)
+    init_extensions(app)
+    hooks.init_app(app)
+    errors.init_app(app)  # after extensions: flask-smorest installs its own handler
+    keys.init_app(app)  # before any token is made or read
+    tokens.init_app(app)
+    rbac.init_app(app)
+    passwords.init_app(app)
+    api.register_blueprint(auth_routes.bp)  # validated, listed in /api/openapi.json
+    ops.init_app(app)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,55 @@
+"""Audit rows, written in the caller's transaction so the trail and the change commit together."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from authapp.extensions import db
+from authapp.models import AuditEvent, User
+
+
+class Origin(Protocol):
+    """Where a request came from (auth.sessions.Client)."""
+
+    @property
+    def ip(self) -> str | None: ...
+
+    @property
+    def user_agent(self) -> str | None: ...
+
+
+def record(
+    event: str,
+    *,
+    organization_id: str | None,
+    user_id: str | None,
+    actor: str,
+    ip: str | None = None,
+    user_agent: str | None = None,
+    data: dict[str, Any] | None = None,
+) -> None:
+    """Never put a password, token, key or link in `data` (AU-2)."""
+    db.session.add(
+        AuditEvent(
+            event=event,
+            organization_id=organization_id,
+            user_id=user_id,
+            actor=actor,
+            ip=ip,
+            user_agent=user_agent,
+            data=data or {},
+        )
+    )
+
+
+def by_user(event: str, user: User, origin: Origin, **data: Any) -> None:
+    """An action the user took on their own account."""
+    record(
+        event,
+        organization_id=user.organization_id,
+        user_id=user.id,
+        actor=f"user:{user.id}",
+        ip=origin.ip,
+        user_agent=origin.user_agent,
+        data=data,
+    )

@@ -1,0 +1,76 @@
+"""/api/v1/auth: thin views that parse, call one service, and shape the answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_jwt_extended import jwt_required
+from flask_smorest import Blueprint
+
+from authapp.auth import services, sessions
+from authapp.auth.schemas import (
+    LoginIn,
+    LogoutIn,
+    RefreshIn,
+    SignupIn,
+    TokenPairOut,
+    UserEnvelopeOut,
+)
+from authapp.security.network import client_ip, user_agent
+from authapp.security.rbac import current_principal
+
+bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign-up, login, tokens")
+
+
+def _client() -> sessions.Client:
+    return sessions.Client(ip=client_ip(), user_agent=user_agent())
+
+
+@bp.route("/signup", methods=["POST"])
+@bp.arguments(SignupIn)
+@bp.response(201, TokenPairOut)
+def signup(body: dict[str, Any]) -> sessions.TokenPair:
+    """Create an account (and, with organization_name, a new organization it owns)."""
+    return services.sign_up(**body, client=_client())
+
+
+@bp.route("/login", methods=["POST"])
+@bp.arguments(LoginIn)
+@bp.response(200, TokenPairOut)
+def login(body: dict[str, Any]) -> sessions.TokenPair:
+    """Log in with an email or username; starts a new session."""
+    return services.log_in(**body, client=_client())
+
+
+@bp.route("/me", methods=["GET"])
+@jwt_required()
+@bp.response(200, UserEnvelopeOut)
+def me() -> dict[str, Any]:
+    """The calling user."""
+    return {"user": current_principal().user}
+
+
+@bp.route("/refresh", methods=["POST"])
+@bp.arguments(RefreshIn)
+@bp.response(200, TokenPairOut)
+def refresh(body: dict[str, Any]) -> sessions.TokenPair:
+    """Trade a refresh token for a new pair in the same session (single use)."""
+    return sessions.refresh(body["refresh_token"], _client())
+
+
+@bp.route("/logout", methods=["POST"])
+@jwt_required()
+@bp.arguments(LogoutIn)
+@bp.response(204)
+def logout(body: dict[str, Any]) -> None:
+    """End the current session now."""
+    principal = current_principal()
+    sessions.log_out(principal.user, principal.session_id, _client(), body["refresh_token"])
+
+
+@bp.route("/logout-all", methods=["POST"])
+@jwt_required()
+@bp.response(204)
+def logout_all() -> None:
+    """End every session of the caller now."""
+    sessions.log_out_all(current_principal().user, _client())

@@ -1,0 +1,107 @@
+"""Request and response schemas of /api/v1/auth; the OpenAPI document is built from them."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+
+USERNAME = re.compile(r"\A[A-Za-z0-9_.-]{3,32}\Z")
+CONTROL_CHARS = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def _printable(value: str) -> None:
+    if CONTROL_CHARS.search(value):
+        raise ValidationError("Must not contain control characters.")
+
+
+class Text(fields.String):
+    """A single-line string, trimmed, with no control characters (IN-2)."""
+
+    def __init__(self, *, max_length: int, min_length: int = 0, **kwargs: Any) -> None:
+        super().__init__(validate=validate.Length(min=min_length, max=max_length), **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs).strip()
+        _printable(text)
+        return text
+
+
+class Email(Text):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=254, min_length=3, **kwargs)
+        self.validators.append(validate.Email(error="Must be a valid email address."))
+
+
+class Username(Text):
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_length=32, allow_none=True, **kwargs)
+        self.validators.append(
+            validate.Regexp(
+                USERNAME,
+                error="Must be 3 to 32 letters, digits, dots, dashes or underscores.",
+            )
+        )
+
+
+class Password(fields.String):
+    """Taken exactly as sent: no trimming; the policy in security/passwords.py judges it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        # Far above the policy's 256 code points; only stops absurd input before hashing.
+        super().__init__(validate=validate.Length(min=1, max=4096), **kwargs)
+
+
+class SignupIn(Schema):
+    email = Email(required=True)
+    password = Password(required=True)
+    full_name = Text(max_length=200, load_default="")
+    username = Username(load_default=None)
+    organization_name = Text(max_length=100, min_length=1, load_default=None)
+
+
+class LoginIn(Schema):
+    login = Text(max_length=254, min_length=1, required=True)
+    password = Password(required=True)
+    totp_code = Text(max_length=64, load_default=None)
+
+
+class RefreshIn(Schema):
+    refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=4096))
+
+
+class LogoutIn(Schema):
+    refresh_token = fields.String(load_default=None, validate=validate.Length(min=1, max=4096))
+
+
+class OrganizationRefOut(Schema):
+    id = fields.String()
+    name = fields.String()
+
+
+class UserOut(Schema):
+    id = fields.String()
+    email = fields.String()
+    username = fields.String(allow_none=True)
+    full_name = fields.String()
+    email_verified = fields.Boolean()
+    mfa_enabled = fields.Boolean()
+    organization = fields.Nested(OrganizationRefOut)
+    roles = fields.List(fields.String(), attribute="role_names")
+    permissions = fields.List(fields.String(), attribute="permission_codes")
+    created_at = fields.DateTime(format=TIME_FORMAT)
+    last_login_at = fields.DateTime(format=TIME_FORMAT, allow_none=True)
+
+
+class UserEnvelopeOut(Schema):
+    user = fields.Nested(UserOut)
+
+
+class TokenPairOut(Schema):
+    access_token = fields.String()
+    refresh_token = fields.String()
+    token_type = fields.String()
+    expires_in = fields.Integer()
+    user = fields.Nested(UserOut)

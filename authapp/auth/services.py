@@ -1,0 +1,249 @@
+"""Sign-up, login and the session a login starts. Each public function owns its commit."""
+
+from __future__ import annotations
+
+import contextlib
+import uuid
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from authapp import audit, clock
+from authapp.auth import sessions
+from authapp.errors import (
+    AppError,
+    Conflict,
+    Forbidden,
+    ServiceUnavailable,
+    Unauthorized,
+    ValidationFailed,
+    constraint_name,
+)
+from authapp.extensions import db
+from authapp.models import Organization, Role, User
+from authapp.security import passwords
+from authapp.security.rbac import user_with_access
+
+INVALID_CREDENTIALS = "The login or password is incorrect."
+UNIQUE_CONFLICTS = {
+    "uq_users_email_normalized": ("An account with this email already exists.", "email_taken"),
+    "uq_users_username_lower": ("That username is taken.", "username_taken"),
+}
+
+
+def normalize_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def check_password_policy(
+    password: str, *, email: str, username: str | None = None, full_name: str | None = None
+) -> None:
+    """Raises ValidationFailed with the reasons on the `password` field."""
+    reasons = passwords.policy_errors(password, email=email, username=username, full_name=full_name)
+    if reasons:
+        raise ValidationFailed({"password": reasons}, "The password does not meet the policy.")
+
+
+def load_user(user_id: str) -> User:
+    user = db.session.execute(user_with_access(User.id == user_id)).unique().scalar_one_or_none()
+    if user is None:
+        raise AppError("No such user.", code="not_found")
+    return user
+
+
+def _builtin_role(name: str) -> Role:
+    role = db.session.scalars(
+        sa.select(Role)
+        .where(Role.organization_id.is_(None), Role.name == name)
+        .options(selectinload(Role.permissions))
+    ).one_or_none()
+    if role is None:
+        raise ServiceUnavailable("The service is not initialised yet (run `flask seed`).")
+    return role
+
+
+def _default_organization() -> Organization:
+    organization = db.session.scalars(
+        sa.select(Organization).where(Organization.is_default)
+    ).one_or_none()
+    if organization is None:
+        raise ServiceUnavailable("The service is not initialised yet (run `flask seed`).")
+    return organization
+
+
+def sign_up(
+    *,
+    email: str,
+    password: str,
+    full_name: str = "",
+    username: str | None = None,
+    organization_name: str | None = None,
+    client: sessions.Client,
+) -> sessions.TokenPair:
+    """Create the account and its first session. Raises ValidationFailed, Conflict."""
+    check_password_policy(password, email=email, username=username, full_name=full_name)
+    password_hash = passwords.hash_password(password)
+    if organization_name:
+        organization, role = Organization(name=organization_name), _builtin_role("owner")
+    else:
+        organization, role = _default_organization(), _builtin_role("member")
+    user = User(
+        email=email,
+        email_normalized=normalize_email(email),
+        username=username,
+        full_name=full_name,
+        password_hash=password_hash,
+        organization=organization,
+        roles=[role],
+    )
+    db.session.add(user)
+    _flush_unique()
+    session, refresh = sessions.start(user, client)
+    audit.by_user("user.signed_up", user, client, new_organization=bool(organization_name))
+    db.session.commit()
+    return sessions.token_pair(user, session, refresh)
+
+
+def _flush_unique() -> None:
+    """Flush; a unique index that refuses the row becomes the contract's 409.
+
+    The indexes decide, never a SELECT first: that would race a concurrent sign-up (F8).
+    """
+    try:
+        db.session.flush()
+    except IntegrityError as exc:
+        db.session.rollback()
+        conflict = UNIQUE_CONFLICTS.get(constraint_name(exc) or "")
+        if conflict is None:
+            raise
+        raise Conflict(conflict[0], code=conflict[1]) from None
+
+
+def _find_by_login(login: str) -> User | None:
+    login = login.strip()
+    if "@" in login:
+        criterion = User.email_normalized == normalize_email(login)
+    else:
+        criterion = sa.func.lower(User.username) == login.lower()
+    return db.session.execute(user_with_access(criterion)).unique().scalar_one_or_none()
+
+
+def log_in(
+    *, login: str, password: str, totp_code: str | None, client: sessions.Client
+) -> sessions.TokenPair:
+    """Raises Unauthorized(invalid_credentials) alike for every wrong login (EN-1),
+    Forbidden(account_disabled) only after a correct password (SE-4)."""
+    user = _find_by_login(login)
+    password_ok = passwords.verify_password(password, user.password_hash if user else None)
+    if user is None or not password_ok:
+        _record_failure(user, client, reason="unknown_account" if user is None else "bad_password")
+        raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
+    if not user.is_active:
+        _record_failure(user, client, reason="account_disabled")
+        raise Forbidden("This account is disabled.", code="account_disabled")
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash_password(password)
+    user.failed_login_count = 0
+    user.last_login_at = clock.now()
+    session, refresh = sessions.start(user, client)
+    audit.by_user("login.succeeded", user, client, session_id=session.id)
+    db.session.commit()
+    return sessions.token_pair(user, session, refresh)
+
+
+def _record_failure(user: User | None, client: sessions.Client, *, reason: str) -> None:
+    if user is not None:
+        # An UPDATE expression, not a read-modify-write: parallel failures all count.
+        user.failed_login_count = User.failed_login_count + 1
+    audit.record(
+        "login.failed",
+        organization_id=user.organization_id if user else None,
+        user_id=user.id if user else None,
+        actor="system",
+        ip=client.ip,
+        user_agent=client.user_agent,
+        data={"reason": reason},
+    )
+    db.session.commit()
+
+
+def create_user(
+    *,
+    email: str,
+    password: str,
+    username: str | None = None,
+    full_name: str = "",
+    organization: str | None = None,
+    role_names: tuple[str, ...] = ("member",),
+) -> User:
+    """An operator's account creation (`flask create-user`): the sign-up rules, no session.
+    The operator vouches for the address, so it counts as verified."""
+    check_password_policy(password, email=email, username=username, full_name=full_name)
+    org = _find_organization(organization) if organization else _default_organization()
+    roles = _roles_named(set(role_names), org.id)
+    user = User(
+        email=email,
+        email_normalized=normalize_email(email),
+        username=username,
+        full_name=full_name,
+        password_hash=passwords.hash_password(password),
+        organization=org,
+        roles=roles,
+        email_verified_at=clock.now(),
+    )
+    db.session.add(user)
+    _flush_unique()
+    audit.record(
+        "user.created",
+        organization_id=org.id,
+        user_id=user.id,
+        actor="system",
+        data={"roles": list(role_names)},
+    )
+    db.session.commit()
+    return user
+
+
+def _roles_named(names: set[str], organization_id: str) -> list[Role]:
+    roles = db.session.scalars(
+        sa.select(Role)
+        .where(
+            Role.name.in_(names),
+            sa.or_(Role.organization_id.is_(None), Role.organization_id == organization_id),
+        )
+        .options(selectinload(Role.permissions))
+    ).all()
+    unknown = names - {role.name for role in roles}
+    if unknown:
+        raise AppError(f"Unknown role: {', '.join(sorted(unknown))}.", code="not_found")
+    return list(roles)
+
+
+def _find_organization(id_or_name: str) -> Organization:
+    criterion = Organization.name == id_or_name
+    with contextlib.suppress(ValueError):
+        criterion = sa.or_(criterion, Organization.id == str(uuid.UUID(id_or_name)))
+    matches = db.session.scalars(sa.select(Organization).where(criterion)).all()
+    if len(matches) != 1:
+        found = "No" if not matches else "More than one"
+        raise AppError(f"{found} organization matches {id_or_name!r}.", code="not_found")
+    return matches[0]
+
+
+def disable_user(login: str) -> User:
+    """`flask disable-user`: the account can no longer log in, and every session ends now."""
+    user = _find_by_login(login)
+    if user is None:
+        raise AppError(f"No account matches {login!r}.", code="not_found")
+    user.is_active = False
+    revoked = sessions.revoke_all(user.id, reason="user_disabled")
+    audit.record(
+        "user.disabled",
+        organization_id=user.organization_id,
+        user_id=user.id,
+        actor="system",
+        data={"sessions_revoked": revoked},
+    )
+    db.session.commit()
+    return user

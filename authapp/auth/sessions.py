@@ -1,0 +1,192 @@
+"""The session lifecycle: start, refresh (rotation with reuse detection), logout, revocation.
+
+DESIGN.md "Token lifecycle". Each public function that changes state owns its commit; the
+conditional UPDATE on `refresh_tokens.used_at` decides every race between refreshes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from authapp import audit, clock
+from authapp.errors import TokenError
+from authapp.extensions import db
+from authapp.models import RefreshToken, Session, User
+from authapp.models.base import new_id
+from authapp.security import tokens
+from authapp.security.rbac import live_session
+
+
+@dataclass(frozen=True)
+class Client:
+    """Where a request came from, as services record it."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+@dataclass(frozen=True)
+class TokenPair:
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    user: User
+    token_type: str = "Bearer"
+
+
+def start(user: User, client: Client) -> tuple[Session, RefreshToken]:
+    """A new session (SE-5: a new id at every login) and its first refresh token; no commit."""
+    now = clock.now()
+    session = Session(
+        id=new_id(),
+        user_id=user.id,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(seconds=current_app.config["SESSION_MAX_AGE"]),
+        ip=client.ip,
+        user_agent=client.user_agent,
+    )
+    refresh = RefreshToken(
+        jti=new_id(),
+        session=session,
+        issued_at=now,
+        expires_at=tokens.refresh_expiry(session.expires_at),
+    )
+    db.session.add_all([session, refresh])
+    return session, refresh
+
+
+def token_pair(user: User, session: Session, refresh: RefreshToken) -> TokenPair:
+    return TokenPair(
+        access_token=tokens.access_token(
+            user_id=user.id,
+            session_id=session.id,
+            organization_id=user.organization_id,
+            roles=user.role_names,
+        ),
+        refresh_token=tokens.refresh_token(
+            user_id=user.id, session_id=session.id, jti=refresh.jti, expires_at=refresh.expires_at
+        ),
+        expires_in=current_app.config["ACCESS_TOKEN_TTL"],
+        user=user,
+    )
+
+
+def refresh(encoded: str, client: Client) -> TokenPair:
+    """Rotate a refresh token. Raises TokenError: invalid_token, token_expired,
+    token_revoked, token_reused (which also revokes the session: RT-2)."""
+    claims = tokens.decode_refresh(encoded)
+    now = clock.now()
+    user, session = live_session(claims["sub"], claims["sid"], reused_code="token_reused")
+    next_jti = new_id()
+    consumed = db.session.execute(
+        sa.update(RefreshToken)
+        .where(
+            RefreshToken.jti == claims["jti"],
+            RefreshToken.session_id == session.id,
+            RefreshToken.used_at.is_(None),
+            RefreshToken.expires_at > now,
+        )
+        .values(used_at=now, replaced_by=next_jti)
+        .execution_options(synchronize_session=False)
+    )
+    if _rowcount(consumed) != 1:
+        # Lost the race, or replayed: only the immediate parent within the window is a retry.
+        return _retry_or_revoke(claims["jti"], session, user, now, client)
+    child = RefreshToken(
+        jti=next_jti,
+        session_id=session.id,
+        issued_at=now,
+        expires_at=tokens.refresh_expiry(session.expires_at),
+    )
+    db.session.add(child)
+    session.last_seen_at = now
+    db.session.commit()
+    return token_pair(user, session, child)
+
+
+def _rowcount(result: Any) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def _retry_or_revoke(
+    jti: str, session: Session, user: User, now: datetime, client: Client
+) -> TokenPair:
+    presented = db.session.get(RefreshToken, jti)
+    if presented is None or presented.session_id != session.id:
+        raise TokenError("The refresh token is unknown.")
+    if presented.used_at is None:  # unused, so the UPDATE missed it for its age
+        raise TokenError("The refresh token has expired.", code="token_expired")
+    current = db.session.get(RefreshToken, presented.replaced_by) if presented.replaced_by else None
+    grace = timedelta(seconds=current_app.config["REFRESH_REUSE_GRACE_SECONDS"])
+    is_retry = (
+        current is not None
+        and current.used_at is None
+        and current.expires_at > now
+        and grace > timedelta(0)
+        # `now` was read before this request waited on the winner's row lock, so it may be
+        # earlier than the winner's used_at: the age is measured from a fresh reading.
+        and clock.now() - presented.used_at < grace
+    )
+    if is_retry and current is not None:
+        db.session.commit()  # nothing changed; end the read transaction
+        return token_pair(user, session, current)  # the same jti again: idempotent
+    revoke(session.id, reason="token_reused")
+    audit.record(
+        "session.reuse_detected",
+        organization_id=user.organization_id,
+        user_id=user.id,
+        actor="system",
+        ip=client.ip,
+        user_agent=client.user_agent,
+        data={"session_id": session.id, "jti": jti},
+    )
+    db.session.commit()
+    raise TokenError(
+        "This refresh token was already used; the session is revoked.", code="token_reused"
+    )
+
+
+def revoke(session_id: str, *, reason: str) -> bool:
+    """Revoke one live session; no commit."""
+    return _revoke(Session.id == session_id, reason=reason) == 1
+
+
+def revoke_all(user_id: str, *, reason: str, keep_session_id: str | None = None) -> int:
+    """Revoke the user's live sessions (all but `keep_session_id`); no commit."""
+    kept = [Session.id != keep_session_id] if keep_session_id is not None else []
+    return _revoke(Session.user_id == user_id, *kept, reason=reason)
+
+
+def _revoke(*criteria: sa.ColumnElement[bool], reason: str) -> int:
+    result = db.session.execute(
+        sa.update(Session)
+        .where(*criteria, Session.revoked_at.is_(None))
+        .values(revoked_at=clock.now(), revoked_reason=reason)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result)
+
+
+def log_out(user: User, session_id: str, client: Client, refresh_token: str | None = None) -> None:
+    """End the caller's session (SE-1); a refresh token sent along must belong to this user."""
+    if refresh_token is not None:
+        claims = tokens.decode_refresh(refresh_token)
+        if claims["sub"] != user.id:
+            raise TokenError("The refresh token belongs to someone else.")
+        revoke(claims["sid"], reason="logout")
+    revoke(session_id, reason="logout")
+    audit.by_user("logout", user, client, session_id=session_id)
+    db.session.commit()
+
+
+def log_out_all(user: User, client: Client) -> None:
+    """End every session of the caller (SE-2)."""
+    count = revoke_all(user.id, reason="logout_all")
+    audit.by_user("logout_all", user, client, sessions_revoked=count)
+    db.session.commit()

@@ -1,0 +1,82 @@
+"""Thin click commands for operators; each calls one service."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import with_appcontext
+from marshmallow import ValidationError
+
+from authapp.auth import services
+from authapp.auth.schemas import SignupIn
+from authapp.errors import AppError
+from authapp.seed import SeedError, seed_database
+
+
+@click.command("seed")
+@with_appcontext
+def seed_command() -> None:
+    """Create what the database lacks: default organization, built-ins, admin."""
+    try:
+        report = seed_database()
+    except SeedError as exc:
+        raise click.ClickException(str(exc)) from None
+    for item in report.created:
+        click.echo(f"created {item}")
+    if not report.created:
+        click.echo("Already seeded; nothing changed.")
+    if report.generated_password:
+        click.echo(f"admin password (shown once): {report.generated_password}")
+
+
+@click.command("create-user")
+@click.option("--email", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--username")
+@click.option("--full-name", default="")
+@click.option("--organization", help="The organization's id or exact name (default: the default).")
+@click.option("--role", "roles", multiple=True, default=("member",), show_default=True)
+@with_appcontext
+def create_user_command(
+    email: str,
+    password: str,
+    username: str | None,
+    full_name: str,
+    organization: str | None,
+    roles: tuple[str, ...],
+) -> None:
+    """Create an account (email counted as verified)."""
+    try:
+        fields = SignupIn(only=("email", "username", "full_name")).load(
+            {"email": email, "username": username, "full_name": full_name}
+        )
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid input: {exc.messages}") from None
+    try:
+        user = services.create_user(
+            **fields,
+            password=password,
+            organization=organization,
+            role_names=roles,
+        )
+    except AppError as exc:
+        details = "; ".join(f"{k}: {' '.join(v)}" for k, v in (exc.fields or {}).items())
+        raise click.ClickException(f"{exc.message} {details}".strip()) from None
+    click.echo(f"created user {user.email} ({user.id})")
+
+
+@click.command("disable-user")
+@click.argument("login")
+@with_appcontext
+def disable_user_command(login: str) -> None:
+    """Disable the account with this email or username and end all its sessions now."""
+    try:
+        user = services.disable_user(login)
+    except AppError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"disabled {user.email}; its sessions are revoked")
+
+
+def init_app(app: Flask) -> None:
+    for command in (seed_command, create_user_command, disable_user_command):
+        app.cli.add_command(command)

@@ -1,0 +1,225 @@
+"""Every setting of DESIGN.md, read from the environment once, typed and defaulted.
+
+`load()` is the only place that reads `os.environ`. The keys it returns are the variable names
+of the contract; the library settings (SQLALCHEMY_*, JWT_*, ...) are derived from them here too,
+so a test that overrides `BCRYPT_ROUNDS` or `DATABASE_URL` changes everything that follows.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+ENVIRONMENTS = ("development", "testing", "production")
+SECRET_NAMES = ("SECRET_KEY", "JWT_SECRET_KEY", "PASSWORD_PEPPER")
+MIN_SECRET_BYTES = 32
+# Values that appear in docs and examples: never acceptable as a production secret.
+KNOWN_DEFAULTS = frozenset({"", "changeme", "change-me", "secret", "dev", "development", "test"})
+
+
+class ConfigError(RuntimeError):
+    """A setting is missing or wrong; the message names the variable."""
+
+
+def _bool(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def _seconds(raw: str) -> int:
+    """`900`, `900s`, `15m`, `14d`: a duration in whole seconds."""
+    value = raw.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    factor = units.get(value[-1:], 0)
+    number = int(value[:-1] if factor else value)
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number * (factor or 1)
+
+
+def _list(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _env_name(raw: str) -> str:
+    if raw not in ENVIRONMENTS:
+        raise ValueError(f"expected one of {', '.join(ENVIRONMENTS)}")
+    return raw
+
+
+# name -> (parser, default as the environment would spell it). None: computed below.
+SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
+    "AUTHAPP_ENV": (_env_name, "development"),
+    "DATABASE_URL": (str, None),
+    "SECRET_KEY": (str, None),
+    "JWT_SECRET_KEY": (str, None),
+    "PASSWORD_PEPPER": (str, None),
+    "JWT_PRIVATE_KEY_FILE": (str, ""),
+    "JWT_PUBLIC_KEYS_DIR": (str, ""),
+    "JWT_ISSUER": (str, "authapp"),
+    "JWT_AUDIENCE": (str, "authapp"),
+    "JWT_LEEWAY_SECONDS": (_seconds, "30"),
+    "ACCESS_TOKEN_TTL": (_seconds, "900"),
+    "REFRESH_TOKEN_TTL": (_seconds, "14d"),
+    "SESSION_MAX_AGE": (_seconds, "30d"),
+    "REFRESH_REUSE_GRACE_SECONDS": (_seconds, "10"),
+    "BCRYPT_ROUNDS": (int, "12"),
+    "PASSWORD_MIN_LENGTH": (int, "15"),
+    "PASSWORD_HASH_CONCURRENCY": (int, str(os.cpu_count() or 1)),
+    "PASSWORD_HASH_WAIT_SECONDS": (float, "1.0"),
+    "MAX_CONTENT_LENGTH": (int, "65536"),
+    "DATA_ENCRYPTION_KEY": (str, ""),
+    "DATABASE_POOL_SIZE": (int, "10"),
+    "DATABASE_POOL_TIMEOUT": (float, "10"),
+    "DATABASE_CONNECT_TIMEOUT": (int, "5"),
+    "RATELIMIT_ENABLED": (_bool, "true"),
+    "RATELIMIT_STORAGE_URI": (str, "memory://"),
+    "SMTP_URL": (str, ""),
+    "MAIL_FROM": (str, "no-reply@localhost"),
+    "PUBLIC_BASE_URL": (str, "http://127.0.0.1:8000"),
+    "WEBHOOK_ALLOW_PRIVATE": (_bool, "false"),
+    "CORS_ORIGINS": (_list, ""),
+    "TRUSTED_PROXIES": (_list, ""),
+    "OFFLOAD_WORKERS": (int, "4"),
+    "OFFLOAD_QUEUE": (int, "100"),
+    "OFFLOAD_TIMEOUT": (float, "10"),
+    "SEED_ADMIN_EMAIL": (str, "admin@example.com"),
+    "SEED_ADMIN_PASSWORD": (str, ""),
+    "DEFAULT_ORG_NAME": (str, "Default"),
+    "LOG_LEVEL": (str.upper, "INFO"),
+    "LOG_FORMAT": (str, "json"),
+}
+
+
+def load(instance_path: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The typed settings: environment first, then `overrides` (tests), then derived keys."""
+    overrides = dict(overrides or {})
+    settings: dict[str, Any] = {}
+    for name, (parse, default) in SETTINGS.items():
+        if name in overrides:
+            settings[name] = overrides.pop(name)
+            continue
+        raw = os.environ.get(name, default)
+        if raw is None:
+            settings[name] = None
+            continue
+        try:
+            settings[name] = parse(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{name}={raw!r} is not valid: {exc}.") from None
+    _check_ranges(settings)
+    if settings["DATABASE_URL"] is None:
+        settings["DATABASE_URL"] = f"sqlite:///{Path(instance_path) / 'authapp.db'}"
+    _fill_local_secrets(settings, instance_path)
+    settings.update(_derived(settings))
+    settings.update(overrides)  # library keys a test sets directly win over derived ones
+    return settings
+
+
+def _check_ranges(settings: dict[str, Any]) -> None:
+    ranges = {
+        "BCRYPT_ROUNDS": (4, 31),
+        "PASSWORD_MIN_LENGTH": (8, 256),
+        "PASSWORD_HASH_CONCURRENCY": (1, 1024),
+        "MAX_CONTENT_LENGTH": (1024, 2**31),
+    }
+    for name, (low, high) in ranges.items():
+        if not low <= settings[name] <= high:
+            raise ConfigError(f"{name} must be between {low} and {high}.")
+
+
+def _fill_local_secrets(settings: dict[str, Any], instance_path: str) -> None:
+    """Outside production, a missing secret is generated once and kept in `instance/`.
+
+    Kept rather than regenerated per process: gunicorn workers and `flask seed` must agree on
+    the pepper and the JWT key, or a seeded password and a token from another worker would fail.
+    """
+    missing = [name for name in SECRET_NAMES if not settings[name]]
+    if not missing or settings["AUTHAPP_ENV"] == "production":
+        return
+    path = Path(instance_path) / "local-secrets.json"
+    stored: dict[str, str] = {}
+    if path.exists():
+        stored = json.loads(path.read_text())
+    if any(name not in stored for name in missing):
+        stored |= {name: secrets.token_urlsafe(48) for name in missing if name not in stored}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(stored))
+        tmp.chmod(0o600)
+        tmp.replace(path)  # atomic: two workers starting at once never read half a file
+    for name in missing:
+        settings[name] = stored[name]
+
+
+def _database_url(url: str) -> str:
+    # SQLAlchemy 2.1 maps a bare postgresql:// to psycopg 3; the design card pins psycopg2.
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
+
+
+def _derived(s: dict[str, Any]) -> dict[str, Any]:
+    url = _database_url(s["DATABASE_URL"])
+    engine: dict[str, Any] = {"pool_pre_ping": True}  # a restarted database costs no request
+    if url.startswith("postgresql"):
+        engine |= {
+            "pool_size": s["DATABASE_POOL_SIZE"],
+            "pool_timeout": s["DATABASE_POOL_TIMEOUT"],
+            "connect_args": {"connect_timeout": s["DATABASE_CONNECT_TIMEOUT"]},
+        }
+    testing = s["AUTHAPP_ENV"] == "testing"
+    return {
+        "TESTING": testing,
+        "DEBUG": False,
+        "SQLALCHEMY_DATABASE_URI": url,
+        "SQLALCHEMY_ENGINE_OPTIONS": engine,
+        "SQLALCHEMY_TRACK_MODIFICATIONS": False,
+        "JWT_ALGORITHM": "HS256",
+        "JWT_DECODE_ALGORITHMS": ["HS256"],
+        "JWT_TOKEN_LOCATION": ["headers"],
+        "JWT_ENCODE_ISSUER": s["JWT_ISSUER"],
+        "JWT_DECODE_ISSUER": s["JWT_ISSUER"],
+        "JWT_ENCODE_AUDIENCE": s["JWT_AUDIENCE"],
+        "JWT_DECODE_AUDIENCE": s["JWT_AUDIENCE"],
+        "JWT_ACCESS_TOKEN_EXPIRES": timedelta(seconds=s["ACCESS_TOKEN_TTL"]),
+        "JWT_REFRESH_TOKEN_EXPIRES": timedelta(seconds=s["REFRESH_TOKEN_TTL"]),
+        # Expiry is decided by authapp.clock (security/tokens.py); the testing clock may run
+        # ahead of the wall clock, so PyJWT's own time checks get room only in testing.
+        "JWT_DECODE_LEEWAY": 10 * 365 * 86400 if testing else s["JWT_LEEWAY_SECONDS"],
+        "PROPAGATE_EXCEPTIONS": False,
+        "TRAP_HTTP_EXCEPTIONS": False,
+        "API_TITLE": "authapp",
+        "API_VERSION": "v1",
+        "OPENAPI_VERSION": "3.0.3",
+        "OPENAPI_URL_PREFIX": "/api",
+        "OPENAPI_JSON_PATH": "openapi.json",
+        "OPENAPI_SWAGGER_UI_PATH": "docs",
+        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+    }
+
+
+def check_production(settings: Mapping[str, Any]) -> None:
+    """Refuse to run production with a missing, default or short secret (CF-1)."""
+    if settings["AUTHAPP_ENV"] != "production":
+        return
+    for name in SECRET_NAMES:
+        value = settings.get(name) or ""
+        if value.strip().lower() in KNOWN_DEFAULTS:
+            raise ConfigError(f"{name} must be set in production (at least 32 random bytes).")
+        if len(value.encode()) < MIN_SECRET_BYTES:
+            raise ConfigError(f"{name} is shorter than {MIN_SECRET_BYTES} bytes.")
+        if len(set(value)) < 10:
+            raise ConfigError(f"{name} does not look random; generate it (at least 32 bytes).")
+    if settings["BCRYPT_ROUNDS"] < 10:
+        raise ConfigError("BCRYPT_ROUNDS must be at least 10 in production.")

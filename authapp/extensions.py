@@ -1,0 +1,29 @@
+"""Unbound extensions; `init_app` binds them to one app."""
+
+from pathlib import Path
+
+from flask import Flask
+from flask_jwt_extended import JWTManager
+from flask_migrate import Migrate
+from flask_smorest import Api
+from flask_sqlalchemy import SQLAlchemy
+
+from authapp.models.base import Base
+
+# expire_on_commit=False: the answer built after a commit reads loaded attributes, no SELECT.
+db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
+migrate = Migrate(compare_type=True, render_as_batch=True)  # batch: SQLite cannot ALTER much
+jwt = JWTManager()
+api = Api()
+
+
+def init_app(app: Flask) -> None:
+    db.init_app(app)
+    migrate.init_app(app, db, directory=_migrations_dir(app))
+    jwt.init_app(app)
+    api.init_app(app)
+
+
+def _migrations_dir(app: Flask) -> str:
+    # The repository's migrations/ sits beside the package; `flask db` works from any cwd.
+    return str(Path(app.root_path).parent / "migrations")

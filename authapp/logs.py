@@ -1,0 +1,88 @@
+"""structlog for the app and for gunicorn: one JSON line per event, the request id on each.
+
+The request id lives in structlog's contextvars, bound in hooks.py at the start of a request
+and cleared there too, so stdlib loggers (gunicorn, SQLAlchemy, Flask) carry it as well.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, MutableMapping
+from typing import Any
+
+import structlog
+
+# gunicorn's access log passes its atoms as the record's args; these become fields.
+ACCESS_FIELDS = {
+    "h": "remote_addr",
+    "m": "method",
+    "U": "path",
+    "s": "status",
+    "B": "bytes",
+    "D": "duration_us",
+    "{x-request-id}o": "request_id",
+    "a": "user_agent",
+}
+
+
+def _access_fields(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:
+    args = event_dict.pop("positional_args", None)
+    if event_dict.get("logger") == "gunicorn.access" and isinstance(args, Mapping):
+        atoms = args
+        for atom, field in ACCESS_FIELDS.items():
+            value = atoms.get(atom)
+            if value not in (None, "-"):
+                event_dict[field] = int(value) if field == "status" else value
+        event_dict["event"] = "http.access"
+    return event_dict
+
+
+SHARED_PROCESSORS: list[Any] = [
+    structlog.contextvars.merge_contextvars,
+    structlog.stdlib.add_log_level,
+    structlog.stdlib.add_logger_name,
+    structlog.processors.TimeStamper(fmt="iso", utc=True),
+]
+
+
+class Handler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Our stderr handler, recognisable so a second app in one process adds no duplicate."""
+
+
+def make_formatter(log_format: str = "json") -> structlog.stdlib.ProcessorFormatter:
+    """JSON (or console) lines; gunicorn.conf.py names this factory in its logconfig_dict."""
+    renderer = (
+        structlog.dev.ConsoleRenderer(colors=False)
+        if log_format == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[*SHARED_PROCESSORS, structlog.stdlib.ExtraAdder()],
+        pass_foreign_args=True,
+        processors=[
+            _access_fields,
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+    )
+
+
+def configure(settings: Mapping[str, Any]) -> None:
+    structlog.configure(
+        processors=[
+            *SHARED_PROCESSORS,
+            structlog.processors.StackInfoRenderer(),
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    root = logging.getLogger()
+    root.setLevel(settings["LOG_LEVEL"])
+    if any(isinstance(handler, Handler) for handler in root.handlers):
+        return  # gunicorn.conf.py, or an earlier app in this process, installed it already
+    handler = Handler()
+    handler.setFormatter(make_formatter(settings["LOG_FORMAT"]))
+    root.addHandler(handler)

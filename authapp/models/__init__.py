@@ -1,0 +1,24 @@
+"""Tables only: columns, relationships, named constraints; no rules and no commits."""
+
+from authapp.models.audit import AuditEvent
+from authapp.models.base import Base
+from authapp.models.organization import TIER_RATE_LIMITS, Organization
+from authapp.models.role import Permission, Role, role_permissions, user_roles
+from authapp.models.session import RefreshToken, Session
+from authapp.models.testing_clock import TestingClock
+from authapp.models.user import User
+
+__all__ = [
+    "TIER_RATE_LIMITS",
+    "AuditEvent",
+    "Base",
+    "Organization",
+    "Permission",
+    "RefreshToken",
+    "Role",
+    "Session",
+    "TestingClock",
+    "User",
+    "role_permissions",
+    "user_roles",
+]

@@ -1,0 +1,55 @@
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from authapp import clock
+from authapp.models.base import ID, Base, UTCDateTime, new_id
+from authapp.models.organization import Organization
+from authapp.models.role import Role, user_roles
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (
+        sa.Index("uq_users_email_normalized", "email_normalized", unique=True),
+        # Usernames are unique case-insensitively; the index decides, never a SELECT first.
+        sa.Index("uq_users_username_lower", sa.func.lower(sa.column("username")), unique=True),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
+    organization_id: Mapped[str] = mapped_column(
+        ID, sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(sa.String(254))  # as the user typed it
+    email_normalized: Mapped[str] = mapped_column(sa.String(254))
+    username: Mapped[str | None] = mapped_column(sa.String(32))
+    full_name: Mapped[str] = mapped_column(sa.String(200), default="", server_default="")
+    password_hash: Mapped[str] = mapped_column(sa.String(100))
+    is_active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
+    email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    mfa_secret: Mapped[str | None] = mapped_column(sa.Text)  # Fernet token, never returned
+    mfa_enabled: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    mfa_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
+    failed_login_count: Mapped[int] = mapped_column(default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now, onupdate=clock.now)
+
+    organization: Mapped[Organization] = relationship(lazy="raise_on_sql")
+    roles: Mapped[list[Role]] = relationship(
+        secondary=user_roles, lazy="raise_on_sql", order_by=Role.name
+    )
+
+    @property
+    def email_verified(self) -> bool:
+        return self.email_verified_at is not None
+
+    @property
+    def role_names(self) -> list[str]:
+        return sorted({role.name for role in self.roles})
+
+    @property
+    def permission_codes(self) -> list[str]:
+        return sorted({perm.code for role in self.roles for perm in role.permissions})

@@ -1,0 +1,49 @@
+"""The client's address: the socket peer, unless the peer is a trusted proxy (RL-3)."""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import cache
+
+from flask import current_app, request
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@cache
+def _networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
+    return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
+
+
+def _trusted(address: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def client_ip() -> str | None:
+    peer = request.remote_addr
+    networks = _networks(tuple(current_app.config["TRUSTED_PROXIES"]))
+    if peer is None or not _trusted(peer, networks):
+        return peer
+    # Walk X-Forwarded-For from the right: the first hop we do not trust is the client.
+    hops = [hop.strip() for hop in request.headers.get("X-Forwarded-For", "").split(",")]
+    for hop in reversed([hop for hop in hops if hop]):
+        if not _trusted(hop, networks):
+            return hop if _is_ip(hop) else peer
+    return peer
+
+
+def _is_ip(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True
+
+
+def user_agent() -> str | None:
+    agent = request.headers.get("User-Agent")
+    return agent[:512] if agent else None

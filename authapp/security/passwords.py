@@ -1,0 +1,132 @@
+"""Password hashing and the password policy (API.md "Passwords", DESIGN.md "Passwords").
+
+Stored form: bcrypt(base64(HMAC-SHA384(PASSWORD_PEPPER, NFKC(password)))). The pre-hash makes
+every character count despite bcrypt's 72-byte limit, base64 keeps NUL bytes out of bcrypt, and
+the pepper lives outside the database.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import re
+import threading
+import unicodedata
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from importlib import resources
+
+import bcrypt
+from flask import Flask, current_app
+
+from authapp.errors import ServiceUnavailable
+
+MAX_LENGTH = 256
+SLOTS_KEY = "authapp.password_slots"
+# Context words shorter than this are too common inside unrelated passwords to forbid.
+MIN_CONTEXT_WORD = 4
+_UNPAIRED_SURROGATE = re.compile("[\ud800-\udfff]")
+_NOT_ALNUM = re.compile(r"[\W_]+")
+
+
+def init_app(app: Flask) -> None:
+    # Per process and never shared: bcrypt releases the GIL, this bounds how many cores it takes.
+    app.extensions[SLOTS_KEY] = threading.BoundedSemaphore(app.config["PASSWORD_HASH_CONCURRENCY"])
+
+
+def normalize(password: str) -> str:
+    return unicodedata.normalize("NFKC", password)
+
+
+def _prehash(password: str) -> bytes:
+    pepper = current_app.config["PASSWORD_PEPPER"].encode()
+    # surrogatepass: a lone surrogate from JSON must fail to match, not raise.
+    message = normalize(password).encode("utf-8", "surrogatepass")
+    return base64.b64encode(hmac.new(pepper, message, hashlib.sha384).digest())
+
+
+@contextmanager
+def _hashing_slot() -> Iterator[None]:
+    """One of the process's hashing slots, or a fast 503 rather than a queue (F11)."""
+    slots: threading.BoundedSemaphore = current_app.extensions[SLOTS_KEY]
+    if not slots.acquire(timeout=current_app.config["PASSWORD_HASH_WAIT_SECONDS"]):
+        raise ServiceUnavailable(
+            "The service is busy checking passwords; try again in a moment.",
+            headers={"Retry-After": "1"},
+        )
+    try:
+        yield
+    finally:
+        slots.release()
+
+
+def hash_password(password: str) -> str:
+    rounds = current_app.config["BCRYPT_ROUNDS"]
+    with _hashing_slot():
+        return bcrypt.hashpw(_prehash(password), bcrypt.gensalt(rounds)).decode()
+
+
+def verify_password(password: str, stored_hash: str | None) -> bool:
+    """Checks against a dummy hash when there is no account, so both take the same time."""
+    candidate = (stored_hash or _dummy_hash(current_app.config["BCRYPT_ROUNDS"])).encode()
+    with _hashing_slot():
+        matches = bcrypt.checkpw(_prehash(password), candidate)
+    return matches and stored_hash is not None
+
+
+def needs_rehash(stored_hash: str) -> bool:
+    return _rounds(stored_hash) != current_app.config["BCRYPT_ROUNDS"]
+
+
+def _rounds(stored_hash: str) -> int:
+    return int(stored_hash.split("$")[2])  # $2b$12$<salt+hash>
+
+
+@cache
+def _dummy_hash(rounds: int) -> str:
+    return bcrypt.hashpw(b"no such account", bcrypt.gensalt(rounds)).decode()
+
+
+@cache
+def _common_passwords() -> frozenset[str]:
+    text = resources.files("authapp").joinpath("data/common_passwords.txt").read_text("utf-8")
+    return frozenset(line.strip() for line in text.splitlines() if line.strip())
+
+
+def _squash(text: str) -> str:
+    return _NOT_ALNUM.sub("", normalize(text).casefold())
+
+
+def _context_words(email: str, username: str | None, full_name: str | None) -> set[str]:
+    local_part = email.rsplit("@", 1)[0]
+    words = {email, local_part, username or "", full_name or ""}
+    words |= set(re.split(r"[\s._+-]+", f"{local_part} {full_name or ''}"))
+    squashed = {_squash(word) for word in words}
+    return {word for word in squashed if len(word) >= MIN_CONTEXT_WORD}
+
+
+def policy_errors(
+    password: str,
+    *,
+    email: str,
+    username: str | None = None,
+    full_name: str | None = None,
+) -> list[str]:
+    """Why `password` is refused (empty when it is fine); the same rules everywhere (PW-1..5)."""
+    if _UNPAIRED_SURROGATE.search(password):
+        return ["Contains invalid characters (unpaired surrogates)."]
+    normalized = normalize(password)
+    minimum = current_app.config["PASSWORD_MIN_LENGTH"]
+    errors = []
+    if len(normalized) < minimum:
+        errors.append(f"Must be at least {minimum} characters.")
+    if len(normalized) > MAX_LENGTH:
+        errors.append(f"Must be at most {MAX_LENGTH} characters.")
+    if normalized.casefold() in _common_passwords():
+        errors.append("Is one of the most commonly used passwords; choose another.")
+    squashed = _squash(password)
+    if any(word in squashed for word in _context_words(email, username, full_name)):
+        errors.append("Must not contain your email address, username or name.")
+    return errors

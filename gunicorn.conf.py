@@ -1,0 +1,61 @@
+"""gunicorn settings, read from the environment (README "Deployment").
+
+gthread workers: real threads, no greenlets (DESIGN.md rule 1). The app is loaded in each
+worker after the fork, so nothing (database connections, thread pools) crosses a fork.
+"""
+
+import multiprocessing
+import os
+
+bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
+workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
+keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
+max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "2000"))
+max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "200"))
+# Only these peers may set X-Forwarded-Proto & co.; the app applies TRUSTED_PROXIES itself.
+forwarded_allow_ips = (
+    ",".join(p.strip() for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip())
+    or "127.0.0.1"
+)
+# gunicorn 27 shares one control socket per machine by default; tests start several servers.
+control_socket_disable = True
+preload_app = False
+
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(D)s %({x-request-id}o)s'
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "structlog": {
+            "()": "authapp.logs.make_formatter",
+            "log_format": os.environ.get("LOG_FORMAT", "json"),
+        }
+    },
+    "handlers": {
+        "stderr": {"class": "authapp.logs.Handler", "formatter": "structlog"},
+    },
+    "root": {"handlers": ["stderr"], "level": os.environ.get("LOG_LEVEL", "INFO").upper()},
+    "loggers": {
+        "gunicorn.error": {"handlers": [], "propagate": True},
+        "gunicorn.access": {"handlers": [], "propagate": True},
+    },
+}
+
+
+def post_fork(server, worker):  # noqa: ANN001
+    """Drop any database connection inherited from the master (only with preload_app)."""
+    import sys
+
+    wsgi = sys.modules.get("wsgi")
+    if wsgi is not None:
+        from authapp.extensions import db
+
+        with wsgi.app.app_context():
+            db.engine.dispose(close=False)

@@ -1,0 +1,116 @@
+import threading
+
+import jwt
+import pytest
+
+from authapp.extensions import db
+from authapp.models import User
+from authapp.security.passwords import SLOTS_KEY
+from tests.conftest import PASSWORD, build_app
+
+LOGIN = "/api/v1/auth/login"
+
+
+def test_login_by_email_or_username_case_insensitively(client, make_user):
+    make_user(email="Ada@Example.com", username="Ada_L")
+
+    for login in ("ada@example.com", " ADA@EXAMPLE.COM ", "ada_l", "ADA_L"):
+        response = client.post(LOGIN, json={"login": login, "password": PASSWORD})
+        assert response.status_code == 200, login
+        assert response.json["user"]["email"] == "Ada@Example.com"
+        assert response.json["token_type"] == "Bearer"
+
+
+def test_each_login_starts_a_new_session(client, make_user, login, app):
+    """SE-5."""
+    user = make_user()
+    first, second = login(user), login(user)
+
+    sid = [jwt.decode(p["access_token"], options={"verify_signature": False})["sid"]
+           for p in (first, second)]  # fmt: skip
+    assert sid[0] != sid[1]
+    assert first["user"]["last_login_at"] is not None
+
+
+def _comparable(response):
+    body = dict(response.json)
+    body.pop("request_id")
+    headers = {k: v for k, v in response.headers.items() if k != "X-Request-ID"}
+    return response.status_code, body, headers
+
+
+def test_login_failures_are_indistinguishable(app, client, make_user):
+    """EN-1: unknown account, wrong password, disabled account with a wrong password."""
+    make_user(email="known@example.com")
+    make_user(email="off@example.com", username="off")
+    app.test_cli_runner().invoke(args=["disable-user", "off"])
+
+    unknown = client.post(LOGIN, json={"login": "nobody@example.com", "password": PASSWORD})
+    wrong = client.post(LOGIN, json={"login": "known@example.com", "password": PASSWORD + "x"})
+    disabled = client.post(LOGIN, json={"login": "off@example.com", "password": PASSWORD + "x"})
+
+    assert _comparable(unknown) == _comparable(wrong) == _comparable(disabled)
+    assert unknown.status_code == 401
+    assert unknown.json["error"]["code"] == "invalid_credentials"
+    assert unknown.headers["WWW-Authenticate"] == "Bearer"
+
+
+def test_disabled_account_is_403_only_after_the_right_password(app, client, make_user):
+    """SE-4."""
+    make_user(email="off@example.com", username="off")
+    app.test_cli_runner().invoke(args=["disable-user", "off"])
+
+    response = client.post(LOGIN, json={"login": "off@example.com", "password": PASSWORD})
+
+    assert response.status_code == 403
+    assert response.json["error"]["code"] == "account_disabled"
+
+
+def test_hash_is_upgraded_when_the_configured_cost_changes(database_url, make_user):
+    """CS-1: stored at cost 4, logged in at cost 5, stored again at cost 5."""
+    user = make_user()
+    stronger = build_app(database_url, BCRYPT_ROUNDS=5)
+
+    response = stronger.test_client().post(
+        LOGIN, json={"login": user["email"], "password": PASSWORD}
+    )
+
+    assert response.status_code == 200
+    with stronger.app_context():
+        stored = db.session.get(User, user["id"]).password_hash
+        assert stored.startswith("$2b$05$")
+        db.engine.dispose()
+
+
+def test_stored_hash_is_bcrypt_over_a_prehash(app, make_user):
+    """CS-1: never the password, never plain bcrypt of it."""
+    user = make_user()
+    with app.app_context():
+        stored = db.session.get(User, user["id"]).password_hash
+    assert stored.startswith("$2b$04$")
+    assert PASSWORD not in stored
+
+
+@pytest.mark.config(PASSWORD_HASH_CONCURRENCY=1, PASSWORD_HASH_WAIT_SECONDS=0.05)
+def test_login_is_503_with_retry_after_when_no_hashing_slot_frees(app, client, make_user):
+    """F11: a flood gets a fast 503, not a queue."""
+    make_user()
+    slots: threading.BoundedSemaphore = app.extensions[SLOTS_KEY]
+    assert slots.acquire(timeout=1)  # another request is hashing
+    try:
+        response = client.post(LOGIN, json={"login": "ada@example.com", "password": PASSWORD})
+    finally:
+        slots.release()
+
+    assert response.status_code == 503
+    assert response.json["error"]["code"] == "service_unavailable"
+    assert response.headers["Retry-After"] == "1"
+    retry = client.post(LOGIN, json={"login": "ada@example.com", "password": PASSWORD})
+    assert retry.status_code == 200
+
+
+def test_login_requires_both_fields(client):
+    response = client.post(LOGIN, json={"login": "ada@example.com"})
+
+    assert response.status_code == 422
+    assert response.json["error"]["fields"] == {"password": ["Missing data for required field."]}

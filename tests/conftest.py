@@ -1,0 +1,146 @@
+"""App fixtures on real PostgreSQL: one database per xdist worker, one app per test."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import flask_migrate
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from authapp import create_app
+from authapp.auth import services
+from authapp.extensions import db
+from authapp.seed import seed_database
+
+SERVER = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1/test")
+PASSWORD = "a long passphrase nobody guesses"
+TEST_SECRETS = {
+    "SECRET_KEY": "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
+    "JWT_SECRET_KEY": "test-jwt-key-0123456789abcdefghijklmnopqrstuvwxyz",
+    "PASSWORD_PEPPER": "test-pepper-0123456789abcdefghijklmnopqrstuvwxyz",
+}
+
+
+def build_app(database_url: str, **overrides: Any) -> Flask:
+    settings = {
+        "AUTHAPP_ENV": "testing",
+        "BCRYPT_ROUNDS": 4,
+        "DATABASE_URL": database_url,
+        **TEST_SECRETS,
+        **overrides,
+    }
+    return create_app(settings)
+
+
+def admin_engine() -> sa.Engine:
+    return sa.create_engine(SERVER, isolation_level="AUTOCOMMIT")
+
+
+@contextmanager
+def scratch_database(name: str) -> Iterator[str]:
+    """A new empty PostgreSQL database, dropped afterwards."""
+    engine = admin_engine()
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:
+        pytest.fail(f"PostgreSQL is unreachable at {SERVER}: {exc}", pytrace=False)
+    try:
+        yield sa.make_url(SERVER).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+def worker_name(prefix: str) -> str:
+    return f"{prefix}_{os.environ.get('PYTEST_XDIST_WORKER', 'gw')}"
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    with scratch_database(worker_name("authapp_test")) as url:
+        app = build_app(url)
+        with app.app_context():
+            flask_migrate.upgrade()  # the schema comes from migrations/
+            db.engine.dispose()
+        yield url
+
+
+@pytest.fixture
+def app(database_url: str, request: pytest.FixtureRequest) -> Iterator[Flask]:
+    marker = request.node.get_closest_marker("config")
+    app = build_app(database_url, **(marker.kwargs if marker else {}))
+    with app.app_context():
+        seed_database()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        with db.engine.begin() as conn:  # other threads commit too: truncate, not roll back
+            conn.execute(sa.text("TRUNCATE " + ", ".join(db.metadata.tables) + " CASCADE"))
+        db.engine.dispose()  # an app per test must not leak its connections
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def make_user(app: Flask) -> Callable[..., dict[str, Any]]:
+    """Create an account the way an operator would; returns its id, email and password."""
+
+    def make(email: str = "ada@example.com", password: str = PASSWORD, **fields: Any) -> dict:
+        with app.app_context():
+            user = services.create_user(email=email, password=password, **fields)
+            return {"id": user.id, "email": email, "password": password}
+
+    return make
+
+
+@pytest.fixture
+def login(client: FlaskClient) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    def do_login(user: dict[str, Any]) -> dict[str, Any]:
+        response = client.post(
+            "/api/v1/auth/login", json={"login": user["email"], "password": user["password"]}
+        )
+        assert response.status_code == 200, response.json
+        return response.json
+
+    return do_login
+
+
+@pytest.fixture
+def count_sql(app: Flask) -> Callable[[], Any]:
+    """Statements this thread sends while the block runs (pool threads do not count)."""
+
+    @contextmanager
+    def counting() -> Iterator[list[str]]:
+        statements: list[str] = []
+        me = threading.get_ident()
+
+        def record(_conn, _cursor, statement, _params, _context, _many):  # noqa: ANN001
+            if threading.get_ident() == me:
+                statements.append(statement)
+
+        with app.app_context():
+            engine = db.engine
+        sa.event.listen(engine, "before_cursor_execute", record)
+        try:
+            yield statements
+        finally:
+            sa.event.remove(engine, "before_cursor_execute", record)
+
+    return counting
+
+
+def auth_header(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

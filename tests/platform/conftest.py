@@ -1,0 +1,260 @@
+"""Real gunicorn (2 gthread workers) on its own scratch PostgreSQL database, for e2e modules.
+
+`server` is module-scoped: `flask db upgrade`, `flask seed`, then gunicorn with
+AUTHAPP_ENV=testing. A module changes its server's environment with a module-level
+`GUNICORN_ENV = {"NAME": "value"}`; an indirect parametrisation
+(`@pytest.mark.parametrize("server", [{...}], indirect=True)`) adds to that. Each distinct
+environment gets its own database, so servers never share state (the testing clock included).
+
+`request_json` sends one request over a fresh connection (`Connection: close`), so successive
+requests are spread over both workers; it uses the standard library only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import PASSWORD, TEST_SECRETS, scratch_database, worker_name
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "seeded operator passphrase for gunicorn"  # policy-valid: no "admin" in it
+START_SECONDS = 20.0
+REQUEST_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Server:
+    host: str
+    port: int
+    log_path: Path
+    stdout_path: Path
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") + self.stdout_path.read_text(
+            errors="replace"
+        )
+
+
+Response = tuple[int, http.client.HTTPMessage, Any]
+
+
+def request_json(
+    server: Server,
+    method: str,
+    path: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """One request over a fresh connection: (status, headers, JSON body or None)."""
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=REQUEST_TIMEOUT)
+    try:
+        sent = {"Connection": "close", **(headers or {})}
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            sent["Content-Type"] = "application/json"
+        conn.request(method, path, body=data, headers=sent)
+        response = conn.getresponse()
+        raw = response.read()
+        payload = (
+            json.loads(raw)
+            if raw and "json" in (response.getheader("Content-Type") or "")
+            else None
+        )
+        return response.status, response.headers, payload
+    finally:
+        conn.close()
+
+
+def all_at_once(count: int, call: Callable[[], Response]) -> list[Response | BaseException]:
+    """`call` from `count` threads released together by a barrier; an exception is returned."""
+    barrier = threading.Barrier(count, timeout=REQUEST_TIMEOUT)
+
+    def one() -> Response | BaseException:
+        barrier.wait()
+        try:
+            return call()
+        except OSError as exc:  # a reset or timeout is an answer to report, not to hide
+            return exc
+
+    with ThreadPoolExecutor(max_workers=count) as pool:
+        futures = [pool.submit(one) for _ in range(count)]
+        return [future.result() for future in futures]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+def sign_up(server: Server, **fields: Any) -> dict[str, Any]:
+    """A fresh account (uuid email unless given); returns the 201 body (token pair + user)."""
+    body = {"email": f"{unique('live.')}@example.com", "password": PASSWORD, **fields}
+    status, _, payload = request_json(server, "POST", "/api/v1/auth/signup", body)
+    assert status == 201, payload
+    return payload
+
+
+def log_in(server: Server, login: str, password: str = PASSWORD) -> dict[str, Any]:
+    """A new session; returns the 200 body (token pair + user)."""
+    status, _, payload = request_json(
+        server, "POST", "/api/v1/auth/login", {"login": login, "password": password}
+    )
+    assert status == 200, payload
+    return payload
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _run_flask(env: dict[str, str], *args: str) -> None:
+    result = subprocess.run(
+        [str(BIN / "flask"), "--app", "authapp", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, (
+        f"flask {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
+    )
+
+
+def _wait_for_health(server: Server, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"gunicorn exited with {process.returncode}:\n{server.logs()}")
+        try:
+            status, _, _ = request_json(server, "GET", "/healthz")
+        except OSError:
+            status = 0
+        if status == 200:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"gunicorn did not answer /healthz within {START_SECONDS} s:\n{server.logs()}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)  # its own session: the master and its workers
+        process.wait(timeout=5)
+
+
+def _extra_env(request: pytest.FixtureRequest) -> dict[str, str]:
+    extra: dict[str, str] = dict(getattr(request.module, "GUNICORN_ENV", {}))
+    param = getattr(request, "param", None)
+    if param is not None:
+        if not isinstance(param, Mapping):
+            raise TypeError(f"server is parametrised with an environment mapping, not {param!r}")
+        extra |= dict(param)
+    for name, value in extra.items():
+        if not isinstance(value, str):
+            raise TypeError(f"GUNICORN_ENV[{name!r}] must be a string, not {value!r}")
+    return extra
+
+
+def _database_name(request: pytest.FixtureRequest, extra: Mapping[str, str]) -> str:
+    """Stable per module and environment (a crashed run's leftover is dropped next time)."""
+    module = re.sub(r"[^a-z0-9_]", "_", request.module.__name__.rsplit(".", 1)[-1].lower())
+    digest = hashlib.sha256(json.dumps(sorted(extra.items())).encode()).hexdigest()[:6]
+    return worker_name(f"live_{module[:32]}_{digest}")
+
+
+@pytest.fixture(scope="module")
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    extra = _extra_env(request)
+    with scratch_database(_database_name(request, extra)) as url:
+        env = {
+            **os.environ,
+            **TEST_SECRETS,
+            "DATABASE_URL": url,
+            "AUTHAPP_ENV": "testing",
+            "BCRYPT_ROUNDS": "4",
+            "SEED_ADMIN_EMAIL": ADMIN_EMAIL,
+            "SEED_ADMIN_PASSWORD": ADMIN_PASSWORD,
+            "LOG_FORMAT": "json",
+            "LOG_LEVEL": "INFO",
+            **extra,
+        }
+        env.pop("FLASK_APP", None)
+        _run_flask(env, "db", "upgrade")
+        _run_flask(env, "seed")
+
+        logs = tmp_path_factory.mktemp("gunicorn")
+        port = _free_port()
+        server = Server("127.0.0.1", port, logs / "gunicorn.log", logs / "stdout.log")
+        env = {
+            **env,
+            "GUNICORN_WORKERS": "2",
+            "GUNICORN_GRACEFUL_TIMEOUT": "5",
+            **extra,  # a module may ask for other workers or threads too
+            "GUNICORN_BIND": f"127.0.0.1:{port}",
+        }
+        with server.log_path.open("wb") as stderr, server.stdout_path.open("wb") as stdout:
+            process = subprocess.Popen(
+                [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+                cwd=ROOT,
+                env=env,
+                stdout=stdout,
+                stderr=stderr,
+                start_new_session=True,
+            )
+        try:
+            _wait_for_health(server, process)
+            yield server
+        finally:
+            _stop(process)
+
+
+def refresh_race(server: Server, token: str, racers: int) -> list[Response | BaseException]:
+    """`racers` concurrent refreshes of one token, each on its own connection (F9)."""
+    body = {"refresh_token": token}
+    return all_at_once(racers, lambda: request_json(server, "POST", "/api/v1/auth/refresh", body))
+
+
+def describe(answers: list[Response | BaseException]) -> list[Any]:
+    """(status, body) per answer, or the connection error: for assertion messages."""
+    return [
+        answer if isinstance(answer, BaseException) else (answer[0], answer[2])
+        for answer in answers
+    ]

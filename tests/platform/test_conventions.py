@@ -1,0 +1,173 @@
+"""The JSON conventions of API.md on every endpoint: IN-1, IN-4, ER-1."""
+
+import re
+
+import pytest
+
+from tests.conftest import PASSWORD
+
+SIGNUP = "/api/v1/auth/signup"
+LOGIN = "/api/v1/auth/login"
+
+
+def assert_envelope(response, status, code):
+    assert response.status_code == status
+    assert response.mimetype == "application/json"
+    assert response.headers["Content-Type"] == "application/json; charset=utf-8"  # WB-7
+    body = response.json
+    assert set(body) == {"error", "request_id"}
+    assert body["error"]["code"] == code
+    assert isinstance(body["error"]["message"], str)
+    assert body["error"]["message"]
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    assert "Traceback" not in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type"),
+    [
+        ("email=a@example.com&password=x", "application/x-www-form-urlencoded"),
+        ('{"email": "a@example.com"}', "text/plain"),
+        ("<xml/>", "application/xml"),
+        ('{"login": "a"}', None),
+    ],
+)
+def test_non_json_body_is_415(client, data, content_type):
+    """IN-1."""
+    response = client.post(LOGIN, data=data, content_type=content_type)
+
+    assert_envelope(response, 415, "unsupported_media_type")
+
+
+@pytest.mark.parametrize("data", ['{"login": ', "{'login': 'a'}", "nul\x00", b"\xff\xfe{}"])
+def test_broken_json_is_400_invalid_json(client, data):
+    """IN-1."""
+    response = client.post(LOGIN, data=data, content_type="application/json")
+
+    assert_envelope(response, 400, "invalid_json")
+
+
+def test_json_with_charset_is_accepted(client, make_user):
+    make_user()
+    response = client.post(
+        LOGIN,
+        data=f'{{"login": "ada@example.com", "password": "{PASSWORD}"}}',
+        content_type="application/json; charset=utf-8",
+    )
+
+    assert response.status_code == 200
+
+
+def test_body_over_the_limit_is_413(client):
+    """IN-1: 64 KiB by default, also when the body is streamed without a length."""
+    big = '{"login": "' + "x" * 70_000 + '", "password": "p"}'
+
+    response = client.post(LOGIN, data=big, content_type="application/json")
+
+    assert_envelope(response, 413, "payload_too_large")
+
+
+@pytest.mark.config(MAX_CONTENT_LENGTH=2048)
+def test_limit_follows_max_content_length(client):
+    response = client.post(LOGIN, json={"login": "x" * 3000, "password": "p"})
+
+    assert_envelope(response, 413, "payload_too_large")
+
+
+def test_validation_error_has_fields_and_others_do_not(client):
+    invalid = client.post(SIGNUP, json={"email": "nope", "password": PASSWORD})
+    unknown = client.post(LOGIN, json={"login": "nobody@example.com", "password": PASSWORD})
+
+    assert_envelope(invalid, 422, "validation_error")
+    assert invalid.json["error"]["fields"]["email"]
+    assert_envelope(unknown, 401, "invalid_credentials")
+    assert "fields" not in unknown.json["error"]
+
+
+def test_sane_request_id_is_echoed(client):
+    """IN-4."""
+    response = client.get("/healthz", headers={"X-Request-ID": "abc.DEF_123-xyz"})
+
+    assert response.headers["X-Request-ID"] == "abc.DEF_123-xyz"
+
+
+@pytest.mark.parametrize("incoming", ["has space", "x" * 65, "<script>", "semi;colon", ""])
+def test_unsafe_request_id_is_replaced(client, incoming):
+    """IN-4: an id that could inject into logs is never echoed."""
+    response = client.post(LOGIN, json={"login": "nobody"}, headers={"X-Request-ID": incoming})
+
+    replaced = response.headers["X-Request-ID"]
+    assert replaced != incoming
+    assert re.fullmatch(r"[A-Za-z0-9._-]{1,64}", replaced)
+    assert response.json["request_id"] == replaced
+
+
+def test_request_ids_differ_per_request(client):
+    ids = {client.get("/healthz").headers["X-Request-ID"] for _ in range(5)}
+
+    assert len(ids) == 5
+
+
+def test_unknown_api_path_is_404_envelope(client):
+    assert_envelope(client.get("/api/v1/nothing-here"), 404, "not_found")
+
+
+@pytest.mark.parametrize("method", ["TRACE", "PUT", "DELETE"])
+def test_wrong_method_is_405_envelope(client, method):
+    """IN-4."""
+    response = client.open("/api/v1/auth/login", method=method)
+
+    assert_envelope(response, 405, "method_not_allowed")
+    assert "POST" in response.headers["Allow"]
+
+
+def test_unhandled_exception_is_a_generic_500(app, caplog):
+    """ER-1: the client sees no trace; the log has it, with the request id."""
+
+    @app.get("/api/v1/_boom")
+    def boom():
+        raise RuntimeError("secret internals: SELECT password_hash FROM users")
+
+    response = app.test_client().get("/api/v1/_boom")
+
+    assert_envelope(response, 500, "internal_error")
+    text = response.get_data(as_text=True)
+    assert "secret internals" not in text
+    assert "RuntimeError" not in text
+    logged = [r for r in caplog.records if "request.unhandled_error" in str(r.msg)]
+    assert logged
+    assert logged[0].exc_info is not None
+    assert logged[0].msg["request_id"] == response.json["request_id"]
+
+
+def test_api_answers_are_not_cached_and_carry_security_headers(client):
+    """WB-4 (API part)."""
+    response = client.post(LOGIN, json={"login": "nobody@example.com", "password": PASSWORD})
+
+    assert response.headers["Cache-Control"] == "no-store"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    csp = response.headers["Content-Security-Policy"]
+    for directive in ("object-src 'none'", "base-uri 'none'", "frame-ancestors 'none'"):
+        assert directive in csp
+    assert response.headers["Referrer-Policy"]
+    assert "Strict-Transport-Security" not in response.headers  # production only
+
+
+@pytest.mark.config(AUTHAPP_ENV="production", BCRYPT_ROUNDS=10)
+def test_production_answers_carry_hsts(client):
+    response = client.get("/healthz")
+
+    assert "max-age=31536000" in response.headers["Strict-Transport-Security"]
+
+
+def test_duplicate_json_keys_take_the_last_value_consistently(client, make_user):
+    """IN-4: parsed once, by one parser; the last duplicate wins everywhere."""
+    make_user()
+    body = (
+        f'{{"login": "nobody@example.com", "login": "ada@example.com", "password": "{PASSWORD}"}}'
+    )
+
+    response = client.post(LOGIN, data=body, content_type="application/json")
+
+    assert response.status_code == 200
+    assert response.json["user"]["email"] == "ada@example.com"
