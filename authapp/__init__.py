@@ -12,6 +12,7 @@ from authapp.auth import routes as auth_routes
 from authapp.extensions import api
 from authapp.extensions import init_app as init_extensions
 from authapp.security import keys, passwords, rbac, tokens
+from authapp.settings import routes as settings_routes
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -26,7 +27,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     tokens.init_app(app)
     rbac.init_app(app)
     passwords.init_app(app)
-    api.register_blueprint(auth_routes.bp)  # validated, listed in /api/openapi.json
+    for bp in (auth_routes.bp, settings_routes.bp):
+        api.register_blueprint(bp)  # validated, listed in /api/openapi.json
     ops.init_app(app)
     cli.init_app(app)
     return app

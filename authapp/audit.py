@@ -53,3 +53,26 @@ def by_user(event: str, user: User, origin: Origin, **data: Any) -> None:
         user_agent=origin.user_agent,
         data=data,
     )
+
+
+class Actor(Origin, Protocol):
+    """Who acts inside an organization (security.rbac.Principal)."""
+
+    @property
+    def actor(self) -> str: ...
+
+    @property
+    def organization_id(self) -> str: ...
+
+
+def by_principal(event: str, principal: Actor, *, user_id: str | None = None, **data: Any) -> None:
+    """An action a principal took in its organization; `user_id` is the account it concerns."""
+    record(
+        event,
+        organization_id=principal.organization_id,
+        user_id=user_id,
+        actor=principal.actor,
+        ip=principal.ip,
+        user_agent=principal.user_agent,
+        data=data,
+    )

@@ -10,7 +10,9 @@ from marshmallow import ValidationError
 from authapp.auth import services
 from authapp.auth.schemas import SignupIn
 from authapp.errors import AppError
-from authapp.seed import SeedError, seed_database
+from authapp.seed import SeedError, add_permission, seed_database
+from authapp.settings.schemas import PermissionIn
+from authapp.settings.services import roles
 
 
 @click.command("seed")
@@ -77,6 +79,35 @@ def disable_user_command(login: str) -> None:
     click.echo(f"disabled {user.email}; its sessions are revoked")
 
 
+@click.group("permissions")
+def permissions_group() -> None:
+    """Permission codes that roles and API keys can carry."""
+
+
+@permissions_group.command("add")
+@click.argument("code")
+@click.argument("description")
+@with_appcontext
+def add_permission_command(code: str, description: str) -> None:
+    """Register an application permission code (for example commodities:write)."""
+    try:
+        body = PermissionIn().load({"code": code, "description": description})
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid input: {exc.messages}") from None
+    if add_permission(**body):
+        click.echo(f"created permission {code}; owner and admin hold it")
+    else:
+        click.echo(f"permission {code} already exists; description updated")
+
+
+@permissions_group.command("list")
+@with_appcontext
+def list_permissions_command() -> None:
+    """Every permission code with its description."""
+    for permission in roles.list_permissions():
+        click.echo(f"{permission.code}\t{permission.description}")
+
+
 def init_app(app: Flask) -> None:
-    for command in (seed_command, create_user_command, disable_user_command):
+    for command in (seed_command, create_user_command, disable_user_command, permissions_group):
         app.cli.add_command(command)

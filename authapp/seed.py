@@ -23,11 +23,8 @@ BUILTIN_PERMISSIONS = {
     "api_keys:manage": "Create, list and revoke the organization's API keys.",
     "audit:read": "Read the organization's audit log.",
 }
-BUILTIN_ROLES = {
-    "owner": tuple(BUILTIN_PERMISSIONS),
-    "admin": tuple(BUILTIN_PERMISSIONS),
-    "member": (),
-}
+BUILTIN_ROLES = ("owner", "admin", "member")
+FULL_ACCESS_ROLES = ("owner", "admin")  # every permission, the operator's own codes included
 
 
 class SeedError(ValueError):
@@ -69,18 +66,43 @@ def _ensure_roles(permissions: dict[str, Permission], report: SeedReport) -> dic
             .options(selectinload(Role.permissions))
         )
     }
-    for name, codes in BUILTIN_ROLES.items():
+    for name in BUILTIN_ROLES:
         role = roles.get(name)
         if role is None:
             role = roles[name] = Role(name=name, permissions=[])
             db.session.add(role)
             report.created.append(f"role {name}")
-        missing = [permissions[code] for code in codes if permissions[code] not in role.permissions]
+        granted = permissions.values() if name in FULL_ACCESS_ROLES else ()
+        missing = [permission for permission in granted if permission not in role.permissions]
         if missing:
             role.permissions.extend(missing)
             if f"role {name}" not in report.created:
                 report.created.append(f"permissions of role {name}")
     return roles
+
+
+def add_permission(code: str, description: str) -> bool:
+    """`flask permissions add`: an application's permission code, granted to the full-access
+    built-in roles so owners can put it into custom roles. False when it already existed
+    (its description is updated)."""
+    permission = db.session.scalars(
+        sa.select(Permission).where(Permission.code == code)
+    ).one_or_none()
+    created = permission is None
+    if permission is None:
+        permission = Permission(code=code)
+        db.session.add(permission)
+    permission.description = description
+    full_access = db.session.scalars(
+        sa.select(Role)
+        .where(Role.organization_id.is_(None), Role.name.in_(FULL_ACCESS_ROLES))
+        .options(selectinload(Role.permissions))
+    )
+    for role in full_access:
+        if permission not in role.permissions:
+            role.permissions.append(permission)
+    db.session.commit()
+    return created
 
 
 def _ensure_default_organization(report: SeedReport) -> Organization:

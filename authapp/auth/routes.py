@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask_jwt_extended import jwt_required
 from flask_smorest import Blueprint
 
 from authapp.auth import services, sessions
@@ -17,7 +16,7 @@ from authapp.auth.schemas import (
     UserEnvelopeOut,
 )
 from authapp.security.network import client_ip, user_agent
-from authapp.security.rbac import current_principal
+from authapp.security.rbac import current_principal, current_user, require_login
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign-up, login, tokens")
 
@@ -43,11 +42,11 @@ def login(body: dict[str, Any]) -> sessions.TokenPair:
 
 
 @bp.route("/me", methods=["GET"])
-@jwt_required()
+@require_login()
 @bp.response(200, UserEnvelopeOut)
 def me() -> dict[str, Any]:
     """The calling user."""
-    return {"user": current_principal().user}
+    return {"user": current_user()}
 
 
 @bp.route("/refresh", methods=["POST"])
@@ -59,18 +58,18 @@ def refresh(body: dict[str, Any]) -> sessions.TokenPair:
 
 
 @bp.route("/logout", methods=["POST"])
-@jwt_required()
+@require_login()
 @bp.arguments(LogoutIn)
 @bp.response(204)
 def logout(body: dict[str, Any]) -> None:
     """End the current session now."""
-    principal = current_principal()
-    sessions.log_out(principal.user, principal.session_id, _client(), body["refresh_token"])
+    session_id = current_principal().session_id or ""
+    sessions.log_out(current_user(), session_id, _client(), body["refresh_token"])
 
 
 @bp.route("/logout-all", methods=["POST"])
-@jwt_required()
+@require_login()
 @bp.response(204)
 def logout_all() -> None:
     """End every session of the caller now."""
-    sessions.log_out_all(current_principal().user, _client())
+    sessions.log_out_all(current_user(), _client())

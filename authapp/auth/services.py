@@ -98,14 +98,14 @@ def sign_up(
         roles=[role],
     )
     db.session.add(user)
-    _flush_unique()
+    flush_unique()
     session, refresh = sessions.start(user, client)
     audit.by_user("user.signed_up", user, client, new_organization=bool(organization_name))
     db.session.commit()
     return sessions.token_pair(user, session, refresh)
 
 
-def _flush_unique() -> None:
+def flush_unique() -> None:
     """Flush; a unique index that refuses the row becomes the contract's 409.
 
     The indexes decide, never a SELECT first: that would race a concurrent sign-up (F8).
@@ -193,7 +193,7 @@ def create_user(
         email_verified_at=clock.now(),
     )
     db.session.add(user)
-    _flush_unique()
+    flush_unique()
     audit.record(
         "user.created",
         organization_id=org.id,

@@ -2,6 +2,7 @@
 
 from authapp.models.audit import AuditEvent
 from authapp.models.base import Base
+from authapp.models.credential import ApiKey
 from authapp.models.organization import TIER_RATE_LIMITS, Organization
 from authapp.models.role import Permission, Role, role_permissions, user_roles
 from authapp.models.session import RefreshToken, Session
@@ -9,6 +10,7 @@ from authapp.models.testing_clock import TestingClock
 from authapp.models.user import User
 
 __all__ = [
+    "ApiKey",
     "TIER_RATE_LIMITS",
     "AuditEvent",
     "Base",

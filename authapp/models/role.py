@@ -66,5 +66,9 @@ class Role(Base):
     )
 
     @property
+    def permission_codes(self) -> list[str]:
+        return sorted(permission.code for permission in self.permissions)
+
+    @property
     def is_builtin(self) -> bool:
         return self.organization_id is None

@@ -1,42 +1,66 @@
-"""Who is calling and what they may do: the Principal of a request and `require_permission`.
+"""Who is calling and what they may do: the Principal of a request and the route guards.
 
-An access token costs one statement: the session joined to its user, organization, roles and
-permissions. Authorization reads those rows, never the `roles` claim of the token (JW-9).
+A principal is a user acting through a session (an access token) or an organization's API key
+(`X-API-Key`). Either costs one statement: the session joined to its user, organization, roles
+and permissions, or the key joined to its organization. Authorization reads those rows, never
+the `roles` claim of a token (JW-9), and a guard adds no statement of its own.
+
+Guards for every route, the adopter's blueprints included:
+
+    @bp.route("/commodities", methods=["POST"])
+    @require_permission("commodities:write")  # 401 without credentials, 403 without the code
+    def create_commodity(): ...
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
-from flask import Flask
+from flask import Flask, g, request
 from flask_jwt_extended import get_current_user, verify_jwt_in_request
 from sqlalchemy.orm import joinedload
 
-from authapp import clock
+from authapp import audit, clock
 from authapp.errors import Forbidden, TokenError
 from authapp.extensions import db, jwt
-from authapp.models import Role, Session, User
+from authapp.models import ApiKey, Organization, Role, Session, User
+from authapp.security import api_keys, network
 
 F = TypeVar("F", bound=Callable[..., Any])
+API_KEY_HEADER = "X-API-Key"
+# last_used_at is kept to the minute: a write on every keyed request would cost a statement.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
 @dataclass(frozen=True)
 class Principal:
-    user: User
-    session_id: str
-    permissions: frozenset[str]
+    """The caller: `user` and `session_id` for a login, `api_key_id` for a key."""
 
-    @property
-    def user_id(self) -> str:
-        return self.user.id
+    organization: Organization
+    permissions: frozenset[str]
+    user: User | None = None
+    session_id: str | None = None
+    api_key_id: str | None = None
+    ip: str | None = None  # where the request came from, for the audit log
+    user_agent: str | None = None
 
     @property
     def organization_id(self) -> str:
-        return self.user.organization_id
+        return self.organization.id
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names the caller."""
+        return f"user:{self.user.id}" if self.user else f"api_key:{self.api_key_id}"
+
+    @property
+    def is_owner(self) -> bool:
+        return self.user is not None and "owner" in self.user.role_names
 
 
 def user_with_access(*criteria: sa.ColumnElement[bool]) -> sa.Select[User]:
@@ -82,29 +106,116 @@ def _load_principal(_header: dict[str, Any], claims: dict[str, Any]) -> Principa
         raise TokenError("An access token is required.")
     user, _session = live_session(claims["sub"], claims["sid"])
     return Principal(
-        user=user, session_id=claims["sid"], permissions=frozenset(user.permission_codes)
+        organization=user.organization,
+        permissions=frozenset(user.permission_codes),
+        user=user,
+        session_id=claims["sid"],
+        ip=network.client_ip(),
+        user_agent=network.user_agent(),
     )
 
 
-def current_principal() -> Principal:
-    principal: Principal = get_current_user()
+def _api_key_principal(presented: str) -> Principal:
+    """AK-2: a revoked or expired key fails on the request after the change commits."""
+    prefix = api_keys.prefix_of(presented)
+    row = None
+    if prefix is not None:
+        row = db.session.execute(
+            sa.select(ApiKey, Organization)
+            .join(Organization, Organization.id == ApiKey.organization_id)
+            .where(ApiKey.prefix == prefix)
+        ).first()
+    if row is None or not api_keys.matches(presented, row[0].key_hash):
+        raise TokenError("The API key is invalid.")
+    key, organization = row
+    now = clock.now()
+    if key.revoked_at is not None:
+        raise TokenError("The API key was revoked.", code="token_revoked")
+    if key.expires_at is not None and key.expires_at <= now:
+        raise TokenError("The API key has expired.", code="token_expired")
+    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
+        key.last_used_at = now
+        db.session.commit()  # recorded even when the route itself only reads
+    return Principal(
+        organization=organization,
+        permissions=frozenset(key.scopes),
+        api_key_id=key.id,
+        ip=network.client_ip(),
+        user_agent=network.user_agent(),
+    )
+
+
+def authenticate() -> Principal:
+    """The request's principal, resolved once: an `X-API-Key` or a bearer access token."""
+    principal: Principal | None = g.get("principal")
+    if principal is None:
+        presented = request.headers.get(API_KEY_HEADER)
+        if presented is not None:
+            principal = _api_key_principal(presented)
+        else:
+            verify_jwt_in_request()
+            principal = get_current_user()
+        g.principal = principal
     return principal
 
 
-def require_permission(code: str) -> Callable[[F], F]:
-    """Guard a view: 401 without credentials, 403 `forbidden` without `code`."""
+def current_principal() -> Principal:
+    """The principal a guard already resolved (call only behind a guard)."""
+    principal: Principal = g.principal
+    return principal
+
+
+def current_user() -> User:
+    """The logged-in user of a `require_login()` route."""
+    user = current_principal().user
+    if user is None:  # unreachable behind require_login(); a guard left off is a 403, not a 500
+        raise Forbidden("This route needs a user's login.")
+    return user
+
+
+def require_login(*, api_keys: bool = False) -> Callable[[F], F]:
+    """Guard a view: any logged-in user; with `api_keys=True`, an organization's key too."""
 
     def decorator(view: F) -> F:
         @wraps(view)
         def guarded(*args: Any, **kwargs: Any) -> Any:
-            verify_jwt_in_request()
-            if code not in current_principal().permissions:
-                raise Forbidden("You do not have permission to do this.")
+            principal = authenticate()
+            if principal.user is None and not api_keys:
+                raise Forbidden("API keys cannot use this route: it acts on a user's own account.")
             return view(*args, **kwargs)
 
         return guarded  # type: ignore[return-value]
 
     return decorator
+
+
+def require_permission(code: str) -> Callable[[F], F]:
+    """Guard a view: 401 without credentials, 403 `forbidden` (audited) without `code`."""
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            principal = authenticate()
+            if code not in principal.permissions:
+                _deny(principal, code)
+            return view(*args, **kwargs)
+
+        return guarded  # type: ignore[return-value]
+
+    return decorator
+
+
+def _deny(principal: Principal, code: str) -> None:
+    audit.by_principal(  # AU-1: a 403 is a security event too
+        "access.denied",
+        principal,
+        user_id=principal.user.id if principal.user else None,
+        permission=code,
+        method=request.method,
+        path=request.path,
+    )
+    db.session.commit()
+    raise Forbidden("You do not have permission to do this.")
 
 
 def init_app(app: Flask) -> None:

@@ -1,0 +1,189 @@
+"""/api/v1/settings: thin views that parse, call one service, and shape the answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask_smorest import Blueprint
+
+from authapp.auth.schemas import UserEnvelopeOut
+from authapp.models import ApiKey, Organization, Role, User
+from authapp.security.rbac import current_principal, current_user, require_login, require_permission
+from authapp.settings import schemas
+from authapp.settings.pagination import Page
+from authapp.settings.services import account, api_keys, audit_log, organization, roles
+
+bp = Blueprint(
+    "settings",
+    __name__,
+    url_prefix="/api/v1/settings",
+    description="Self-service settings and organization administration",
+)
+
+
+# Self-service
+
+
+@bp.route("/profile", methods=["GET"])
+@require_login()
+@bp.response(200, UserEnvelopeOut)
+def get_profile() -> dict[str, User]:
+    """The caller's profile."""
+    return {"user": current_user()}
+
+
+@bp.route("/profile", methods=["PATCH"])
+@require_login()  # above @arguments: no token is a 401, not a 422 showing the schema
+@bp.arguments(schemas.ProfilePatchIn)
+@bp.response(200, UserEnvelopeOut)
+def update_profile(changes: dict[str, Any]) -> dict[str, User]:
+    """Change the caller's full name or username (null clears the username)."""
+    return {"user": account.update_profile(current_principal(), current_user(), changes)}
+
+
+@bp.route("/password", methods=["POST"])
+@require_login()
+@bp.arguments(schemas.PasswordChangeIn)
+@bp.response(204)
+def change_password(body: dict[str, str]) -> None:
+    """Change the password; every other session of the caller ends, this one stays."""
+    account.change_password(current_principal(), current_user(), **body)
+
+
+@bp.route("/sessions", methods=["GET"])
+@require_login()
+@bp.response(200, schemas.SessionListOut)
+def list_sessions() -> dict[str, Any]:
+    """The caller's live sessions, the current one marked."""
+    current = current_principal().session_id
+    listed = account.live_sessions(current_user().id)
+    return {"sessions": [_session_out(session, current) for session in listed]}
+
+
+def _session_out(session: Any, current_id: str | None) -> dict[str, Any]:
+    fields = ("id", "created_at", "last_seen_at", "ip", "user_agent")
+    return {name: getattr(session, name) for name in fields} | {"current": session.id == current_id}
+
+
+@bp.route("/sessions/<session_id>", methods=["DELETE"])
+@require_login()
+@bp.response(204)
+def revoke_session(session_id: str) -> None:
+    """End one of the caller's sessions (another user's is 404)."""
+    account.revoke_session(current_principal(), current_user(), session_id)
+
+
+# Organization administration
+
+
+@bp.route("/organization", methods=["GET"])
+@require_login(api_keys=True)
+@bp.response(200, schemas.OrganizationOut)
+def get_organization() -> Organization:
+    """The caller's organization."""
+    return current_principal().organization
+
+
+@bp.route("/organization", methods=["PATCH"])
+@require_permission("org:manage")
+@bp.arguments(schemas.OrganizationPatchIn)
+@bp.response(200, schemas.OrganizationOut)
+def update_organization(changes: dict[str, Any]) -> Organization:
+    """Rename the organization."""
+    return organization.update_organization(current_principal(), **changes)
+
+
+@bp.route("/members", methods=["GET"])
+@require_permission("users:read")
+@bp.arguments(schemas.PageArgs, location="query")
+@bp.response(200, schemas.MemberPageOut)
+def list_members(args: dict[str, Any]) -> Page:
+    """The organization's members, oldest first: `?limit=` (1-100) and `?cursor=`."""
+    return organization.list_members(current_principal().organization_id, **args)
+
+
+@bp.route("/members/<user_id>", methods=["PATCH"])
+@require_permission("users:manage")
+@bp.arguments(schemas.MemberPatchIn)
+@bp.response(200, schemas.MemberOut)
+def update_member(changes: dict[str, Any], user_id: str) -> User:
+    """Set a member's roles (by name) or disable them (every session ends at once)."""
+    return organization.update_member(current_principal(), user_id, changes)
+
+
+@bp.route("/permissions", methods=["GET"])
+@require_permission("users:read")
+@bp.response(200, schemas.PermissionListOut)
+def list_permissions() -> dict[str, Any]:
+    """Every permission code roles and keys may use, built-in and the operator's."""
+    return {"permissions": roles.list_permissions()}
+
+
+@bp.route("/roles", methods=["GET"])
+@require_permission("users:read")
+@bp.response(200, schemas.RoleListOut)
+def list_roles() -> dict[str, Any]:
+    """Built-in roles, then the organization's own, with their permission codes."""
+    return {"roles": roles.list_roles(current_principal().organization_id)}
+
+
+@bp.route("/roles", methods=["POST"])
+@require_permission("roles:manage")
+@bp.arguments(schemas.RoleIn)
+@bp.response(201, schemas.RoleOut)
+def create_role(body: dict[str, Any]) -> Role:
+    """A custom role; its permissions must exist and be the caller's own."""
+    return roles.create_role(current_principal(), **body)
+
+
+@bp.route("/roles/<role_id>", methods=["PATCH"])
+@require_permission("roles:manage")
+@bp.arguments(schemas.RolePatchIn)
+@bp.response(200, schemas.RoleOut)
+def update_role(changes: dict[str, Any], role_id: str) -> Role:
+    """Rename a custom role or replace its permissions (built-ins are 403)."""
+    return roles.update_role(current_principal(), role_id, changes)
+
+
+@bp.route("/roles/<role_id>", methods=["DELETE"])
+@require_permission("roles:manage")
+@bp.response(204)
+def delete_role(role_id: str) -> None:
+    """Delete a custom role; its members lose it at once (built-ins are 403)."""
+    roles.delete_role(current_principal(), role_id)
+
+
+@bp.route("/api-keys", methods=["GET"])
+@require_permission("api_keys:manage")
+@bp.response(200, schemas.ApiKeyListOut)
+def list_api_keys() -> dict[str, list[ApiKey]]:
+    """The organization's keys, newest first, revoked ones included; never a secret."""
+    return {"api_keys": api_keys.list_keys(current_principal().organization_id)}
+
+
+@bp.route("/api-keys", methods=["POST"])
+@require_permission("api_keys:manage")
+@bp.arguments(schemas.ApiKeyIn)
+@bp.response(201, schemas.NewApiKeyOut)
+def create_api_key(body: dict[str, Any]) -> dict[str, Any]:
+    """A new key with scopes the caller holds; `key` appears in this answer only."""
+    created = api_keys.create_key(current_principal(), **body)
+    shown = {name: getattr(created.row, name) for name in schemas.ApiKeyOut._declared_fields}
+    return shown | {"key": created.key}
+
+
+@bp.route("/api-keys/<key_id>", methods=["DELETE"])
+@require_permission("api_keys:manage")
+@bp.response(204)
+def revoke_api_key(key_id: str) -> None:
+    """Revoke a key; it stops working on the next request."""
+    api_keys.revoke_key(current_principal(), key_id)
+
+
+@bp.route("/audit-events", methods=["GET"])
+@require_permission("audit:read")
+@bp.arguments(schemas.PageArgs, location="query")
+@bp.response(200, schemas.AuditEventPageOut)
+def list_audit_events(args: dict[str, Any]) -> Page:
+    """The organization's audit trail, newest first: `?limit=` (1-100) and `?cursor=`."""
+    return audit_log.list_events(current_principal().organization_id, **args)

@@ -1,0 +1,201 @@
+"""Request and response schemas of /api/v1/settings; the OpenAPI document is built from them."""
+
+from __future__ import annotations
+
+import re
+
+from marshmallow import EXCLUDE, Schema, fields, validate, validates_schema
+from marshmallow import ValidationError as SchemaError
+
+from authapp.auth.schemas import TIME_FORMAT, Password, Text, Username
+
+PERMISSION_CODE = re.compile(r"\A[a-z][a-z0-9_.-]*(:[a-z0-9_.-]+)+\Z")
+PERMISSION_CODE_RULE = "lowercase words joined by colons, such as commodities:write"
+
+
+class PermissionCode(fields.String):
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(
+            validate=[
+                validate.Length(max=100),
+                validate.Regexp(PERMISSION_CODE, error=f"Must be {PERMISSION_CODE_RULE}."),
+            ],
+            **kwargs,  # type: ignore[arg-type]
+        )
+
+
+class StrictBoolean(fields.Boolean):
+    """JSON true or false only: `"no"` or `0` is a 422, not a guess."""
+
+    def _deserialize(self, value: object, attr: str | None, data: object, **kwargs: object) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid")
+        return value
+
+
+def _codes(**kwargs: object) -> fields.List:
+    return fields.List(PermissionCode(), validate=validate.Length(max=200), **kwargs)  # type: ignore[arg-type]
+
+
+class NotEmpty(Schema):
+    """A PATCH body must change something."""
+
+    @validates_schema
+    def _not_empty(self, data: dict[str, object], **_kwargs: object) -> None:
+        if not data:
+            raise SchemaError("Send at least one field to change.", "_schema")
+
+
+# Self-service
+
+
+class ProfilePatchIn(NotEmpty):
+    full_name = Text(max_length=200)
+    username = Username()
+
+
+class PasswordChangeIn(Schema):
+    current_password = Password(required=True)
+    new_password = Password(required=True)
+
+
+class SessionOut(Schema):
+    id = fields.String()
+    created_at = fields.DateTime(format=TIME_FORMAT)
+    last_seen_at = fields.DateTime(format=TIME_FORMAT)
+    ip = fields.String(allow_none=True)
+    user_agent = fields.String(allow_none=True)
+    current = fields.Boolean()
+
+
+class SessionListOut(Schema):
+    sessions = fields.List(fields.Nested(SessionOut))
+
+
+# Organization administration
+
+
+class PageArgs(Schema):
+    class Meta:
+        unknown = EXCLUDE  # query strings collect cache-busters; only these two matter
+
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=100))
+    cursor = fields.String(load_default=None, validate=validate.Length(min=1, max=200))
+
+
+class OrganizationOut(Schema):
+    id = fields.String()
+    name = fields.String()
+    tier = fields.String()
+    rate_limit_per_minute = fields.Integer()
+    webhook_url = fields.String(allow_none=True)
+    created_at = fields.DateTime(format=TIME_FORMAT)
+
+
+class OrganizationPatchIn(NotEmpty):
+    name = Text(min_length=1, max_length=100)
+
+
+class MemberOut(Schema):
+    id = fields.String()
+    email = fields.String()
+    username = fields.String(allow_none=True)
+    full_name = fields.String()
+    roles = fields.List(fields.String(), attribute="role_names")
+    is_active = fields.Boolean()
+    email_verified = fields.Boolean()
+    mfa_enabled = fields.Boolean()
+    created_at = fields.DateTime(format=TIME_FORMAT)
+    last_login_at = fields.DateTime(format=TIME_FORMAT, allow_none=True)
+
+
+class MemberPageOut(Schema):
+    members = fields.List(fields.Nested(MemberOut), attribute="items")
+    next_cursor = fields.String(allow_none=True)
+
+
+class MemberPatchIn(NotEmpty):
+    roles = fields.List(Text(min_length=1, max_length=64), validate=validate.Length(max=50))
+    is_active = StrictBoolean()
+
+
+class PermissionOut(Schema):
+    code = fields.String()
+    description = fields.String()
+
+
+class PermissionIn(Schema):
+    """`flask permissions add`: an operator's own permission code."""
+
+    code = PermissionCode(required=True)
+    description = Text(min_length=1, max_length=255, required=True)
+
+
+class PermissionListOut(Schema):
+    permissions = fields.List(fields.Nested(PermissionOut))
+
+
+class RoleOut(Schema):
+    id = fields.String()
+    name = fields.String()
+    builtin = fields.Boolean(attribute="is_builtin")
+    permissions = fields.List(fields.String(), attribute="permission_codes")
+    created_at = fields.DateTime(format=TIME_FORMAT)
+
+
+class RoleListOut(Schema):
+    roles = fields.List(fields.Nested(RoleOut))
+
+
+class RoleIn(Schema):
+    name = Text(min_length=1, max_length=64, required=True)
+    permissions = _codes(required=True)
+
+
+class RolePatchIn(NotEmpty):
+    name = Text(min_length=1, max_length=64)
+    permissions = _codes()
+
+
+class ApiKeyOut(Schema):
+    id = fields.String()
+    name = fields.String()
+    prefix = fields.String()
+    scopes = fields.List(fields.String())
+    created_by = fields.String(allow_none=True)
+    created_at = fields.DateTime(format=TIME_FORMAT)
+    last_used_at = fields.DateTime(format=TIME_FORMAT, allow_none=True)
+    expires_at = fields.DateTime(format=TIME_FORMAT, allow_none=True)
+    revoked_at = fields.DateTime(format=TIME_FORMAT, allow_none=True)
+
+
+class NewApiKeyOut(ApiKeyOut):
+    key = fields.String(metadata={"description": "The whole key; shown in this answer only."})
+
+
+class ApiKeyListOut(Schema):
+    api_keys = fields.List(fields.Nested(ApiKeyOut))
+
+
+class ApiKeyIn(Schema):
+    name = Text(min_length=1, max_length=100, required=True)
+    scopes = _codes(required=True)
+    expires_in_days = fields.Integer(
+        load_default=None, strict=True, validate=validate.Range(min=1, max=3650)
+    )
+
+
+class AuditEventOut(Schema):
+    id = fields.String()
+    event = fields.String()
+    actor = fields.String()
+    user_id = fields.String(allow_none=True)
+    ip = fields.String(allow_none=True)
+    user_agent = fields.String(allow_none=True)
+    data = fields.Dict()
+    created_at = fields.DateTime(format=TIME_FORMAT)
+
+
+class AuditEventPageOut(Schema):
+    audit_events = fields.List(fields.Nested(AuditEventOut), attribute="items")
+    next_cursor = fields.String(allow_none=True)

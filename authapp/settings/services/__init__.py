@@ -1,0 +1,1 @@
+"""The settings services, one module per subject; each public function owns its commit."""

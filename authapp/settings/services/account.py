@@ -1,0 +1,93 @@
+"""Self-service: a user's profile, password and sessions."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from flask import current_app
+
+from authapp import audit, clock
+from authapp.auth import services as auth_services
+from authapp.auth import sessions
+from authapp.errors import NotFound, ValidationFailed
+from authapp.extensions import db
+from authapp.models import Session, User
+from authapp.security import passwords
+from authapp.security.rbac import Principal
+
+
+def update_profile(principal: Principal, user: User, changes: dict[str, Any]) -> User:
+    """Change `full_name` and/or `username` (None clears it). Raises Conflict(username_taken)."""
+    changed = {name: value for name, value in changes.items() if getattr(user, name) != value}
+    for name, value in changed.items():
+        setattr(user, name, value)
+    if changed:
+        auth_services.flush_unique()  # the unique index decides, never a SELECT first
+        audit.by_principal("profile.updated", principal, user_id=user.id, fields=sorted(changed))
+    db.session.commit()
+    return user
+
+
+def change_password(
+    principal: Principal, user: User, *, current_password: str, new_password: str
+) -> int:
+    """PW-6, SE-3: the current password first; then every other session ends, this one stays.
+    Returns how many sessions were revoked. Raises ValidationFailed."""
+    if not passwords.verify_password(current_password, user.password_hash):
+        audit.by_principal("password.change_failed", principal, user_id=user.id)
+        db.session.commit()
+        raise ValidationFailed(
+            {"current_password": ["The current password is incorrect."]},
+            "The current password is incorrect.",
+        )
+    reasons = passwords.policy_errors(
+        new_password, email=user.email, username=user.username, full_name=user.full_name
+    )
+    if reasons:
+        raise ValidationFailed({"new_password": reasons}, "The password does not meet the policy.")
+    user.password_hash = passwords.hash_password(new_password)
+    revoked = sessions.revoke_all(
+        user.id, reason="password_changed", keep_session_id=principal.session_id
+    )
+    audit.by_principal("password.changed", principal, user_id=user.id, sessions_revoked=revoked)
+    db.session.commit()
+    return revoked
+
+
+def live_sessions(user_id: str) -> list[Session]:
+    """Sessions that can still be refreshed: not revoked, under the cap, not idle too long.
+
+    `last_seen_at` moves at login and at each refresh, so it also dates the idle expiry.
+    """
+    now = clock.now()
+    idle = timedelta(seconds=current_app.config["REFRESH_TOKEN_TTL"])
+    return list(
+        db.session.scalars(
+            sa.select(Session)
+            .where(
+                Session.user_id == user_id,
+                Session.revoked_at.is_(None),
+                Session.expires_at > now,
+                Session.last_seen_at > now - idle,
+            )
+            .order_by(Session.last_seen_at.desc(), Session.id)
+        )
+    )
+
+
+def revoke_session(principal: Principal, user: User, session_id: str) -> None:
+    """SE-5: the caller's own sessions only; another user's id is NotFound and changes nothing.
+    Revoking the current session logs the caller out."""
+    try:
+        uuid.UUID(session_id)
+    except ValueError:
+        raise NotFound("No such session.") from None
+    session = db.session.get(Session, session_id)
+    if session is None or session.user_id != user.id:
+        raise NotFound("No such session.")
+    if sessions.revoke(session.id, reason="user_revoked"):
+        audit.by_principal("session.revoked", principal, user_id=user.id, session_id=session.id)
+    db.session.commit()

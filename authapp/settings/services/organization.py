@@ -1,0 +1,126 @@
+"""The caller's organization and its members (AC-1..3): everything scoped to one organization."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import joinedload
+
+from authapp import audit
+from authapp.auth import sessions
+from authapp.errors import Conflict, Forbidden, NotFound
+from authapp.extensions import db
+from authapp.models import Organization, Role, User, user_roles
+from authapp.security.rbac import Principal, user_with_access
+from authapp.settings.pagination import Page, page
+from authapp.settings.services import roles as role_services
+
+
+def update_organization(principal: Principal, *, name: str) -> Organization:
+    organization = db.session.get(Organization, principal.organization_id)
+    if organization is None:  # deleted under the caller's feet
+        raise NotFound("No such organization.")
+    if organization.name != name:
+        renamed = {"from": organization.name, "to": name}
+        audit.by_principal("organization.updated", principal, name=renamed)
+        organization.name = name
+    db.session.commit()
+    return organization
+
+
+def list_members(organization_id: str, *, limit: int, cursor: str | None) -> Page:
+    statement = sa.select(User).where(User.organization_id == organization_id)
+    return page(
+        statement.options(joinedload(User.roles)),
+        User.created_at,
+        User.id,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+def update_member(principal: Principal, user_id: str, changes: dict[str, Any]) -> User:
+    """Change a member's roles and/or is_active. Raises NotFound (another organization's user),
+    Forbidden (AC-3 escalation rules), Conflict(last_owner), ValidationFailed (unknown role)."""
+    _lock(principal.organization_id)  # serialises owner changes: two owners demoting each other
+    member = _member(principal.organization_id, user_id)
+    if "owner" in member.role_names and not principal.is_owner:
+        raise Forbidden("Only an owner can change an owner.")
+    changed: dict[str, Any] = {}
+    if "roles" in changes:
+        changed |= _change_roles(principal, member, changes["roles"])
+    if "is_active" in changes and changes["is_active"] != member.is_active:
+        changed |= _change_active(principal, member, changes["is_active"])
+    if changed:
+        db.session.flush()
+        _require_an_owner(principal.organization_id)
+        audit.by_principal("member.updated", principal, user_id=member.id, **changed)
+    db.session.commit()
+    return member
+
+
+def _change_roles(principal: Principal, member: User, names: list[str]) -> dict[str, Any]:
+    roles = role_services.roles_named(principal.organization_id, names)
+    before, after = set(member.role_names), {role.name for role in roles}
+    if before == after:
+        return {}
+    # Granting only what the caller holds also stops anyone from raising their own rights.
+    added = [role for role in roles if role.name not in before]
+    if "owner" in before ^ after and not principal.is_owner:
+        raise Forbidden("Only an owner can grant or remove the owner role.")
+    role_services.require_grantable(principal, {p.code for r in added for p in r.permissions})
+    member.roles = roles
+    return {"roles": {"from": sorted(before), "to": sorted(after)}}
+
+
+def _change_active(principal: Principal, member: User, is_active: bool) -> dict[str, Any]:
+    if principal.user is not None and principal.user.id == member.id:
+        raise Forbidden("You cannot disable or enable your own account.")
+    member.is_active = is_active
+    change: dict[str, Any] = {"is_active": is_active}
+    if not is_active:  # SE-4: every session ends now, in every worker
+        change["sessions_revoked"] = sessions.revoke_all(member.id, reason="user_disabled")
+    return change
+
+
+def _lock(organization_id: str) -> None:
+    db.session.execute(
+        sa.select(Organization.id).where(Organization.id == organization_id).with_for_update()
+    )
+
+
+def _member(organization_id: str, user_id: str) -> User:
+    try:
+        uuid.UUID(user_id)
+    except ValueError:
+        raise NotFound("No such member.") from None
+    member = (
+        db.session.execute(
+            user_with_access(User.id == user_id, User.organization_id == organization_id)
+        )
+        .unique()
+        .scalar_one_or_none()
+    )
+    if member is None:
+        raise NotFound("No such member.")  # AC-2: another organization's user does not exist
+    return member
+
+
+def _require_an_owner(organization_id: str) -> None:
+    owners = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(User)
+        .join(user_roles, user_roles.c.user_id == User.id)
+        .join(Role, Role.id == user_roles.c.role_id)
+        .where(
+            User.organization_id == organization_id,
+            User.is_active,
+            Role.organization_id.is_(None),
+            Role.name == "owner",
+        )
+    )
+    if not owners:
+        db.session.rollback()
+        raise Conflict("The organization must keep at least one active owner.", code="last_owner")

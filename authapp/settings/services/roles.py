@@ -1,0 +1,153 @@
+"""Roles and permissions as data: built-ins everywhere, custom roles per organization."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import selectinload
+
+from authapp import audit
+from authapp.errors import Conflict, Forbidden, NotFound, ValidationFailed, constraint_name
+from authapp.extensions import db
+from authapp.models import Permission, Role, user_roles
+from authapp.security.rbac import Principal
+
+BUILTIN_NAMES = ("owner", "admin", "member")
+NAME_TAKEN = "A role with this name already exists."
+
+
+def visible_roles(organization_id: str) -> sa.Select[Role]:
+    """The built-in roles and the organization's own, with their permissions."""
+    return (
+        sa.select(Role)
+        .where(sa.or_(Role.organization_id.is_(None), Role.organization_id == organization_id))
+        .options(selectinload(Role.permissions))
+    )
+
+
+def list_roles(organization_id: str) -> list[Role]:
+    statement = visible_roles(organization_id).order_by(
+        Role.organization_id.is_not(None), Role.name
+    )
+    return list(db.session.scalars(statement))
+
+
+def list_permissions() -> list[Permission]:
+    return list(db.session.scalars(sa.select(Permission).order_by(Permission.code)))
+
+
+def roles_named(organization_id: str, names: Iterable[str]) -> list[Role]:
+    """Raises ValidationFailed on the `roles` field for a name the organization lacks."""
+    wanted = set(names)
+    roles = list(db.session.scalars(visible_roles(organization_id).where(Role.name.in_(wanted))))
+    unknown = wanted - {role.name for role in roles}
+    if unknown:
+        raise ValidationFailed({"roles": [f"Unknown role: {', '.join(sorted(unknown))}."]})
+    return roles
+
+
+def permissions_named(codes: Iterable[str], *, field: str) -> list[Permission]:
+    """Raises ValidationFailed on `field` for a code nobody registered."""
+    wanted = set(codes)
+    found = list(db.session.scalars(sa.select(Permission).where(Permission.code.in_(wanted))))
+    unknown = wanted - {p.code for p in found}
+    if unknown:
+        raise ValidationFailed({field: [f"Unknown permission: {', '.join(sorted(unknown))}."]})
+    return found
+
+
+def require_grantable(principal: Principal, codes: Iterable[str]) -> None:
+    """AC-3: nobody hands out a permission they lack (through a role, a member or a key)."""
+    lacking = set(codes) - principal.permissions
+    if lacking:
+        raise Forbidden(
+            f"You cannot grant permissions you do not have: {', '.join(sorted(lacking))}."
+        )
+
+
+def create_role(principal: Principal, *, name: str, permissions: list[str]) -> Role:
+    """Raises ValidationFailed (unknown permission), Forbidden, Conflict(role_name_taken)."""
+    _check_name(name)
+    role = Role(
+        organization_id=principal.organization_id,
+        name=name,
+        permissions=_grantable_permissions(principal, permissions, held=()),
+    )
+    db.session.add(role)
+    _flush_name()
+    audit.by_principal(
+        "role.created", principal, role_id=role.id, name=name, permissions=sorted(permissions)
+    )
+    db.session.commit()
+    return role
+
+
+def update_role(principal: Principal, role_id: str, changes: dict[str, Any]) -> Role:
+    """Rename and/or replace the permissions of a custom role; built-ins are Forbidden."""
+    role = _custom_role(principal.organization_id, role_id)
+    before = {"name": role.name, "permissions": role.permission_codes}
+    if "name" in changes and changes["name"] != role.name:
+        _check_name(changes["name"])
+        role.name = changes["name"]
+    if "permissions" in changes:
+        role.permissions = _grantable_permissions(
+            principal, changes["permissions"], held=role.permission_codes
+        )
+    _flush_name()
+    after = {"name": role.name, "permissions": role.permission_codes}
+    audit.by_principal("role.updated", principal, role_id=role.id, before=before, after=after)
+    db.session.commit()
+    return role
+
+
+def delete_role(principal: Principal, role_id: str) -> None:
+    """Members holding the role lose it (and its permissions) at once."""
+    role = _custom_role(principal.organization_id, role_id)
+    # Explicit rather than ON DELETE CASCADE alone: SQLite enforces no foreign keys by default.
+    db.session.execute(sa.delete(user_roles).where(user_roles.c.role_id == role.id))
+    db.session.delete(role)
+    audit.by_principal("role.deleted", principal, role_id=role.id, name=role.name)
+    db.session.commit()
+
+
+def _custom_role(organization_id: str, role_id: str) -> Role:
+    try:
+        uuid.UUID(role_id)
+    except ValueError:
+        raise NotFound("No such role.") from None
+    role = db.session.scalars(
+        visible_roles(organization_id).where(Role.id == role_id)
+    ).one_or_none()
+    if role is None:
+        raise NotFound("No such role.")  # AC-2: another organization's role does not exist
+    if role.is_builtin:
+        raise Forbidden("Built-in roles cannot be changed or deleted.")
+    return role
+
+
+def _check_name(name: str) -> None:
+    if name.lower() in BUILTIN_NAMES:
+        raise Conflict(NAME_TAKEN, code="role_name_taken")
+
+
+def _grantable_permissions(
+    principal: Principal, codes: list[str], *, held: Iterable[str]
+) -> list[Permission]:
+    """The permissions named; those the role does not hold yet must be the caller's own."""
+    found = permissions_named(codes, field="permissions")
+    require_grantable(principal, set(codes) - set(held))
+    return found
+
+
+def _flush_name() -> None:
+    try:
+        db.session.flush()
+    except IntegrityError as exc:
+        db.session.rollback()
+        if constraint_name(exc) != "uq_roles_organization_id_name":
+            raise
+        raise Conflict(NAME_TAKEN, code="role_name_taken") from None
