@@ -62,7 +62,10 @@ def scratch_database(name: str) -> Iterator[str]:
 
 
 def worker_name(prefix: str) -> str:
-    return f"{prefix}_{os.environ.get('PYTEST_XDIST_WORKER', 'gw')}"
+    """A database name unique to this xdist worker (and to AUTHAPP_TEST_RUN, so that two
+    pytest runs on one machine never drop each other's databases)."""
+    run = os.environ.get("AUTHAPP_TEST_RUN", "")
+    return f"{prefix}{run}_{os.environ.get('PYTEST_XDIST_WORKER', 'gw')}"
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,112 @@
+"""Two organizations with an account of every role, for access-control tests (AC-1, AC-2).
+
+`tenants["acme"]["admin"].headers` is a bearer header for Acme's admin. Roles per tenant:
+owner (signed up with organization_name), admin, member, and `auditor`, a custom role holding
+`users:read` and `audit:read`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from authapp.auth import services
+from tests.conftest import PASSWORD, auth_header
+
+SETTINGS = "/api/v1/settings"
+ROLES = ("owner", "admin", "member", "auditor")
+AUDITOR_PERMISSIONS = ["audit:read", "users:read"]
+
+
+@dataclass
+class Account:
+    id: str
+    email: str
+    access_token: str
+    refresh_token: str
+    password: str = PASSWORD
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return auth_header(self.access_token)
+
+
+@dataclass
+class Tenant:
+    id: str
+    name: str
+    accounts: dict[str, Account] = field(default_factory=dict)
+    auditor_role_id: str = ""
+
+    def __getitem__(self, role: str) -> Account:
+        return self.accounts[role]
+
+
+def _log_in(client: FlaskClient, email: str) -> dict[str, Any]:
+    response = client.post("/api/v1/auth/login", json={"login": email, "password": PASSWORD})
+    assert response.status_code == 200, response.json
+    return response.json
+
+
+def _tenant(app: Flask, client: FlaskClient, name: str) -> Tenant:
+    slug = name.lower()
+    owner_email = f"owner@{slug}.example"
+    signed_up = client.post(
+        "/api/v1/auth/signup",
+        json={"email": owner_email, "password": PASSWORD, "organization_name": name},
+    )
+    assert signed_up.status_code == 201, signed_up.json
+    owner = signed_up.json
+    tenant = Tenant(id=owner["user"]["organization"]["id"], name=name)
+    tenant.accounts["owner"] = Account(
+        owner["user"]["id"], owner_email, owner["access_token"], owner["refresh_token"]
+    )
+    role = client.post(
+        f"{SETTINGS}/roles",
+        json={"name": "auditor", "permissions": AUDITOR_PERMISSIONS},
+        headers=tenant["owner"].headers,
+    )
+    assert role.status_code == 201, role.json
+    tenant.auditor_role_id = role.json["id"]
+    for role_name in ("admin", "member", "auditor"):
+        email = f"{role_name}@{slug}.example"
+        with app.app_context():
+            services.create_user(
+                email=email, password=PASSWORD, organization=tenant.id, role_names=(role_name,)
+            )
+        pair = _log_in(client, email)
+        tenant.accounts[role_name] = Account(
+            pair["user"]["id"], email, pair["access_token"], pair["refresh_token"]
+        )
+    return tenant
+
+
+@pytest.fixture
+def tenants(app: Flask, client: FlaskClient) -> dict[str, Tenant]:
+    """Acme and Globex, each with an owner, an admin, a member and an auditor."""
+    return {slug: _tenant(app, client, slug.capitalize()) for slug in ("acme", "globex")}
+
+
+@pytest.fixture
+def make_api_key(client: FlaskClient) -> Callable[..., dict[str, Any]]:
+    """`make_api_key(tenant, scopes)`: created by the tenant's owner; the 201 body (with `key`)."""
+
+    def make(tenant: Tenant, scopes: list[str], **body: Any) -> dict[str, Any]:
+        response = client.post(
+            f"{SETTINGS}/api-keys",
+            json={"name": "test key", "scopes": scopes, **body},
+            headers=tenant["owner"].headers,
+        )
+        assert response.status_code == 201, response.json
+        return response.json
+
+    return make
+
+
+def key_header(key: str) -> dict[str, str]:
+    return {"X-API-Key": key}
