@@ -26,7 +26,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,7 @@ class Server:
     port: int
     log_path: Path
     stdout_path: Path
+    env: Mapping[str, str] = field(default_factory=dict, repr=False)  # also right for `flask`
 
     @property
     def base_url(self) -> str:
@@ -137,7 +138,8 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _run_flask(env: dict[str, str], *args: str) -> None:
+def run_flask(env: Mapping[str, str], *args: str) -> str:
+    """`flask --app authapp ARGS` in `env`; its output, or the test fails showing it."""
     result = subprocess.run(
         [str(BIN / "flask"), "--app", "authapp", *args],
         cwd=ROOT,
@@ -150,6 +152,7 @@ def _run_flask(env: dict[str, str], *args: str) -> None:
     assert result.returncode == 0, (
         f"flask {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}"
     )
+    return result.stdout
 
 
 def _wait_for_health(server: Server, process: subprocess.Popen[bytes]) -> None:
@@ -217,12 +220,12 @@ def server(
             **extra,
         }
         env.pop("FLASK_APP", None)
-        _run_flask(env, "db", "upgrade")
-        _run_flask(env, "seed")
+        run_flask(env, "db", "upgrade")
+        run_flask(env, "seed")
 
         logs = tmp_path_factory.mktemp("gunicorn")
         port = _free_port()
-        server = Server("127.0.0.1", port, logs / "gunicorn.log", logs / "stdout.log")
+        server = Server("127.0.0.1", port, logs / "gunicorn.log", logs / "stdout.log", env)
         env = {
             **env,
             "GUNICORN_WORKERS": "2",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -45,6 +46,9 @@ def update_member(principal: Principal, user_id: str, changes: dict[str, Any]) -
     """Change a member's roles and/or is_active. Raises NotFound (another organization's user),
     Forbidden (AC-3 escalation rules), Conflict(last_owner), ValidationFailed (unknown role)."""
     _lock(principal.organization_id)  # serialises owner changes: two owners demoting each other
+    principal = _as_of_now(principal)
+    if "users:manage" not in principal.permissions:
+        raise Forbidden("You do not have permission to do this.")
     member = _member(principal.organization_id, user_id)
     if "owner" in member.role_names and not principal.is_owner:
         raise Forbidden("Only an owner can change an owner.")
@@ -83,6 +87,25 @@ def _change_active(principal: Principal, member: User, is_active: bool) -> dict[
     if not is_active:  # SE-4: every session ends now, in every worker
         change["sessions_revoked"] = sessions.revoke_all(member.id, reason="user_disabled")
     return change
+
+
+def _as_of_now(principal: Principal) -> Principal:
+    """The caller's rights re-read under the lock: a request that waited on it must not act
+    with roles another owner took away meanwhile."""
+    if principal.user is None:
+        return principal  # a key's scopes do not change; its revocation was checked already
+    user = (
+        db.session.execute(
+            user_with_access(
+                User.id == principal.user.id, User.is_active.is_(True)
+            ).execution_options(populate_existing=True)
+        )
+        .unique()
+        .scalar_one_or_none()
+    )
+    if user is None:
+        raise Forbidden("Your account was disabled.")
+    return replace(principal, user=user, permissions=frozenset(user.permission_codes))
 
 
 def _lock(organization_id: str) -> None:

@@ -1,0 +1,539 @@
+"""GET and PATCH /settings/members: keyset paging, role and is_active changes, AC-3, SE-4."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from authapp.extensions import db
+from authapp.models import User
+from tests.conftest import PASSWORD, auth_header
+from tests.settings.conftest import SETTINGS, Account, Tenant
+
+MEMBERS = f"{SETTINGS}/members"
+ME = "/api/v1/auth/me"
+MEMBER_FIELDS = {
+    "id", "email", "username", "full_name", "roles", "is_active", "email_verified",
+    "mfa_enabled", "created_at", "last_login_at",
+}  # fmt: skip
+
+
+@pytest.fixture
+def join(make_user, login) -> Callable[..., Account]:
+    """`join(tenant, email, *roles)`: a new logged-in account of the tenant."""
+
+    def add(tenant: Tenant, email: str, *roles: str) -> Account:
+        user = make_user(email=email, organization=tenant.id, role_names=roles or ("member",))
+        pair = login(user)
+        return Account(user["id"], email, pair["access_token"], pair["refresh_token"])
+
+    return add
+
+
+def walk(client, headers: dict[str, str], limit: int, between: Callable[[], Any] = lambda: None):
+    """Every member id, page after page; `between` runs before each next page is fetched."""
+    seen: list[str] = []
+    cursor = None
+    while True:
+        query = {"limit": limit} | ({"cursor": cursor} if cursor else {})
+        response = client.get(MEMBERS, query_string=query, headers=headers)
+        assert response.status_code == 200, response.json
+        assert len(response.json["members"]) <= limit
+        seen += [member["id"] for member in response.json["members"]]
+        cursor = response.json["next_cursor"]
+        if cursor is None:
+            return seen
+        between()
+
+
+def ids_oldest_first(app, organization_id: str) -> list[str]:
+    with app.app_context():
+        return list(
+            db.session.scalars(
+                sa.select(User.id)
+                .where(User.organization_id == organization_id)
+                .order_by(User.created_at, User.id)
+            )
+        )
+
+
+def member(client, headers: dict[str, str], user_id: str) -> dict[str, Any]:
+    listed = client.get(MEMBERS, query_string={"limit": 100}, headers=headers).json["members"]
+    return next(row for row in listed if row["id"] == user_id)
+
+
+def patch(client, account: Account, user_id: str, body: Any):
+    return client.patch(f"{MEMBERS}/{user_id}", json=body, headers=account.headers)
+
+
+def member_updates(client, tenant: Tenant) -> list[dict[str, Any]]:
+    response = client.get(
+        f"{SETTINGS}/audit-events", query_string={"limit": 100}, headers=tenant["owner"].headers
+    )
+    assert response.status_code == 200, response.json
+    return [e for e in response.json["audit_events"] if e["event"] == "member.updated"]
+
+
+def me(client, account: Account):
+    return client.get(ME, headers=account.headers)
+
+
+# Listing
+
+
+def test_a_page_holds_at_most_limit_members_and_a_cursor_to_the_rest(client, tenants):
+    acme = tenants["acme"]
+
+    first = client.get(MEMBERS, query_string={"limit": 3}, headers=acme["auditor"].headers)
+    rest = client.get(
+        MEMBERS,
+        query_string={"limit": 3, "cursor": first.json["next_cursor"]},
+        headers=acme["auditor"].headers,
+    )
+
+    assert first.status_code == 200
+    assert len(first.json["members"]) == 3
+    assert isinstance(first.json["next_cursor"], str)
+    assert set(first.json["members"][0]) == MEMBER_FIELDS
+    assert rest.status_code == 200
+    assert len(rest.json["members"]) == 1
+    assert rest.json["next_cursor"] is None
+    emails = {m["email"] for m in first.json["members"] + rest.json["members"]}
+    assert emails == {f"{role}@acme.example" for role in ("owner", "admin", "member", "auditor")}
+
+
+def test_walking_every_page_yields_each_member_once_oldest_first(app, client, tenants, join):
+    acme = tenants["acme"]
+    for number in range(5):
+        join(acme, f"extra{number}@acme.example")
+
+    seen = walk(client, acme["owner"].headers, limit=2)
+
+    assert len(seen) == 9
+    assert seen == ids_oldest_first(app, acme.id)
+    assert not set(seen) & set(ids_oldest_first(app, tenants["globex"].id))
+
+
+def test_members_added_between_pages_never_cause_a_duplicate_or_a_skip(app, client, tenants, join):
+    acme = tenants["acme"]
+    for number in range(3):
+        join(acme, f"early{number}@acme.example")
+    before = ids_oldest_first(app, acme.id)
+    added: list[str] = []
+
+    seen = walk(
+        client,
+        acme["owner"].headers,
+        limit=2,
+        between=lambda: added.append(join(acme, f"late{len(added)}@acme.example").id),
+    )
+
+    assert len(seen) == len(set(seen)), "a member came twice"
+    assert seen[: len(before)] == before  # newer members sort after every earlier one
+    assert set(seen[len(before) :]) == set(added)
+    assert len(added) >= 3
+
+
+def _b64(raw: str) -> str:
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        "not-a-cursor",
+        "%%%",
+        "",
+        "A" * 201,
+        _b64("[]"),
+        _b64('{"a": 1}'),
+        _b64("[1, 2]"),
+        _b64('["2026-01-01T00:00:00", "0b3c5a52-1a0e-4cf4-9a6b-9f1f7c3d2e10"]'),  # naive time
+        _b64('["2026-01-01T00:00:00+00:00", "not-a-uuid"]'),
+        _b64('["yesterday", "0b3c5a52-1a0e-4cf4-9a6b-9f1f7c3d2e10"]'),
+    ],
+)
+def test_a_cursor_the_service_did_not_give_out_is_422(client, tenants, cursor):
+    response = client.get(
+        MEMBERS, query_string={"cursor": cursor}, headers=tenants["acme"]["owner"].headers
+    )
+
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "validation_error"
+    assert "cursor" in response.json["error"]["fields"]
+
+
+@pytest.mark.parametrize("limit", ["0", "101", "x", "-1", "1.5"])
+def test_a_limit_outside_1_to_100_is_422(client, tenants, limit):
+    response = client.get(
+        MEMBERS, query_string={"limit": limit}, headers=tenants["acme"]["owner"].headers
+    )
+
+    assert response.status_code == 422
+    assert "limit" in response.json["error"]["fields"]
+
+
+# Roles
+
+
+def test_owner_sets_roles_by_name_a_custom_role_included(client, tenants):
+    acme = tenants["acme"]
+    target = acme["member"]
+
+    response = patch(client, acme["owner"], target.id, {"roles": ["admin", "auditor"]})
+
+    assert response.status_code == 200, response.json
+    assert set(response.json) == MEMBER_FIELDS
+    assert response.json["roles"] == ["admin", "auditor"]
+    assert me(client, target).json["user"]["roles"] == ["admin", "auditor"]  # same token
+    [event] = member_updates(client, acme)
+    assert event["actor"] == f"user:{acme['owner'].id}"
+    assert event["user_id"] == target.id
+    assert event["data"] == {"roles": {"from": ["member"], "to": ["admin", "auditor"]}}
+
+
+def test_an_unknown_role_is_422_and_changes_nothing(client, tenants):
+    acme = tenants["acme"]
+
+    response = patch(client, acme["owner"], acme["member"].id, {"roles": ["admin", "king"]})
+
+    assert response.status_code == 422
+    assert "roles" in response.json["error"]["fields"]
+    assert me(client, acme["member"]).json["user"]["roles"] == ["member"]
+    assert member_updates(client, acme) == []
+
+
+def test_another_organizations_custom_role_is_unknown(client, tenants):
+    """AC-2: Globex's `auditor` is not a role Acme can hand out by id or name confusion."""
+    acme = tenants["acme"]
+    client.post(
+        f"{SETTINGS}/roles",
+        json={"name": "globex-only", "permissions": []},
+        headers=tenants["globex"]["owner"].headers,
+    )
+
+    response = patch(client, acme["owner"], acme["member"].id, {"roles": ["globex-only"]})
+
+    assert response.status_code == 422
+    assert "roles" in response.json["error"]["fields"]
+
+
+@pytest.mark.parametrize("value", ["false", 0, 1, "true", None, "no"])
+def test_is_active_must_be_a_json_boolean(client, tenants, value):
+    """AC-4."""
+    acme = tenants["acme"]
+
+    response = patch(client, acme["owner"], acme["member"].id, {"is_active": value})
+
+    assert response.status_code == 422
+    assert "is_active" in response.json["error"]["fields"]
+    assert me(client, acme["member"]).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{}, {"email": "evil@acme.example"}, {"roles": ["admin"], "is_admin": True}, {"id": "x"}],
+)
+def test_an_empty_body_or_an_unknown_field_is_422_and_changes_nothing(client, tenants, body):
+    """AC-4."""
+    acme = tenants["acme"]
+
+    response = patch(client, acme["owner"], acme["member"].id, body)
+
+    assert response.status_code == 422
+    assert response.json["error"]["code"] == "validation_error"
+    assert me(client, acme["member"]).json["user"]["roles"] == ["member"]
+    assert (
+        member(client, acme["owner"].headers, acme["member"].id)["email"] == "member@acme.example"
+    )
+
+
+# Disabling
+
+
+def test_disabling_a_member_revokes_every_session_at_once(client, tenants, login):
+    """SE-4."""
+    acme = tenants["acme"]
+    target = acme["member"]
+    second = login({"email": target.email, "password": PASSWORD})
+
+    response = patch(client, acme["owner"], target.id, {"is_active": False})
+
+    assert response.status_code == 200, response.json
+    assert response.json["is_active"] is False
+    for access in (target.access_token, second["access_token"]):
+        answer = client.get(ME, headers=auth_header(access))
+        assert answer.status_code == 401
+        assert answer.json["error"]["code"] == "token_revoked"
+    for refresh in (target.refresh_token, second["refresh_token"]):
+        assert (
+            client.post("/api/v1/auth/refresh", json={"refresh_token": refresh}).status_code == 401
+        )
+    right = client.post("/api/v1/auth/login", json={"login": target.email, "password": PASSWORD})
+    assert right.status_code == 403
+    assert right.json["error"]["code"] == "account_disabled"
+    wrong = client.post("/api/v1/auth/login", json={"login": target.email, "password": "x" * 20})
+    assert wrong.status_code == 401
+    assert wrong.json["error"]["code"] == "invalid_credentials"
+    [event] = member_updates(client, acme)
+    assert event["data"] == {"is_active": False, "sessions_revoked": 2}
+
+
+def test_re_enabling_allows_login_again_but_not_the_old_sessions(client, tenants):
+    acme = tenants["acme"]
+    target = acme["member"]
+    assert patch(client, acme["owner"], target.id, {"is_active": False}).status_code == 200
+
+    response = patch(client, acme["owner"], target.id, {"is_active": True})
+
+    assert response.status_code == 200
+    assert response.json["is_active"] is True
+    login = client.post("/api/v1/auth/login", json={"login": target.email, "password": PASSWORD})
+    assert login.status_code == 200
+    assert me(client, target).status_code == 401
+    assert [e["data"] for e in member_updates(client, acme)][0] == {"is_active": True}
+
+
+# AC-3: no escalation
+
+
+def test_an_admin_cannot_grant_the_owner_role(client, tenants):
+    """AC-3."""
+    acme = tenants["acme"]
+
+    to_member = patch(client, acme["admin"], acme["member"].id, {"roles": ["owner"]})
+    to_self = patch(client, acme["admin"], acme["admin"].id, {"roles": ["admin", "owner"]})
+
+    assert to_member.status_code == 403
+    assert to_member.json["error"]["code"] == "forbidden"
+    assert to_self.status_code == 403
+    assert me(client, acme["member"]).json["user"]["roles"] == ["member"]
+    assert me(client, acme["admin"]).json["user"]["roles"] == ["admin"]
+
+
+def test_an_admin_cannot_change_an_owners_roles_or_disable_them(client, tenants):
+    """AC-3."""
+    acme = tenants["acme"]
+    owner = acme["owner"]
+
+    demote = patch(client, acme["admin"], owner.id, {"roles": ["admin"]})
+    add_role = patch(client, acme["admin"], owner.id, {"roles": ["owner", "auditor"]})
+    disable = patch(client, acme["admin"], owner.id, {"is_active": False})
+
+    assert [demote.status_code, add_role.status_code, disable.status_code] == [403, 403, 403]
+    assert me(client, owner).json["user"]["roles"] == ["owner"]
+    assert member_updates(client, acme) == []
+
+
+def _users_manager(client, tenant: Tenant, join) -> Account:
+    role = client.post(
+        f"{SETTINGS}/roles",
+        json={"name": "people-manager", "permissions": ["users:manage"]},
+        headers=tenant["owner"].headers,
+    )
+    assert role.status_code == 201, role.json
+    return join(tenant, "manager@acme.example", "people-manager")
+
+
+def test_a_users_manager_cannot_grant_a_role_with_permissions_they_lack(client, tenants, join):
+    """AC-3: only `users:manage`; `admin` and `auditor` hold more, `people-manager` does not."""
+    acme = tenants["acme"]
+    manager = _users_manager(client, acme, join)
+    target = acme["member"].id
+
+    admin = patch(client, manager, target, {"roles": ["admin"]})
+    auditor = patch(client, manager, target, {"roles": ["member", "auditor"]})
+    same_rights = patch(client, manager, target, {"roles": ["people-manager"]})
+
+    assert admin.status_code == 403
+    assert auditor.status_code == 403
+    assert same_rights.status_code == 200, same_rights.json
+    assert same_rights.json["roles"] == ["people-manager"]
+
+
+def test_a_users_manager_cannot_raise_their_own_rights(client, tenants, join):
+    """AC-3."""
+    acme = tenants["acme"]
+    manager = _users_manager(client, acme, join)
+
+    for roles in (["people-manager", "admin"], ["people-manager", "auditor"], ["owner"]):
+        response = patch(client, manager, manager.id, {"roles": roles})
+        assert response.status_code == 403, roles
+
+    user = me(client, manager).json["user"]
+    assert user["roles"] == ["people-manager"]
+    assert user["permissions"] == ["users:manage"]
+
+
+@pytest.mark.parametrize("role", ["owner", "admin"])
+def test_nobody_can_disable_themselves(client, tenants, role):
+    """AC-3."""
+    account = tenants["acme"][role]
+
+    response = patch(client, account, account.id, {"is_active": False})
+
+    assert response.status_code == 403
+    assert me(client, account).status_code == 200
+
+
+# AC-3: the last owner
+
+
+def test_the_last_owner_cannot_drop_the_owner_role(client, tenants):
+    """AC-3."""
+    acme = tenants["acme"]
+    owner = acme["owner"]
+
+    for roles in (["admin"], [], ["member"]):
+        response = patch(client, owner, owner.id, {"roles": roles})
+        assert response.status_code == 409, roles
+        assert response.json["error"]["code"] == "last_owner"
+
+    assert me(client, owner).json["user"]["roles"] == ["owner"]
+    assert member_updates(client, acme) == []
+
+
+def test_the_last_owner_cannot_be_disabled(client, tenants):
+    """AC-3: the only owner who could disable an owner is the owner themself, which is 403."""
+    acme = tenants["acme"]
+    owner = acme["owner"]
+
+    by_self = patch(client, owner, owner.id, {"is_active": False})
+    by_admin = patch(client, acme["admin"], owner.id, {"is_active": False})
+
+    assert by_self.status_code in (403, 409)
+    assert by_admin.status_code == 403
+    assert member(client, acme["admin"].headers, owner.id)["is_active"] is True
+    assert me(client, owner).status_code == 200
+
+
+def test_a_disabled_owner_does_not_count_as_an_owner(client, tenants, join):
+    """AC-3: the organization must keep an *active* owner."""
+    acme = tenants["acme"]
+    owner = acme["owner"]
+    other = join(acme, "owner2@acme.example", "owner")
+    assert patch(client, owner, other.id, {"is_active": False}).status_code == 200
+
+    response = patch(client, owner, owner.id, {"roles": ["admin"]})
+
+    assert response.status_code == 409
+    assert response.json["error"]["code"] == "last_owner"
+    assert me(client, owner).json["user"]["roles"] == ["owner"]
+
+
+def test_of_two_owners_one_demotes_the_other_then_cannot_demote_themself(client, tenants, join):
+    """AC-3."""
+    acme = tenants["acme"]
+    owner = acme["owner"]
+    other = join(acme, "owner2@acme.example", "owner")
+
+    demoted = patch(client, owner, other.id, {"roles": ["admin"]})
+    self_demoted = patch(client, owner, owner.id, {"roles": ["admin"]})
+    back = patch(client, other, other.id, {"roles": ["owner"]})
+
+    assert demoted.status_code == 200, demoted.json
+    assert demoted.json["roles"] == ["admin"]
+    assert self_demoted.status_code == 409
+    assert self_demoted.json["error"]["code"] == "last_owner"
+    assert back.status_code == 403
+    assert me(client, owner).json["user"]["roles"] == ["owner"]
+    assert me(client, other).json["user"]["roles"] == ["admin"]
+    [event] = member_updates(client, acme)
+    assert event["data"] == {"roles": {"from": ["owner"], "to": ["admin"]}}
+
+
+def active_owners(client, tenant: Tenant) -> list[str]:
+    response = client.get(MEMBERS, query_string={"limit": 100}, headers=tenant["admin"].headers)
+    return [m["id"] for m in response.json["members"] if m["is_active"] and "owner" in m["roles"]]
+
+
+def demote_each_other(app, first: Account, second: Account) -> dict[str, int]:
+    """Both PATCHes leave together (two clients, two threads): status by actor id."""
+    barrier = threading.Barrier(2)
+    statuses: dict[str, int] = {}
+
+    def demote(actor: Account, target: Account) -> None:
+        own_client = app.test_client()
+        barrier.wait()
+        answer = own_client.patch(
+            f"{MEMBERS}/{target.id}", json={"roles": ["admin"]}, headers=actor.headers
+        )
+        statuses[actor.id] = answer.status_code
+
+    threads = [
+        threading.Thread(target=demote, args=(first, second)),
+        threading.Thread(target=demote, args=(second, first)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return statuses
+
+
+def test_two_owners_demoting_each_other_at_once_cannot_both_succeed(app, client, tenants, join):
+    """AC-3: the organization row is locked, so the second demotion sees the first."""
+    acme = tenants["acme"]
+    first = acme["owner"]
+    second = join(acme, "owner2@acme.example", "owner")
+    for _round in range(5):
+        statuses = demote_each_other(app, first, second)
+
+        assert sorted(statuses.values()) in ([200, 403], [200, 409]), statuses
+        assert len(active_owners(client, acme)) == 1
+        winner = next(a for a in (first, second) if statuses[a.id] == 200)
+        loser = second if winner is first else first
+        promoted = patch(client, winner, loser.id, {"roles": ["owner"]})
+        assert promoted.status_code == 200, promoted.json
+
+
+def _wait_for_a_lock_waiter(engine: sa.Engine) -> None:
+    with engine.connect() as observer:
+        for _ in range(200):
+            waiting = observer.execute(sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted"))
+            if waiting.scalar():
+                return
+            observer.rollback()
+            threading.Event().wait(0.05)
+    pytest.fail("the PATCH never waited on the organization's lock")
+
+
+def test_an_owner_demoted_while_waiting_for_the_lock_cannot_grant_owner(app, tenants, join):
+    """AC-3: rights are re-read under the organization's lock, not taken from before it."""
+    acme = tenants["acme"]
+    second = join(acme, "second.owner@acme.example", "owner")
+    with app.app_context():
+        engine = db.engine
+    answers: list[Any] = []
+    request = threading.Thread(
+        target=lambda: answers.append(
+            app.test_client().patch(
+                f"{MEMBERS}/{acme['member'].id}", json={"roles": ["owner"]}, headers=second.headers
+            )
+        )
+    )
+    with engine.connect() as holder:
+        holder.execute(
+            sa.text("SELECT id FROM organizations WHERE id = :id FOR UPDATE"), {"id": acme.id}
+        )
+        request.start()
+        _wait_for_a_lock_waiter(engine)
+        holder.execute(  # another owner's change, committed while the PATCH waits
+            sa.text(
+                "UPDATE user_roles SET role_id = (SELECT id FROM roles"
+                " WHERE name = 'admin' AND organization_id IS NULL) WHERE user_id = :user"
+            ),
+            {"user": second.id},
+        )
+        holder.commit()
+    request.join(timeout=10)
+
+    assert answers[0].status_code == 403, answers[0].json
+    assert member(app.test_client(), acme["owner"].headers, acme["member"].id)["roles"] == [
+        "member"
+    ]
