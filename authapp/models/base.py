@@ -38,6 +38,14 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def is_id(value: object) -> bool:
+    """A canonical UUID string: anything else names no row (and must not reach the database)."""
+    try:
+        return isinstance(value, str) and str(uuid.UUID(value)) == value
+    except ValueError:
+        return False
+
+
 ID = sa.Uuid(as_uuid=False)
 
 

@@ -7,7 +7,6 @@ so the testing clock can move expiry without sleeping.
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -19,6 +18,7 @@ from jwt import ExpiredSignatureError, PyJWTError
 from authapp import clock
 from authapp.errors import TokenError, render
 from authapp.extensions import jwt
+from authapp.models.base import is_id
 from authapp.security import keys
 
 REQUIRED_CLAIMS = ("sub", "sid", "type", "jti", "iat", "exp", "iss", "aud")
@@ -52,13 +52,6 @@ def refresh_expiry(session_expires_at: datetime) -> datetime:
     return min(idle, session_expires_at)
 
 
-def _is_uuid(value: object) -> bool:
-    try:
-        return isinstance(value, str) and str(uuid.UUID(value)) == value
-    except ValueError:
-        return False
-
-
 def decode_refresh(encoded: str) -> dict[str, Any]:
     """The claims of a valid refresh token: signature, key, iss, aud, type and expiry checked."""
     try:
@@ -79,7 +72,7 @@ def _verify_claims(_header: dict[str, Any], claims: dict[str, Any]) -> bool:
         raise TokenError(f"The token lacks required claims: {', '.join(missing)}.")
     if not all(isinstance(claims[name], int) for name in ("iat", "exp")):
         raise TokenError("The token's times are malformed.")
-    if not all(_is_uuid(claims[name]) for name in ("sub", "sid", "jti")):
+    if not all(is_id(claims[name]) for name in ("sub", "sid", "jti")):
         raise TokenError("The token's identifiers are malformed.")
     leeway = current_app.config["JWT_LEEWAY_SECONDS"]
     if claims["exp"] + leeway <= clock.now().timestamp():

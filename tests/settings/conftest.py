@@ -20,6 +20,14 @@ from tests.conftest import PASSWORD, auth_header
 
 SETTINGS = "/api/v1/settings"
 ROLES = ("owner", "admin", "member", "auditor")
+BUILTIN_PERMISSIONS = (
+    "api_keys:manage",
+    "audit:read",
+    "org:manage",
+    "roles:manage",
+    "users:manage",
+    "users:read",
+)
 AUDITOR_PERMISSIONS = ["audit:read", "users:read"]
 
 
@@ -106,6 +114,18 @@ def make_api_key(client: FlaskClient) -> Callable[..., dict[str, Any]]:
         return response.json
 
     return make
+
+
+@pytest.fixture
+def join(make_user: Callable[..., Any], login: Callable[..., Any]) -> Callable[..., Account]:
+    """`join(tenant, email, *roles)`: a new logged-in account of the tenant."""
+
+    def add(tenant: Tenant, email: str, *roles: str) -> Account:
+        user = make_user(email=email, organization=tenant.id, role_names=roles or ("member",))
+        pair = login(user)
+        return Account(user["id"], email, pair["access_token"], pair["refresh_token"])
+
+    return add
 
 
 def key_header(key: str) -> dict[str, str]:

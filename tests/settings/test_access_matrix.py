@@ -8,16 +8,14 @@ from typing import Any, NamedTuple
 
 import pytest
 
-from tests.settings.conftest import AUDITOR_PERMISSIONS, ROLES, SETTINGS, key_header
-
-BUILTIN_PERMISSIONS = (
-    "api_keys:manage",
-    "audit:read",
-    "org:manage",
-    "roles:manage",
-    "users:manage",
-    "users:read",
+from tests.settings.conftest import (
+    AUDITOR_PERMISSIONS,
+    BUILTIN_PERMISSIONS,
+    ROLES,
+    SETTINGS,
+    key_header,
 )
+
 ROLE_PERMISSIONS = {
     "owner": set(BUILTIN_PERMISSIONS),
     "admin": set(BUILTIN_PERMISSIONS),

@@ -12,20 +12,13 @@ import sqlalchemy as sa
 
 from authapp.extensions import db
 from tests.conftest import auth_header
-from tests.settings.conftest import SETTINGS, key_header
+from tests.settings.conftest import BUILTIN_PERMISSIONS, SETTINGS, key_header
 
 KEYS = f"{SETTINGS}/api-keys"
 ORGANIZATION = f"{SETTINGS}/organization"
 MEMBERS = f"{SETTINGS}/members"
 KEY_FORMAT = re.compile(r"\Aak_([0-9a-f]{12})_([A-Za-z0-9_-]{43})\Z")
-BUILTIN_SCOPES = [
-    "api_keys:manage",
-    "audit:read",
-    "org:manage",
-    "roles:manage",
-    "users:manage",
-    "users:read",
-]
+BUILTIN_SCOPES = list(BUILTIN_PERMISSIONS)
 
 
 def secret_of(key):

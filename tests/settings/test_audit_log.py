@@ -1,7 +1,6 @@
 """The audit trail: each security event is recorded with who, where and what (AU-1), never a
 secret (AU-2), and read newest first, page by page, by holders of audit:read only (AC-1, AC-2)."""
 
-import base64
 import json
 
 import pytest
@@ -413,44 +412,6 @@ def test_paging_is_stable_while_events_are_recorded(client, tenants):
 
     assert seen == before
     assert len(whole_log(client, owner)[0]) == len(before) + pages - 1
-
-
-def _cursor(value):
-    return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
-
-
-@pytest.mark.parametrize(
-    "cursor",
-    [
-        "",
-        "not-a-cursor",
-        "!!!",
-        _cursor({"a": 1}),
-        _cursor(["yesterday", "4b0c8a4e-4f0e-4f4e-9b1a-3f1f1f1f1f1f"]),
-        _cursor(["2026-01-01T00:00:00", "4b0c8a4e-4f0e-4f4e-9b1a-3f1f1f1f1f1f"]),
-        _cursor(["2026-01-01T00:00:00+00:00", "1 OR 1=1"]),
-        _cursor(["2026-01-01T00:00:00+00:00"]),
-        "x" * 300,
-    ],
-)
-def test_a_bad_cursor_is_422(client, tenants, cursor):
-    response = client.get(
-        EVENTS, query_string={"cursor": cursor}, headers=tenants["acme"]["owner"].headers
-    )
-
-    assert response.status_code == 422, response.get_data(as_text=True)
-    assert response.json["error"]["code"] == "validation_error"
-    assert "cursor" in response.json["error"]["fields"]
-
-
-@pytest.mark.parametrize("limit", ["0", "101", "-1", "ten", "1.5"])
-def test_a_bad_limit_is_422(client, tenants, limit):
-    response = client.get(
-        EVENTS, query_string={"limit": limit}, headers=tenants["acme"]["owner"].headers
-    )
-
-    assert response.status_code == 422
-    assert "limit" in response.json["error"]["fields"]
 
 
 def test_another_organizations_events_never_appear(client, tenants):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import jwt
@@ -13,18 +12,6 @@ from tests.settings.conftest import AUDITOR_PERMISSIONS, SETTINGS, Account, Tena
 ROLES = f"{SETTINGS}/roles"
 ME = "/api/v1/auth/me"
 ROLE_FIELDS = {"id", "name", "builtin", "permissions", "created_at"}
-
-
-@pytest.fixture
-def join(make_user, login) -> Callable[..., Account]:
-    """`join(tenant, email, *roles)`: a new logged-in account of the tenant."""
-
-    def add(tenant: Tenant, email: str, *roles: str) -> Account:
-        user = make_user(email=email, organization=tenant.id, role_names=roles or ("member",))
-        pair = login(user)
-        return Account(user["id"], email, pair["access_token"], pair["refresh_token"])
-
-    return add
 
 
 def create_role(client, account: Account, name: str, permissions: list[str]):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -15,6 +14,7 @@ from authapp.auth import sessions
 from authapp.errors import NotFound, ValidationFailed
 from authapp.extensions import db
 from authapp.models import Session, User
+from authapp.models.base import is_id
 from authapp.security import passwords
 from authapp.security.rbac import Principal
 
@@ -81,10 +81,8 @@ def live_sessions(user_id: str) -> list[Session]:
 def revoke_session(principal: Principal, user: User, session_id: str) -> None:
     """SE-5: the caller's own sessions only; another user's id is NotFound and changes nothing.
     Revoking the current session logs the caller out."""
-    try:
-        uuid.UUID(session_id)
-    except ValueError:
-        raise NotFound("No such session.") from None
+    if not is_id(session_id):
+        raise NotFound("No such session.")
     session = db.session.get(Session, session_id)
     if session is None or session.user_id != user.id:
         raise NotFound("No such session.")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -12,6 +11,7 @@ from authapp import audit, clock
 from authapp.errors import NotFound
 from authapp.extensions import db
 from authapp.models import ApiKey
+from authapp.models.base import is_id
 from authapp.security import api_keys
 from authapp.security.rbac import Principal
 from authapp.settings.services import roles as role_services
@@ -74,10 +74,8 @@ def revoke_key(principal: Principal, key_id: str) -> None:
 
 
 def _key(organization_id: str, key_id: str) -> ApiKey:
-    try:
-        uuid.UUID(key_id)
-    except ValueError:
-        raise NotFound("No such API key.") from None
+    if not is_id(key_id):
+        raise NotFound("No such API key.")
     row = db.session.scalars(
         sa.select(ApiKey).where(ApiKey.id == key_id, ApiKey.organization_id == organization_id)
     ).one_or_none()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import replace
 from typing import Any
 
@@ -14,6 +13,7 @@ from authapp.auth import sessions
 from authapp.errors import Conflict, Forbidden, NotFound
 from authapp.extensions import db
 from authapp.models import Organization, Role, User, user_roles
+from authapp.models.base import is_id
 from authapp.security.rbac import Principal, user_with_access
 from authapp.settings.pagination import Page, page
 from authapp.settings.services import roles as role_services
@@ -115,10 +115,8 @@ def _lock(organization_id: str) -> None:
 
 
 def _member(organization_id: str, user_id: str) -> User:
-    try:
-        uuid.UUID(user_id)
-    except ValueError:
-        raise NotFound("No such member.") from None
+    if not is_id(user_id):
+        raise NotFound("No such member.")
     member = (
         db.session.execute(
             user_with_access(User.id == user_id, User.organization_id == organization_id)

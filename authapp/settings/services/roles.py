@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable
 from typing import Any
 
@@ -14,6 +13,7 @@ from authapp import audit
 from authapp.errors import Conflict, Forbidden, NotFound, ValidationFailed, constraint_name
 from authapp.extensions import db
 from authapp.models import Permission, Role, user_roles
+from authapp.models.base import is_id
 from authapp.security.rbac import Principal
 
 BUILTIN_NAMES = ("owner", "admin", "member")
@@ -115,10 +115,8 @@ def delete_role(principal: Principal, role_id: str) -> None:
 
 
 def _custom_role(organization_id: str, role_id: str) -> Role:
-    try:
-        uuid.UUID(role_id)
-    except ValueError:
-        raise NotFound("No such role.") from None
+    if not is_id(role_id):
+        raise NotFound("No such role.")
     role = db.session.scalars(
         visible_roles(organization_id).where(Role.id == role_id)
     ).one_or_none()
