@@ -7,11 +7,13 @@ from typing import Any
 
 from flask import Flask
 
-from authapp import cli, config, errors, hooks, logs, ops
+from authapp import cli, config, errors, hooks, logs, ops, web
+from authapp.auth import pages as auth_pages
 from authapp.auth import routes as auth_routes
 from authapp.extensions import api
 from authapp.extensions import init_app as init_extensions
-from authapp.security import keys, passwords, rbac, tokens
+from authapp.security import cookies, keys, passwords, rbac, tokens
+from authapp.settings import pages as settings_pages
 from authapp.settings import routes as settings_routes
 
 
@@ -27,8 +29,12 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     tokens.init_app(app)
     rbac.init_app(app)
     passwords.init_app(app)
+    cookies.init_app(app)  # sets or clears the auth cookies a request decided on
+    web.init_app(app)
     for bp in (auth_routes.bp, settings_routes.bp):
         api.register_blueprint(bp)  # validated, listed in /api/openapi.json
-    ops.init_app(app)
+    for page_bp in (auth_pages.bp, settings_pages.bp):
+        app.register_blueprint(page_bp)  # HTML forms: web.py checks CSRF outside /api/
+    ops.init_app(app)  # /_testing/clock exists only when AUTHAPP_ENV=testing
     cli.init_app(app)
     return app

@@ -179,6 +179,9 @@ def _derived(s: dict[str, Any]) -> dict[str, Any]:
             "connect_args": {"connect_timeout": s["DATABASE_CONNECT_TIMEOUT"]},
         }
     testing = s["AUTHAPP_ENV"] == "testing"
+    production = s["AUTHAPP_ENV"] == "production"
+    # __Host- cookies are Secure, Path=/ and host-only: no subdomain can set or read them.
+    cookie_prefix = "__Host-" if production else ""
     return {
         "TESTING": testing,
         "DEBUG": False,
@@ -187,7 +190,25 @@ def _derived(s: dict[str, Any]) -> dict[str, Any]:
         "SQLALCHEMY_TRACK_MODIFICATIONS": False,
         "JWT_ALGORITHM": "HS256",
         "JWT_DECODE_ALGORITHMS": ["HS256"],
-        "JWT_TOKEN_LOCATION": ["headers"],
+        # Browsers carry the same JWTs in cookies (WB-3); a cookie-authenticated JSON request
+        # that changes state must echo the token's csrf claim in X-CSRF-TOKEN (WB-2).
+        "JWT_TOKEN_LOCATION": ["headers", "cookies"],
+        "JWT_ACCESS_COOKIE_NAME": f"{cookie_prefix}access_token",
+        "JWT_REFRESH_COOKIE_NAME": f"{cookie_prefix}refresh_token",
+        "JWT_ACCESS_CSRF_COOKIE_NAME": f"{cookie_prefix}csrf_access_token",
+        "JWT_REFRESH_CSRF_COOKIE_NAME": f"{cookie_prefix}csrf_refresh_token",
+        "JWT_COOKIE_SECURE": production,
+        "JWT_COOKIE_SAMESITE": "Lax",
+        "JWT_COOKIE_CSRF_PROTECT": True,
+        "JWT_CSRF_IN_COOKIES": True,
+        "JWT_SESSION_COOKIE": False,  # cookies live as long as their token
+        "SESSION_COOKIE_NAME": f"{cookie_prefix}session",  # holds Flask-WTF's form CSRF secret
+        "SESSION_COOKIE_SECURE": production,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        # A login page left open for hours must still work; the token is bound to the session.
+        "WTF_CSRF_TIME_LIMIT": None,
+        "WTF_CSRF_CHECK_DEFAULT": False,  # web.py checks every form outside /api/ instead
         "JWT_ENCODE_ISSUER": s["JWT_ISSUER"],
         "JWT_DECODE_ISSUER": s["JWT_ISSUER"],
         "JWT_ENCODE_AUDIENCE": s["JWT_AUDIENCE"],

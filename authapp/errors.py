@@ -47,6 +47,16 @@ class Forbidden(AppError):
     status, code = 403, "forbidden"
 
 
+class CsrfFailed(AppError):
+    """A cookie-authenticated request without the double-submit header (WB-2)."""
+
+    status, code = 403, "csrf_failed"
+    text = "The X-CSRF-TOKEN header is missing or does not match the session's cookies."
+
+    def __init__(self) -> None:
+        super().__init__(self.text)
+
+
 class NotFound(AppError):
     status, code = 404, "not_found"
 

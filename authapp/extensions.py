@@ -7,6 +7,7 @@ from flask_jwt_extended import JWTManager
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
+from flask_wtf import CSRFProtect
 
 from authapp.models.base import Base
 
@@ -15,6 +16,7 @@ db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate(compare_type=True, render_as_batch=True)  # batch: SQLite cannot ALTER much
 jwt = JWTManager()
 api = Api()
+csrf = CSRFProtect()  # every HTML form; the JSON API is exempt (it has X-CSRF-TOKEN)
 
 
 def init_app(app: Flask) -> None:
@@ -22,6 +24,7 @@ def init_app(app: Flask) -> None:
     migrate.init_app(app, db, directory=_migrations_dir(app))
     jwt.init_app(app)
     api.init_app(app)
+    csrf.init_app(app)
 
 
 def _migrations_dir(app: Flask) -> str:

@@ -15,6 +15,7 @@ from authapp.auth.schemas import (
     TokenPairOut,
     UserEnvelopeOut,
 )
+from authapp.security import cookies
 from authapp.security.network import client_ip, user_agent
 from authapp.security.rbac import current_principal, current_user, require_login
 
@@ -53,7 +54,12 @@ def me() -> dict[str, Any]:
 @bp.arguments(RefreshIn)
 @bp.response(200, TokenPairOut)
 def refresh(body: dict[str, Any]) -> sessions.TokenPair:
-    """Trade a refresh token for a new pair in the same session (single use)."""
+    """Trade a refresh token for a new pair in the same session (single use).
+
+    Without `refresh_token` in the body, the refresh cookie is used; it needs the
+    `X-CSRF-TOKEN` header (the `csrf_refresh_token` cookie's value) and renews the cookies."""
+    if body["refresh_token"] is None:
+        return cookies.refresh_from_cookie()
     return sessions.refresh(body["refresh_token"], _client())
 
 
@@ -65,6 +71,7 @@ def logout(body: dict[str, Any]) -> None:
     """End the current session now."""
     session_id = current_principal().session_id or ""
     sessions.log_out(current_user(), session_id, _client(), body["refresh_token"])
+    cookies.clear()
 
 
 @bp.route("/logout-all", methods=["POST"])
@@ -73,3 +80,4 @@ def logout(body: dict[str, Any]) -> None:
 def logout_all() -> None:
     """End every session of the caller now."""
     sessions.log_out_all(current_user(), _client())
+    cookies.clear()

@@ -69,7 +69,8 @@ class LoginIn(Schema):
 
 
 class RefreshIn(Schema):
-    refresh_token = fields.String(required=True, validate=validate.Length(min=1, max=4096))
+    # Absent: the refresh cookie is used instead (browsers).
+    refresh_token = fields.String(load_default=None, validate=validate.Length(min=1, max=4096))
 
 
 class LogoutIn(Schema):

@@ -36,6 +36,7 @@ class TokenPair:
     refresh_token: str
     expires_in: int
     user: User
+    session_id: str
     token_type: str = "Bearer"
 
 
@@ -74,13 +75,15 @@ def token_pair(user: User, session: Session, refresh: RefreshToken) -> TokenPair
         ),
         expires_in=current_app.config["ACCESS_TOKEN_TTL"],
         user=user,
+        session_id=session.id,
     )
 
 
-def refresh(encoded: str, client: Client) -> TokenPair:
+def refresh(encoded: str, client: Client, *, csrf: str | None = None) -> TokenPair:
     """Rotate a refresh token. Raises TokenError: invalid_token, token_expired,
-    token_revoked, token_reused (which also revokes the session: RT-2)."""
-    claims = tokens.decode_refresh(encoded)
+    token_revoked, token_reused (which also revokes the session: RT-2); CsrfFailed when a
+    cookie's token comes without its `csrf` echo."""
+    claims = tokens.decode_refresh(encoded, csrf=csrf)
     now = clock.now()
     user, session = live_session(claims["sub"], claims["sid"], reused_code="token_reused")
     next_jti = new_id()

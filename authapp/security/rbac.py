@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import sqlalchemy as sa
 from flask import Flask, g, request
@@ -101,18 +101,28 @@ def live_session(
     return user, session
 
 
-def _load_principal(_header: dict[str, Any], claims: dict[str, Any]) -> Principal:
-    if claims["type"] != "access":
-        raise TokenError("An access token is required.")
-    user, _session = live_session(claims["sub"], claims["sid"])
+def principal_of(user: User, session_id: str) -> Principal:
+    """A logged-in user's principal; `user` was loaded by `user_with_access`."""
     return Principal(
         organization=user.organization,
         permissions=frozenset(user.permission_codes),
         user=user,
-        session_id=claims["sid"],
+        session_id=session_id,
         ip=network.client_ip(),
         user_agent=network.user_agent(),
     )
+
+
+def access_principal(claims: dict[str, Any]) -> Principal:
+    """The principal of verified access-token claims (header or cookie). Raises TokenError."""
+    if claims["type"] != "access":
+        raise TokenError("An access token is required.")
+    user, _session = live_session(claims["sub"], claims["sid"])
+    return principal_of(user, claims["sid"])
+
+
+def _load_principal(_header: dict[str, Any], claims: dict[str, Any]) -> Principal:
+    return access_principal(claims)
 
 
 def _api_key_principal(presented: str) -> Principal:
@@ -197,7 +207,7 @@ def require_permission(code: str) -> Callable[[F], F]:
         def guarded(*args: Any, **kwargs: Any) -> Any:
             principal = authenticate()
             if code not in principal.permissions:
-                _deny(principal, code)
+                deny(principal, code)
             return view(*args, **kwargs)
 
         return guarded  # type: ignore[return-value]
@@ -205,7 +215,8 @@ def require_permission(code: str) -> Callable[[F], F]:
     return decorator
 
 
-def _deny(principal: Principal, code: str) -> None:
+def deny(principal: Principal, code: str) -> NoReturn:
+    """Audit the refusal (AU-1) and raise Forbidden."""
     audit.by_principal(  # AU-1: a 403 is a security event too
         "access.denied",
         principal,

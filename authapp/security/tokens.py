@@ -12,11 +12,11 @@ from typing import Any
 
 from flask import Flask, current_app
 from flask_jwt_extended import create_access_token, create_refresh_token, decode_token
-from flask_jwt_extended.exceptions import JWTExtendedException
+from flask_jwt_extended.exceptions import CSRFError, JWTExtendedException
 from jwt import ExpiredSignatureError, PyJWTError
 
 from authapp import clock
-from authapp.errors import TokenError, render
+from authapp.errors import CsrfFailed, TokenError, render
 from authapp.extensions import jwt
 from authapp.models.base import is_id
 from authapp.security import keys
@@ -52,17 +52,31 @@ def refresh_expiry(session_expires_at: datetime) -> datetime:
     return min(idle, session_expires_at)
 
 
-def decode_refresh(encoded: str) -> dict[str, Any]:
-    """The claims of a valid refresh token: signature, key, iss, aud, type and expiry checked."""
+def decode_refresh(encoded: str, *, csrf: str | None = None) -> dict[str, Any]:
+    """The claims of a valid refresh token: signature, key, iss, aud, type and expiry checked.
+    A token taken from a cookie passes the request's X-CSRF-TOKEN as `csrf` (WB-2)."""
+    return _decode(encoded, "refresh", csrf)
+
+
+def decode_access(encoded: str) -> dict[str, Any]:
+    """The claims of a valid access token (browser pages read it from the cookie)."""
+    return _decode(encoded, "access", None)
+
+
+def _decode(encoded: str, token_type: str, csrf: str | None) -> dict[str, Any]:
     try:
-        claims = decode_token(encoded)
+        claims = decode_token(encoded, csrf_value=csrf)
     except ExpiredSignatureError:
-        raise TokenError("The refresh token has expired.", code="token_expired") from None
+        raise TokenError(f"The {token_type} token has expired.", code="token_expired") from None
+    except CSRFError:
+        raise CsrfFailed() from None
     except (PyJWTError, JWTExtendedException):
-        raise TokenError("The refresh token is invalid.") from None
+        raise TokenError(f"The {token_type} token is invalid.") from None
     _verify_claims({}, claims)
-    if claims["type"] != "refresh":
-        raise TokenError("A refresh token is required.")
+    if claims["type"] != token_type:
+        raise TokenError(
+            f"A{'n' if token_type == 'access' else ''} {token_type} token is required."
+        )
     return claims
 
 
@@ -81,6 +95,8 @@ def _verify_claims(_header: dict[str, Any], claims: dict[str, Any]) -> bool:
 
 
 def init_app(app: Flask) -> None:
+    # After JWTManager.init_app: this replaces its handler, which calls a CSRF failure a 401.
+    app.register_error_handler(CSRFError, lambda _e: render(403, CsrfFailed.code, CsrfFailed.text))
     jwt.token_verification_loader(_verify_claims)
     jwt.unauthorized_loader(lambda _reason: render(401, "missing_token", "A token is required."))
     jwt.invalid_token_loader(lambda _reason: render(401, "invalid_token", "The token is invalid."))

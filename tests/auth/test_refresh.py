@@ -187,8 +187,8 @@ def test_refresh_token_of_a_disabled_user_is_refused(app, client, make_user, log
     assert response.json["error"]["code"] == "token_revoked"
 
 
-def test_refresh_requires_its_field(client):
+def test_refresh_without_a_body_token_or_a_cookie_is_401_missing_token(client):
     response = client.post(REFRESH, json={})
 
-    assert response.status_code == 422
-    assert "refresh_token" in response.json["error"]["fields"]
+    assert response.status_code == 401
+    assert response.json["error"]["code"] == "missing_token"

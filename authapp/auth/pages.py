@@ -1,0 +1,58 @@
+"""Browser pages of the auth blueprint: the same services as /api/v1/auth, with cookies."""
+
+from __future__ import annotations
+
+from flask import Blueprint, current_app, redirect, render_template, request
+from werkzeug.wrappers import Response
+
+from authapp.auth import services, sessions
+from authapp.auth.schemas import LoginIn, SignupIn
+from authapp.errors import AppError
+from authapp.security import cookies
+from authapp.web import load_form, render_form, safe_next, see_other
+
+bp = Blueprint("auth_pages", __name__)
+PageAnswer = Response | tuple[str, int] | str
+
+
+@bp.get("/")
+def home() -> str:
+    cookies.browser_principal()  # the page shows who is logged in, if anyone
+    return render_template("home.html")
+
+
+@bp.route("/signup", methods=["GET", "POST"])
+def signup() -> PageAnswer:
+    context = {"min_length": current_app.config["PASSWORD_MIN_LENGTH"]}
+    if request.method == "GET":
+        return render_form("auth/signup.html", **context)
+    try:
+        pair = services.sign_up(**load_form(SignupIn()), client=cookies.client())
+    except AppError as exc:
+        return render_form("auth/signup.html", exc, values=request.form, **context)
+    cookies.issue(pair)
+    return see_other("auth_pages.home")
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> PageAnswer:
+    next_path = safe_next(request.values.get("next"))
+    if request.method == "GET":
+        return render_form("auth/login.html", next=next_path)
+    try:
+        body = load_form(LoginIn(only=("login", "password")))
+        pair = services.log_in(**body, totp_code=None, client=cookies.client())
+    except AppError as exc:
+        return render_form("auth/login.html", exc, values=request.form, next=next_path)
+    cookies.issue(pair)
+    return redirect(next_path, code=303)
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    """SE-1: the session ends on the server and both cookies go."""
+    principal = cookies.browser_principal()
+    if principal is not None and principal.user is not None and principal.session_id:
+        sessions.log_out(principal.user, principal.session_id, cookies.client())
+    cookies.clear()
+    return see_other("auth_pages.login")

@@ -1,0 +1,208 @@
+"""Browser pages of the settings blueprint: the same services as /api/v1/settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, flash, request
+from werkzeug.wrappers import Response
+
+from authapp.errors import AppError
+from authapp.security import cookies
+from authapp.settings import schemas
+from authapp.settings.services import account, api_keys, organization, roles
+from authapp.web import (
+    load,
+    load_form,
+    page_login_required,
+    page_principal,
+    render_form,
+    see_other,
+)
+
+bp = Blueprint("settings_pages", __name__, url_prefix="/settings")
+PageAnswer = Response | tuple[str, int]
+
+
+def _user() -> Any:
+    return page_principal().user
+
+
+# Self-service
+
+
+@bp.route("/profile", methods=["GET", "POST"])
+@page_login_required()
+def profile() -> PageAnswer:
+    user = _user()
+    current = {"full_name": user.full_name, "username": user.username or ""}
+    if request.method == "GET":
+        return render_form("settings/profile.html", values=current)
+    form = {
+        "full_name": request.form.get("full_name", ""),
+        "username": request.form.get("username"),
+    }
+    try:
+        changes = load(schemas.ProfilePatchIn(), form | {"username": form["username"] or None})
+        account.update_profile(page_principal(), user, changes)
+    except AppError as exc:
+        return render_form("settings/profile.html", exc, values=request.form)
+    flash("Profile saved.")
+    return see_other("settings_pages.profile")
+
+
+@bp.route("/password", methods=["GET", "POST"])
+@page_login_required()
+def password() -> PageAnswer:
+    if request.method == "GET":
+        return render_form("settings/password.html")
+    try:
+        account.change_password(page_principal(), _user(), **load_form(schemas.PasswordChangeIn()))
+    except AppError as exc:
+        return render_form("settings/password.html", exc)
+    flash("Password changed. Your other sessions were logged out.")
+    return see_other("settings_pages.password")
+
+
+@bp.get("/sessions")
+@page_login_required()
+def sessions() -> PageAnswer:
+    listed = account.live_sessions(_user().id)
+    return render_form("settings/sessions.html", sessions=listed)
+
+
+@bp.post("/sessions/<session_id>/revoke")
+@page_login_required()
+def revoke_session(session_id: str) -> Response:
+    principal = page_principal()
+    account.revoke_session(principal, _user(), session_id)
+    if session_id == principal.session_id:
+        cookies.clear()
+        return see_other("auth_pages.login")
+    flash("Session logged out.")
+    return see_other("settings_pages.sessions")
+
+
+# API keys
+
+
+def _api_keys_page(error: AppError | None = None, **context: Any) -> PageAnswer:
+    principal = page_principal()
+    return render_form(
+        "settings/api_keys.html",
+        error,
+        values=request.form if error else {},
+        keys=api_keys.list_keys(principal.organization_id),
+        grantable=sorted(principal.permissions),
+        **context,
+    )
+
+
+@bp.get("/api-keys")
+@page_login_required("api_keys:manage")
+def api_keys_page() -> PageAnswer:
+    return _api_keys_page()
+
+
+@bp.post("/api-keys")
+@page_login_required("api_keys:manage")
+def create_api_key() -> PageAnswer:
+    try:
+        created = api_keys.create_key(page_principal(), **load_form(schemas.ApiKeyIn()))
+    except AppError as exc:
+        return _api_keys_page(exc)
+    # Shown in this answer only (no redirect: the key must not pass through a URL or flash).
+    return _api_keys_page(new_key=created)
+
+
+@bp.post("/api-keys/<key_id>/revoke")
+@page_login_required("api_keys:manage")
+def revoke_api_key(key_id: str) -> Response:
+    api_keys.revoke_key(page_principal(), key_id)
+    flash("API key revoked.")
+    return see_other("settings_pages.api_keys_page")
+
+
+# Members and roles
+
+
+@bp.get("/members")
+@page_login_required("users:read")
+def members() -> PageAnswer:
+    args = load(schemas.PageArgs(), request.args)
+    principal = page_principal()
+    return render_form(
+        "settings/members.html",
+        page=organization.list_members(principal.organization_id, **args),
+        roles=roles.list_roles(principal.organization_id),
+    )
+
+
+@bp.post("/members/<user_id>")
+@page_login_required("users:manage")
+def update_member(user_id: str) -> Response:
+    changes = {"roles": request.form.getlist("roles"), "is_active": "is_active" in request.form}
+    try:
+        member = organization.update_member(page_principal(), user_id, changes)
+    except AppError as exc:  # AC-3 refusals: shown above the table, nothing changed
+        flash(_sentence(exc), "error")
+    else:
+        flash(f"{member.email} updated.")
+    return see_other("settings_pages.members")
+
+
+def _roles_page(error: AppError | None = None) -> PageAnswer:
+    principal = page_principal()
+    return render_form(
+        "settings/roles.html",
+        error,
+        values=request.form if error else {},
+        roles=roles.list_roles(principal.organization_id),
+        permissions=roles.list_permissions(),
+    )
+
+
+@bp.get("/roles")
+@page_login_required("users:read")
+def roles_page() -> PageAnswer:
+    return _roles_page()
+
+
+@bp.post("/roles")
+@page_login_required("roles:manage")
+def create_role() -> PageAnswer:
+    try:
+        roles.create_role(page_principal(), **load_form(schemas.RoleIn()))
+    except AppError as exc:
+        return _roles_page(exc)
+    flash("Role created.")
+    return see_other("settings_pages.roles_page")
+
+
+@bp.post("/roles/<role_id>")
+@page_login_required("roles:manage")
+def update_role(role_id: str) -> Response:
+    try:
+        roles.update_role(page_principal(), role_id, load_form(schemas.RolePatchIn()))
+    except AppError as exc:
+        flash(_sentence(exc), "error")
+    else:
+        flash("Role saved.")
+    return see_other("settings_pages.roles_page")
+
+
+@bp.post("/roles/<role_id>/delete")
+@page_login_required("roles:manage")
+def delete_role(role_id: str) -> Response:
+    try:
+        roles.delete_role(page_principal(), role_id)
+    except AppError as exc:
+        flash(_sentence(exc), "error")
+    else:
+        flash("Role deleted.")
+    return see_other("settings_pages.roles_page")
+
+
+def _sentence(exc: AppError) -> str:
+    details = [message for messages in (exc.fields or {}).values() for message in messages]
+    return " ".join([exc.message, *details])
