@@ -158,6 +158,28 @@ def render_form(
     return page, error.status if error is not None else 200
 
 
+BROWSERS = ("Edg", "OPR", "Firefox", "HeadlessChrome", "Chrome", "Safari", "curl", "python")
+SYSTEMS = ("Windows", "iPhone", "iPad", "Android", "Mac OS X", "CrOS", "Linux")
+
+
+def device_summary(agent: str | None) -> str:
+    """`Chrome 156 on Linux` from a User-Agent, for people; the raw string goes in a title."""
+    if not agent:
+        return "Unknown device"
+    browser = next(
+        (match for name in BROWSERS if (match := _product(agent, name)) is not None), None
+    )
+    system = next((name for name in SYSTEMS if name in agent), None)
+    if browser is None:
+        return agent[:40]
+    return f"{browser} on {system}" if system else browser
+
+
+def _product(agent: str, name: str) -> str | None:
+    found = re.search(rf"(?:^|[\s(]){re.escape(name)}[^/\s]*/(\d+)", agent)
+    return f"{name.replace('Edg', 'Edge').replace('OPR', 'Opera')} {found[1]}" if found else None
+
+
 def _context() -> dict[str, Any]:
     return {"principal": g.get("principal")}
 
@@ -182,4 +204,5 @@ def _protect_forms() -> None:
 def init_app(app: Flask) -> None:
     app.before_request(_protect_forms)
     app.context_processor(_context)
+    app.add_template_filter(device_summary)
     app.register_error_handler(CSRFError, _csrf_refused)

@@ -30,8 +30,12 @@ def visible_roles(organization_id: str) -> sa.Select[Role]:
 
 
 def list_roles(organization_id: str) -> list[Role]:
+    # Built-ins first, strongest first; then the organization's own by name.
+    rank = sa.case({name: index for index, name in enumerate(BUILTIN_NAMES)}, value=Role.name)
     statement = visible_roles(organization_id).order_by(
-        Role.organization_id.is_not(None), Role.name
+        Role.organization_id.is_not(None),
+        sa.case((Role.organization_id.is_(None), rank)),
+        Role.name,
     )
     return list(db.session.scalars(statement))
 
