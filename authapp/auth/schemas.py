@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
+
+from authapp.security import passwords
 
 USERNAME = re.compile(r"\A[A-Za-z0-9_.-]{3,32}\Z")
 CONTROL_CHARS = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
@@ -60,6 +62,21 @@ class SignupIn(Schema):
     full_name = Text(max_length=200, load_default="")
     username = Username(load_default=None)
     organization_name = Text(max_length=100, min_length=1, load_default=None)
+
+    @validates_schema(skip_on_field_errors=False)
+    def _password_policy(self, data: dict[str, Any], **_kwargs: Any) -> None:
+        """PW-3 in the same 422 as the other fields' errors, so a form shows them all at once
+        (the service checks again for callers that skip the schema)."""
+        if "password" not in data:
+            return
+        reasons = passwords.policy_errors(
+            data["password"],
+            email=data.get("email", ""),
+            username=data.get("username"),
+            full_name=data.get("full_name"),
+        )
+        if reasons:
+            raise ValidationError({"password": reasons})
 
 
 class LoginIn(Schema):

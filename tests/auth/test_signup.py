@@ -102,3 +102,11 @@ def test_a_json_array_body_is_422(client):
 
     assert response.status_code == 422
     assert response.json["error"]["code"] == "validation_error"
+
+
+def test_every_field_error_comes_in_one_answer(client):
+    """A bad email and a weak password are both reported at once (the form shows both)."""
+    response = client.post(SIGNUP, json={"email": "not-an-email", "password": "short"})
+
+    assert response.status_code == 422
+    assert set(response.json["error"]["fields"]) == {"email", "password"}

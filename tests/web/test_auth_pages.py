@@ -1,0 +1,546 @@
+"""Browser pages through Flask's test client with real CSRF tokens: sign-up, login, `next`
+(WB-6), logout (SE-1), the login guard, CSRF on every form (WB-1) and escaping (WB-7)."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from authapp.auth import services
+from authapp.extensions import db
+from tests.conftest import PASSWORD, auth_header
+from tests.web.conftest import (
+    alert,
+    claims,
+    cookie,
+    csrf_token,
+    field_error,
+    form_login,
+    form_signup,
+    input_tag,
+    set_cookies,
+    submit,
+    text,
+)
+
+ME = "/api/v1/auth/me"
+SETTINGS = "/api/v1/settings"
+NEW_PASSWORD = "another long passphrase nobody guesses"
+CSRF_MESSAGE = "This form has expired or was not sent from this site."
+
+
+def hidden_next(page: str) -> str:
+    match = re.search(r'<input type="hidden" name="next" value="([^"]*)">', page)
+    assert match is not None, "no hidden next"
+    return html.unescape(match.group(1))
+
+
+def login_redirect_next(response: Any) -> str:
+    """The `next` of a redirect to the login page."""
+    location = urlsplit(response.headers["Location"])
+    assert location.path == "/login", response.headers["Location"]
+    return parse_qs(location.query)["next"][0]
+
+
+# Sign-up
+
+
+def test_signup_form_lands_on_home_logged_in(client):
+    response = form_signup(client, "Grace@Example.com", full_name="Grace Hopper")
+
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/"
+    home = text(client.get("/"))
+    assert '<dd data-testid="who">Grace@Example.com</dd>' in home
+    assert "Welcome, Grace Hopper" in home
+
+
+def test_signup_with_bad_input_shows_each_message_next_to_its_field(client):
+    response = form_signup(
+        client, "not an email", password="tiny-pw", full_name="Grace Hopper", username="x"
+    )
+
+    assert response.status_code == 422
+    page = text(response)
+    assert 'role="alert"' in page
+    for name in ("email", "username"):
+        assert field_error(page, name)
+        tag = input_tag(page, name)
+        assert 'aria-invalid="true"' in tag
+        assert f"{name}-error" in tag  # aria-describedby
+    assert "autofocus" in input_tag(page, "email")  # the first field in error
+    assert "autofocus" not in input_tag(page, "username")
+    assert 'value="not an email"' in input_tag(page, "email")
+    assert 'value="x"' in input_tag(page, "username")
+    assert 'value="Grace Hopper"' in input_tag(page, "full_name")
+    assert "aria-invalid" not in input_tag(page, "full_name")
+    assert "value=" not in input_tag(page, "password")
+    assert "tiny-pw" not in page
+    assert client.get_cookie("access_token") is None
+
+
+def test_signup_with_a_short_password_says_why_on_the_password_field(client):
+    """PW-1, PW-3: the message says why; the password is never echoed."""
+    response = form_signup(client, "grace@example.com", password="tiny-pw", full_name="Grace")
+
+    assert response.status_code == 422
+    page = text(response)
+    assert "15" in field_error(page, "password")
+    tag = input_tag(page, "password")
+    assert 'aria-invalid="true"' in tag
+    assert "autofocus" in tag
+    assert "value=" not in tag
+    assert "tiny-pw" not in page
+    assert 'value="grace@example.com"' in input_tag(page, "email")
+    assert "aria-invalid" not in input_tag(page, "email")
+
+
+def test_signup_focuses_the_first_field_in_error(client):
+    response = form_signup(client, "grace@example.com", username="x", organization_name="o" * 101)
+
+    assert response.status_code == 422
+    page = text(response)
+    assert "autofocus" in input_tag(page, "username")
+    assert 'aria-invalid="true"' in input_tag(page, "organization_name")
+    assert "autofocus" not in input_tag(page, "organization_name")
+    assert "aria-invalid" not in input_tag(page, "email")
+    assert 'value="grace@example.com"' in input_tag(page, "email")
+
+
+def test_signup_with_a_taken_email_is_409_on_the_email_field(client, make_user):
+    """EN-5: sign-up knowingly says the account exists."""
+    make_user(email="ada@example.com")
+
+    response = form_signup(client, "  ADA@example.com ", full_name="Ada")
+
+    assert response.status_code == 409
+    page = text(response)
+    assert "already exists" in field_error(page, "email")
+    assert 'aria-invalid="true"' in input_tag(page, "email")
+    assert "autofocus" in input_tag(page, "email")
+    assert 'value="Ada"' in input_tag(page, "full_name")
+    assert PASSWORD not in page
+    assert client.get_cookie("access_token") is None
+
+
+# Login and `next`
+
+
+def test_login_form_with_email_goes_to_a_local_next(client, make_user):
+    make_user(email="ada@example.com")
+
+    response = form_login(client, "ADA@example.com", next_path="/settings/password")
+
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/settings/password"
+    assert client.get("/settings/password").status_code == 200
+
+
+def test_login_form_with_username(client, make_user):
+    make_user(email="ada@example.com", username="ada")
+
+    response = form_login(client, "Ada")
+
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/"
+    assert '<dd data-testid="who">ada@example.com</dd>' in text(client.get("/"))
+
+
+def test_a_local_next_with_a_query_survives_the_login_round_trip(client, make_user):
+    """WB-6: the guard's `next` keeps the query, and the login page honours it."""
+    make_user(email="ada@example.com")
+    guarded = client.get("/settings/sessions?x=1")
+    assert guarded.status_code == 302
+    next_path = login_redirect_next(guarded)
+    assert next_path == "/settings/sessions?x=1"
+
+    page = client.get(guarded.headers["Location"])
+    assert hidden_next(text(page)) == next_path
+    response = client.post(
+        "/login",
+        data={
+            "login": "ada@example.com",
+            "password": PASSWORD,
+            "next": hidden_next(text(page)),
+            "csrf_token": csrf_token(client),
+        },
+    )
+
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/settings/sessions?x=1"
+
+
+# As they appear in a link's query string.
+FOREIGN_NEXTS = [
+    "//evil.example",
+    "https://evil.example/x",
+    "/%5Cevil",
+    "/\\evil",
+    "javascript:alert(1)",
+    "/%0d%0aSet-Cookie",
+    "%20/x",
+    "/%09/evil.example",
+]
+
+
+@pytest.mark.parametrize("raw", FOREIGN_NEXTS)
+def test_a_foreign_next_is_never_put_in_the_login_form(client, raw):
+    """WB-6."""
+    page = client.get(f"/login?next={raw}")
+
+    assert page.status_code == 200
+    assert hidden_next(text(page)) == "/"
+
+
+@pytest.mark.parametrize("raw", FOREIGN_NEXTS)
+def test_a_foreign_next_posted_to_login_ends_at_home(client, make_user, raw):
+    """WB-6: even posted directly, the value decoded from the link goes nowhere but `/`."""
+    make_user(email="ada@example.com")
+
+    response = client.post(
+        "/login",
+        data={
+            "login": "ada@example.com",
+            "password": PASSWORD,
+            "next": unquote(raw),
+            "csrf_token": csrf_token(client),
+        },
+    )
+
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/"
+
+
+@pytest.mark.parametrize("raw", FOREIGN_NEXTS)
+def test_a_foreign_next_in_the_login_url_ends_at_home(client, make_user, raw):
+    """WB-6: a form posted to /login?next=… (the query wins over the hidden field)."""
+    make_user(email="ada@example.com")
+
+    response = client.post(
+        f"/login?next={raw}",
+        data={"login": "ada@example.com", "password": PASSWORD, "csrf_token": csrf_token(client)},
+    )
+
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/"
+
+
+def test_a_wrong_password_re_renders_401_with_the_generic_message(client, make_user):
+    """EN-1: a wrong password and an unknown account read the same."""
+    make_user(email="ada@example.com")
+
+    wrong = form_login(client, "ada@example.com", "not the right passphrase at all")
+    unknown = form_login(client, "nobody@example.com", "not the right passphrase at all")
+
+    assert wrong.status_code == unknown.status_code == 401
+    assert alert(text(wrong)) == alert(text(unknown)) == "The login or password is incorrect."
+    for response in (wrong, unknown):
+        page = text(response).lower()
+        assert "not the right passphrase" not in page
+        for leak in ("disabled", "not found", "no account", "unknown", "does not exist"):
+            assert leak not in page
+        assert "access_token" not in set_cookies(response)
+    assert 'value="ada@example.com"' in input_tag(text(wrong), "login")
+    assert "value=" not in input_tag(text(wrong), "password")
+    assert client.get_cookie("access_token") is None
+
+
+def test_a_disabled_account_with_the_right_password_is_403(app, client, make_user):
+    """SE-4: `account_disabled` only after a correct password; a wrong one stays generic."""
+    make_user(email="ada@example.com")
+    with app.app_context():
+        services.disable_user("ada@example.com")
+
+    right = form_login(client, "ada@example.com")
+    wrong = form_login(client, "ada@example.com", "not the right passphrase at all")
+
+    assert right.status_code == 403
+    assert alert(text(right)) == "This account is disabled."
+    assert client.get_cookie("access_token") is None
+    assert wrong.status_code == 401
+    assert alert(text(wrong)) == "The login or password is incorrect."
+
+
+# The login guard
+
+SETTINGS_PAGES = [
+    "/settings/profile",
+    "/settings/password",
+    "/settings/sessions",
+    "/settings/api-keys",
+    "/settings/members",
+    "/settings/members?cursor=abc",
+    "/settings/roles",
+]
+
+
+@pytest.mark.parametrize("path", SETTINGS_PAGES)
+def test_a_settings_page_without_cookies_redirects_to_login(client, path):
+    response = client.get(path)
+
+    assert response.status_code == 302
+    assert login_redirect_next(response) == path
+
+
+@pytest.mark.parametrize("path", SETTINGS_PAGES)
+def test_a_settings_page_with_a_forged_access_cookie_redirects_to_login(client, path):
+    client.set_cookie("access_token", "eyJhbGciOiJub25lIn0.eyJzdWIiOiIxIn0.")
+
+    response = client.get(path)
+
+    assert response.status_code == 302
+    assert login_redirect_next(response) == path
+
+
+# Logout
+
+
+def test_logout_form_revokes_the_session_and_clears_the_cookies(logged_in_client):
+    """SE-1."""
+    access = cookie(logged_in_client, "access_token")
+    refresh = cookie(logged_in_client, "refresh_token")
+
+    response = submit(logged_in_client, "/logout", page="/")
+
+    assert response.status_code == 303
+    assert response.headers["Location"] == "/login"
+    cleared = set_cookies(response)
+    for name in ("access_token", "refresh_token", "csrf_access_token", "csrf_refresh_token"):
+        assert cleared[name]["value"] == "", name
+        assert "1970" in (cleared[name].get("expires") or "") or cleared[name].get("max-age") == "0"
+        assert logged_in_client.get_cookie(name) is None, name
+    me = logged_in_client.get(ME, headers=auth_header(access))
+    assert me.status_code == 401
+    assert me.json["error"]["code"] == "token_revoked"
+    refreshed = logged_in_client.post("/api/v1/auth/refresh", json={"refresh_token": refresh})
+    assert refreshed.status_code == 401
+    assert refreshed.json["error"]["code"] == "token_revoked"
+    assert logged_in_client.get("/settings/profile").status_code == 302
+
+
+def test_get_logout_is_405_and_revokes_nothing(logged_in_client):
+    """WB-2: GET never changes state."""
+    access = cookie(logged_in_client, "access_token")
+
+    response = logged_in_client.get("/logout")
+
+    assert response.status_code == 405
+    assert logged_in_client.get(ME, headers=auth_header(access)).status_code == 200
+    assert logged_in_client.get("/settings/profile").status_code == 200
+
+
+# WB-1: every state-changing form
+
+
+@dataclass
+class Acme:
+    """An organization whose owner is logged in through the forms, with one of everything a
+    form can change."""
+
+    owner_email: str
+    other_session_id: str
+    other_access_token: str
+    member_id: str
+    role_id: str
+    key_id: str
+
+
+@pytest.fixture
+def acme(app: Flask, client: FlaskClient, make_user) -> Acme:
+    signed_up = form_signup(client, "owner@acme.example", organization_name="Acme")
+    assert signed_up.status_code == 303, text(signed_up)
+    other = client.post(
+        "/api/v1/auth/login", json={"login": "owner@acme.example", "password": PASSWORD}
+    ).json
+    headers = auth_header(other["access_token"])
+    organization_id = other["user"]["organization"]["id"]
+    member = make_user(email="member@acme.example", organization=organization_id)
+    role = client.post(
+        f"{SETTINGS}/roles",
+        json={"name": "auditor", "permissions": ["users:read"]},
+        headers=headers,
+    )
+    assert role.status_code == 201, role.json
+    key = client.post(
+        f"{SETTINGS}/api-keys", json={"name": "ci", "scopes": ["users:read"]}, headers=headers
+    )
+    assert key.status_code == 201, key.json
+    return Acme(
+        owner_email="owner@acme.example",
+        other_session_id=claims(other["access_token"])["sid"],
+        other_access_token=other["access_token"],
+        member_id=member["id"],
+        role_id=role.json["id"],
+        key_id=key.json["id"],
+    )
+
+
+def forms(acme: Acme) -> dict[str, tuple[str, dict[str, Any], str]]:
+    """Every state-changing form: (action, fields, the page that carries it)."""
+    return {
+        "signup": ("/signup", {"email": "new@example.com", "password": PASSWORD}, "/signup"),
+        "login": ("/login", {"login": acme.owner_email, "password": PASSWORD}, "/login"),
+        "logout": ("/logout", {}, "/"),
+        "profile": (
+            "/settings/profile",
+            {"full_name": "Changed", "username": "changed"},
+            "/settings/profile",
+        ),
+        "password": (
+            "/settings/password",
+            {"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+            "/settings/password",
+        ),
+        "session revoke": (
+            f"/settings/sessions/{acme.other_session_id}/revoke",
+            {},
+            "/settings/sessions",
+        ),
+        "api key create": (
+            "/settings/api-keys",
+            {"name": "new key", "scopes": ["users:read"], "scopes_present": "1"},
+            "/settings/api-keys",
+        ),
+        "api key revoke": (f"/settings/api-keys/{acme.key_id}/revoke", {}, "/settings/api-keys"),
+        "member update": (
+            f"/settings/members/{acme.member_id}",
+            {"roles": ["member", "auditor"], "is_active": "true"},
+            "/settings/members",
+        ),
+        "role create": (
+            "/settings/roles",
+            {"name": "support", "permissions": ["users:read"], "permissions_present": "1"},
+            "/settings/roles",
+        ),
+        "role edit": (
+            f"/settings/roles/{acme.role_id}",
+            {"name": "renamed", "permissions": ["audit:read"], "permissions_present": "1"},
+            "/settings/roles",
+        ),
+        "role delete": (f"/settings/roles/{acme.role_id}/delete", {}, "/settings/roles"),
+    }
+
+
+FORM_NAMES = [
+    "signup",
+    "login",
+    "logout",
+    "profile",
+    "password",
+    "session revoke",
+    "api key create",
+    "api key revoke",
+    "member update",
+    "role create",
+    "role edit",
+    "role delete",
+]
+UNCHECKED_TABLES = {"audit_events", "testing_clock"}
+
+
+def snapshot(app: Flask) -> dict[str, list[str]]:
+    """Every row the forms could change."""
+    with app.app_context(), db.engine.connect() as conn:
+        return {
+            name: sorted(repr(tuple(row)) for row in conn.execute(sa.select(table)))
+            for name, table in db.metadata.tables.items()
+            if name not in UNCHECKED_TABLES
+        }
+
+
+@pytest.mark.parametrize("name", FORM_NAMES)
+def test_each_form_works_with_its_csrf_token(app, client, acme, name):
+    """The control for WB-1: the same posts, with the page's token, do change something."""
+    action, fields, page = forms(acme)[name]
+    before = snapshot(app)
+
+    response = submit(client, action, fields, page=page)
+
+    assert response.status_code in (200, 303), text(response)
+    assert 'role="alert"' not in text(response)
+    assert snapshot(app) != before
+
+
+@pytest.mark.parametrize("token", ["missing", "garbage", "another session's"])
+@pytest.mark.parametrize("name", FORM_NAMES)
+def test_each_form_refuses_a_missing_or_wrong_csrf_token(app, client, acme, name, token):
+    """WB-1: 400 HTML page, nothing changed, the browser still logged in."""
+    action, fields, page = forms(acme)[name]
+    assert client.get(page).status_code == 200  # the session cookie holds a CSRF secret
+    data = dict(fields)
+    if token == "garbage":
+        data["csrf_token"] = "IjAxMjM0NTY3ODkiIA.aAbBcC.not-a-signature"
+    elif token == "another session's":
+        data["csrf_token"] = csrf_token(app.test_client())
+    access = cookie(client, "access_token")
+    before = snapshot(app)
+
+    response = client.post(action, data=data)
+
+    assert response.status_code == 400
+    assert response.mimetype == "text/html"
+    assert CSRF_MESSAGE in text(response)
+    assert snapshot(app) == before
+    assert "access_token" not in set_cookies(response)
+    assert cookie(client, "access_token") == access
+    assert client.get("/settings/profile").status_code == 200
+    assert client.get(ME, headers=auth_header(acme.other_access_token)).status_code == 200
+
+
+POST_ONLY = ["logout", "session revoke", "api key revoke", "member update", "role delete"]
+
+
+@pytest.mark.parametrize("name", POST_ONLY)
+def test_get_on_a_form_action_is_405_and_changes_nothing(app, client, acme, name):
+    """WB-2: GET never changes state, even with valid cookies."""
+    action, _, _ = forms(acme)[name]
+    before = snapshot(app)
+
+    response = client.get(action)
+
+    assert response.status_code == 405
+    assert snapshot(app) == before
+    assert client.get("/settings/profile").status_code == 200
+
+
+# WB-7: stored input is escaped
+
+SCRIPT = "<script>alert(1)</script>"
+ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;"
+
+
+def test_a_full_name_with_markup_is_escaped_on_every_page(client):
+    """WB-7."""
+    response = form_signup(
+        client, "owner@acme.example", full_name=SCRIPT, organization_name='<img src=x onerror="1">'
+    )
+    assert response.status_code == 303
+
+    for path in ("/", "/settings/profile", "/settings/members"):
+        page = text(client.get(path))
+        assert SCRIPT not in page, path
+        assert ESCAPED in page, path
+        assert "<img src=x" not in page, path
+    assert "&lt;img src=x onerror=" in text(client.get("/"))
+
+
+def test_a_re_rendered_form_escapes_what_was_typed(client):
+    """WB-7: a value echoed back into an attribute cannot close it."""
+    typed = '"><script>alert(1)</script>'
+
+    response = form_signup(client, typed, full_name=typed)
+
+    assert response.status_code == 422
+    page = text(response)
+    assert "<script>alert(1)" not in page
+    assert 'value="&#34;&gt;&lt;script&gt;' in input_tag(page, "email") or (
+        "&quot;&gt;&lt;script&gt;" in input_tag(page, "email")
+    )

@@ -1,0 +1,569 @@
+"""The /settings pages driven like a browser: logins through the real /login form, every POST
+with the csrf_token read from the page (WB-1), POST-redirect-GET, field messages on refusals,
+and pages that obey the CSP (no inline script or style) and are never cached (WB-4)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from tests.conftest import PASSWORD, auth_header
+from tests.settings import conftest as settings_fixtures
+from tests.settings.conftest import SETTINGS, Tenant, key_header
+from tests.web.conftest import (
+    alert,
+    csrf_token,
+    field_error,
+    input_tag,
+    notice,
+    submit,
+    text,
+)
+
+NEW_PASSWORD = "another long passphrase nobody guesses"
+FIREFOX = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0"
+CHROME = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/537.36 Chrome/126.0 Safari/537"
+# The two-tenant fixtures of tests/settings, used here through the browser.
+tenants = settings_fixtures.tenants
+join = settings_fixtures.join
+SETTINGS_PAGES = (
+    "/settings/profile",
+    "/settings/password",
+    "/settings/sessions",
+    "/settings/api-keys",
+    "/settings/members",
+    "/settings/roles",
+)
+
+
+# Helpers: a browser of our own, forms posted with the page's token
+
+
+def open_browser(
+    app: Flask, login: str, password: str = PASSWORD, agent: str = FIREFOX
+) -> FlaskClient:
+    """A new cookie jar, logged in through the real /login form."""
+    client = app.test_client()
+    client.environ_base["HTTP_USER_AGENT"] = agent
+    response = submit(client, "/login", {"login": login, "password": password})
+    assert response.status_code == 303, text(response)
+    assert client.get_cookie("access_token") is not None
+    return client
+
+
+def assert_page(response: TestResponse, status: int = 200) -> str:
+    """WB-4: an HTML page that is never cached and runs under the CSP without inline code."""
+    body = text(response)
+    assert response.status_code == status, body
+    assert response.mimetype == "text/html"
+    assert response.headers["Cache-Control"] == "no-store"
+    assert "<script" not in body.lower()
+    assert "<style" not in body.lower()
+    assert " style=" not in body.lower()
+    return body
+
+
+def assert_redirect(response: TestResponse, location: str) -> None:
+    assert response.status_code == 303, text(response)
+    assert response.headers["Location"] == location
+
+
+def me(client: FlaskClient, headers: Mapping[str, str] | None = None) -> TestResponse:
+    return client.get("/api/v1/auth/me", headers=headers)
+
+
+def member_roles(client: FlaskClient, tenant: Tenant, user_id: str) -> list[str]:
+    response = client.get(f"{SETTINGS}/members?limit=100", headers=tenant["owner"].headers)
+    assert response.status_code == 200, response.json
+    return next(m["roles"] for m in response.json["members"] if m["id"] == user_id)
+
+
+def roles_by_name(client: FlaskClient, tenant: Tenant) -> dict[str, dict[str, Any]]:
+    response = client.get(f"{SETTINGS}/roles", headers=tenant["owner"].headers)
+    assert response.status_code == 200, response.json
+    return {role["name"]: role for role in response.json["roles"]}
+
+
+def session_rows(body: str) -> list[tuple[str, bool]]:
+    """(session id, is this device) of each row of the sessions table."""
+    rows = []
+    for row in body.split("<tr>")[2:]:  # the page, then the header row
+        found = re.search(r'action="/settings/sessions/([^/"]+)/revoke"', row)
+        assert found is not None, row
+        rows.append((found.group(1), "(this device)" in row))
+    return rows
+
+
+@pytest.fixture
+def ada(make_user: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    """An account with no session yet (make_user logs nobody in)."""
+    return make_user(email="ada@example.com", full_name="Ada")
+
+
+@pytest.fixture
+def as_role(app: Flask, tenants: dict[str, Tenant]) -> Callable[[str], FlaskClient]:
+    """`as_role("owner")`: a browser logged in as that Acme account."""
+    return lambda role: open_browser(app, tenants["acme"][role].email)
+
+
+# Every page
+
+
+@pytest.mark.parametrize("path", SETTINGS_PAGES)
+def test_every_settings_page_is_no_store_and_free_of_inline_code(as_role, path):
+    """WB-4 and the CSP without 'unsafe-inline': no inline <script> or style attribute."""
+    assert_page(as_role("owner").get(path))
+
+
+@pytest.mark.parametrize("path", SETTINGS_PAGES)
+def test_every_settings_page_without_a_login_goes_to_the_login_page(client, path):
+    """WB-6: the way back is the local path."""
+    response = client.get(path)
+
+    assert response.status_code == 302
+    location = urlsplit(response.headers["Location"])
+    assert location.path == "/login"
+    assert parse_qs(location.query) == {"next": [path]}
+
+
+# Profile
+
+
+def test_profile_changes_full_name_and_username_then_shows_them(app, ada):
+    ada_browser = open_browser(app, ada["email"])
+
+    response = submit(
+        ada_browser, "/settings/profile", {"full_name": "Ada Lovelace", "username": "ada.l"}
+    )
+
+    assert_redirect(response, "/settings/profile")
+    body = assert_page(ada_browser.get("/settings/profile"))
+    assert notice(body) == "Profile saved."
+    assert 'value="Ada Lovelace"' in input_tag(body, "full_name")
+    assert 'value="ada.l"' in input_tag(body, "username")
+    assert me(ada_browser).json["user"]["username"] == "ada.l"
+
+
+def test_a_taken_username_is_409_next_to_the_field_with_the_typed_values_kept(app, ada, make_user):
+    grace = make_user(email="grace@example.com")
+    grace_browser = open_browser(app, grace["email"])
+    assert submit(grace_browser, "/settings/profile", {"username": "taken"}).status_code == 303
+    ada_browser = open_browser(app, ada["email"])
+
+    response = submit(
+        ada_browser, "/settings/profile", {"full_name": "Typed Name", "username": "TAKEN"}
+    )
+
+    body = assert_page(response, 409)
+    assert field_error(body, "username") == "That username is taken."
+    username = input_tag(body, "username")
+    assert 'value="TAKEN"' in username
+    assert 'aria-invalid="true"' in username
+    assert "autofocus" in username
+    assert 'value="Typed Name"' in input_tag(body, "full_name")
+    assert "aria-invalid" not in input_tag(body, "full_name")
+    assert alert(body)
+    assert me(ada_browser).json["user"]["full_name"] == "Ada"  # nothing saved
+
+
+def test_an_emptied_username_clears_it(app, ada):
+    ada_browser = open_browser(app, ada["email"])
+    assert submit(ada_browser, "/settings/profile", {"username": "ada"}).status_code == 303
+
+    response = submit(ada_browser, "/settings/profile", {"full_name": "Ada", "username": ""})
+
+    assert_redirect(response, "/settings/profile")
+    body = assert_page(ada_browser.get("/settings/profile"))
+    assert 'value=""' in input_tag(body, "username")
+    assert me(ada_browser).json["user"]["username"] is None
+
+
+def test_a_profile_post_without_the_csrf_token_changes_nothing(app, ada):
+    """WB-1."""
+    ada_browser = open_browser(app, ada["email"])
+
+    response = ada_browser.post("/settings/profile", data={"full_name": "Forged"})
+
+    assert_page(response, 400)
+    assert me(ada_browser).json["user"]["full_name"] == "Ada"
+
+
+# Password
+
+
+def test_a_wrong_current_password_is_422_on_current_password(app, client, ada):
+    ada_browser = open_browser(app, ada["email"])
+
+    response = submit(
+        ada_browser,
+        "/settings/password",
+        {"current_password": "not my password at all", "new_password": NEW_PASSWORD},
+    )
+
+    body = assert_page(response, 422)
+    assert field_error(body, "current_password")
+    assert "new_password-error" not in body
+    assert 'aria-invalid="true"' in input_tag(body, "current_password")
+    assert "value=" not in input_tag(body, "current_password")  # a password is never echoed
+    assert "value=" not in input_tag(body, "new_password")
+    login = {"login": ada["email"], "password": PASSWORD}
+    assert client.post("/api/v1/auth/login", json=login).status_code == 200
+
+
+def test_a_weak_new_password_is_422_on_new_password(app, client, ada):
+    """PW-3 on the page."""
+    ada_browser = open_browser(app, ada["email"])
+
+    response = submit(
+        ada_browser,
+        "/settings/password",
+        {"current_password": PASSWORD, "new_password": "too short"},
+    )
+
+    body = assert_page(response, 422)
+    assert field_error(body, "new_password")
+    assert "current_password-error" not in body
+    assert "autofocus" in input_tag(body, "new_password")
+    assert "value=" not in input_tag(body, "new_password")
+    login = {"login": ada["email"], "password": "too short"}
+    assert client.post("/api/v1/auth/login", json=login).status_code == 401
+
+
+def test_a_password_change_keeps_this_session_and_revokes_the_other(app, client, ada):
+    """SE-3: the other browser is logged out, this one carries on."""
+    other = open_browser(app, ada["email"], agent=CHROME)
+    other_access = other.get_cookie("access_token").value
+    ada_browser = open_browser(app, ada["email"])
+
+    response = submit(
+        ada_browser,
+        "/settings/password",
+        {"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+    )
+
+    assert_redirect(response, "/settings/password")
+    body = assert_page(ada_browser.get("/settings/password"))
+    assert notice(body) == "Password changed. Your other sessions were logged out."
+    assert_page(ada_browser.get("/settings/profile"))
+    assert me(ada_browser).status_code == 200
+    assert other.get("/settings/profile").status_code == 302
+    assert me(client, auth_header(other_access)).status_code == 401
+    login = {"login": ada["email"], "password": NEW_PASSWORD}
+    assert client.post("/api/v1/auth/login", json=login).status_code == 200
+
+
+# Sessions
+
+
+def test_the_sessions_page_marks_this_device_among_the_others(app, ada):
+    open_browser(app, ada["email"], agent=CHROME)
+    ada_browser = open_browser(app, ada["email"])
+
+    body = assert_page(ada_browser.get("/settings/sessions"))
+
+    rows = session_rows(body)
+    assert len(rows) == 2
+    assert sorted(current for _, current in rows) == [False, True]
+    assert "Firefox 128 on Linux" in body
+    assert "Chrome 126 on Mac OS X" in body
+
+
+def test_revoking_the_other_session_ends_it_now(app, client, ada):
+    """SE-5: its tokens die, this browser stays."""
+    other = open_browser(app, ada["email"], agent=CHROME)
+    other_access = other.get_cookie("access_token").value
+    ada_browser = open_browser(app, ada["email"])
+    body = ada_browser.get("/settings/sessions").get_data(as_text=True)
+    (other_id,) = [session_id for session_id, current in session_rows(body) if not current]
+
+    response = submit(
+        ada_browser, f"/settings/sessions/{other_id}/revoke", {}, page="/settings/sessions"
+    )
+
+    assert_redirect(response, "/settings/sessions")
+    body = assert_page(ada_browser.get("/settings/sessions"))
+    assert notice(body) == "Session logged out."
+    assert [current for _, current in session_rows(body)] == [True]
+    assert me(client, auth_header(other_access)).status_code == 401
+    assert other.get("/settings/profile").status_code == 302  # the refresh cookie died too
+
+
+def test_revoking_this_session_logs_out_and_clears_the_cookies(app, client, ada):
+    """SE-1 from the sessions page."""
+    ada_browser = open_browser(app, ada["email"])
+    access = ada_browser.get_cookie("access_token").value
+    body = ada_browser.get("/settings/sessions").get_data(as_text=True)
+    ((this_id, _),) = session_rows(body)
+
+    response = submit(
+        ada_browser, f"/settings/sessions/{this_id}/revoke", {}, page="/settings/sessions"
+    )
+
+    assert_redirect(response, "/login")
+    cleared = {
+        header.split("=", 1)[0]
+        for header in response.headers.getlist("Set-Cookie")
+        if "Expires=Thu, 01 Jan 1970" in header
+    }
+    assert {"access_token", "refresh_token"} <= cleared
+    assert ada_browser.get_cookie("access_token") is None
+    assert ada_browser.get("/settings/profile").status_code == 302
+    assert me(client, auth_header(access)).status_code == 401
+
+
+# API keys
+
+
+def create_key_form(client: FlaskClient, scopes: list[str], name: str = "ci") -> TestResponse:
+    return submit(
+        client,
+        "/settings/api-keys",
+        {"name": name, "scopes": scopes, "scopes_present": "1"},
+    )
+
+
+def new_key(body: str) -> str:
+    match = re.search(r'data-testid="new-key">([^<]+)<', body)
+    assert match is not None, "no new key on the page"
+    return match.group(1).strip()
+
+
+def test_an_owner_creates_a_key_shown_once_that_works_on_the_api(client, as_role, tenants):
+    """AK-1: shown in the answer that creates it, never again."""
+    owner = as_role("owner")
+
+    response = create_key_form(owner, ["users:read"])
+
+    body = assert_page(response)
+    key = new_key(body)
+    assert client.get(f"{SETTINGS}/members", headers=key_header(key)).status_code == 200
+    assert client.get(f"{SETTINGS}/audit-events", headers=key_header(key)).status_code == 403
+    again = assert_page(owner.get("/settings/api-keys"))
+    assert key not in again
+    assert 'data-testid="new-key"' not in again
+    listed = client.get(f"{SETTINGS}/api-keys", headers=tenants["acme"]["owner"].headers)
+    assert [(k["name"], k["scopes"]) for k in listed.json["api_keys"]] == [("ci", ["users:read"])]
+    assert listed.json["api_keys"][0]["prefix"] in again
+
+
+def test_a_revoked_key_fails_at_once(client, as_role, tenants):
+    """AK-2."""
+    owner = as_role("owner")
+    key = new_key(text(create_key_form(owner, ["users:read"])))
+    key_id = client.get(f"{SETTINGS}/api-keys", headers=tenants["acme"]["owner"].headers).json[
+        "api_keys"
+    ][0]["id"]
+
+    response = submit(owner, f"/settings/api-keys/{key_id}/revoke", {}, page="/settings/api-keys")
+
+    assert_redirect(response, "/settings/api-keys")
+    body = assert_page(owner.get("/settings/api-keys"))
+    assert notice(body) == "API key revoked."
+    assert "revoked" in body
+    assert client.get(f"{SETTINGS}/members", headers=key_header(key)).status_code == 401
+
+
+def test_a_scope_the_caller_lacks_is_refused_in_the_form(app, client, tenants, join):
+    """AK-3 / AC-3: the page offers only the caller's permissions, and a forged one is 403."""
+    acme = tenants["acme"]
+    role = client.post(
+        f"{SETTINGS}/roles",
+        json={"name": "keymaster", "permissions": ["api_keys:manage"]},
+        headers=acme["owner"].headers,
+    )
+    assert role.status_code == 201, role.json
+    keymaster = join(acme, "keys@acme.example", "keymaster")
+    keys_browser = open_browser(app, keymaster.email)
+    page = assert_page(keys_browser.get("/settings/api-keys"))
+    assert 'value="api_keys:manage"' in page
+    assert 'value="users:manage"' not in page
+
+    response = create_key_form(keys_browser, ["users:manage"], name="sneaky")
+
+    body = assert_page(response, 403)
+    assert alert(body) == "You cannot grant permissions you do not have: users:manage."
+    assert 'data-testid="new-key"' not in body
+    assert 'value="sneaky"' in input_tag(body, "name")
+    listed = client.get(f"{SETTINGS}/api-keys", headers=acme["owner"].headers)
+    assert listed.json["api_keys"] == []
+
+
+def test_the_api_keys_page_is_a_403_page_for_a_member(as_role):
+    """HTML, not the JSON envelope."""
+    body = assert_page(as_role("member").get("/settings/api-keys"), 403)
+
+    assert "You do not have permission to do this." in body
+    assert "API keys" not in body  # nor in the settings menu
+
+
+def test_a_member_posting_the_key_form_gets_the_403_page_and_no_key(client, as_role, tenants):
+    member = as_role("member")
+    token = csrf_token(member, "/settings/profile")
+
+    response = member.post(
+        "/settings/api-keys",
+        data={"name": "x", "scopes": ["users:read"], "scopes_present": "1", "csrf_token": token},
+    )
+
+    body = assert_page(response, 403)
+    assert "You do not have permission to do this." in body
+    listed = client.get(f"{SETTINGS}/api-keys", headers=tenants["acme"]["owner"].headers)
+    assert listed.json["api_keys"] == []
+
+
+# Members
+
+
+@pytest.mark.parametrize("role", ["owner", "admin"])
+def test_owners_and_admins_see_the_members_with_change_forms(as_role, tenants, role):
+    body = assert_page(as_role(role).get("/settings/members"))
+
+    for account in tenants["acme"].accounts.values():
+        assert account.email in body
+        assert f'action="/settings/members/{account.id}"' in body
+    assert "globex" not in body  # AC-2
+
+
+def test_an_auditor_sees_the_members_without_change_forms(as_role, tenants):
+    body = assert_page(as_role("auditor").get("/settings/members"))
+
+    for account in tenants["acme"].accounts.values():
+        assert account.email in body
+    assert 'action="/settings/members/' not in body
+    assert 'name="roles"' not in body
+
+
+def test_the_members_page_is_a_403_page_for_a_member(as_role):
+    body = assert_page(as_role("member").get("/settings/members"), 403)
+
+    assert "You do not have permission to do this." in body
+
+
+def test_an_owner_changes_a_members_roles_through_the_form(client, as_role, tenants):
+    acme = tenants["acme"]
+    target = acme["member"]
+
+    response = submit(
+        as_role("owner"),
+        f"/settings/members/{target.id}",
+        {"roles": ["member", "auditor"], "is_active": "true"},
+        page="/settings/members",
+    )
+
+    assert_redirect(response, "/settings/members")
+    assert sorted(member_roles(client, acme, target.id)) == ["auditor", "member"]
+
+
+def test_a_refused_member_change_comes_back_in_an_error_box_and_changes_nothing(
+    client, as_role, tenants
+):
+    """AC-3: an admin cannot grant the owner role."""
+    acme = tenants["acme"]
+    admin = as_role("admin")
+
+    response = submit(
+        admin,
+        f"/settings/members/{acme['member'].id}",
+        {"roles": ["member", "owner"], "is_active": "true"},
+        page="/settings/members",
+    )
+
+    assert_redirect(response, "/settings/members")
+    body = assert_page(admin.get("/settings/members"))
+    assert alert(body) == "Only an owner can grant or remove the owner role."
+    assert member_roles(client, acme, acme["member"].id) == ["member"]
+    assert 'role="alert"' not in assert_page(admin.get("/settings/members"))  # shown once
+
+
+# Roles
+
+
+def role_form(name: str, permissions: list[str]) -> dict[str, Any]:
+    return {"name": name, "permissions": permissions, "permissions_present": "1"}
+
+
+def test_an_owner_creates_edits_and_deletes_a_custom_role(client, as_role, tenants):
+    acme = tenants["acme"]
+    owner = as_role("owner")
+
+    created = submit(owner, "/settings/roles", role_form("support", ["users:read"]))
+
+    assert_redirect(created, "/settings/roles")
+    body = assert_page(owner.get("/settings/roles"))
+    assert notice(body) == "Role created."
+    support = roles_by_name(client, acme)["support"]
+    assert support["permissions"] == ["users:read"]
+    assert f'action="/settings/roles/{support["id"]}"' in body
+
+    edited = submit(
+        owner,
+        f"/settings/roles/{support['id']}",
+        role_form("support", ["audit:read", "users:read"]),
+        page="/settings/roles",
+    )
+
+    assert_redirect(edited, "/settings/roles")
+    assert notice(assert_page(owner.get("/settings/roles"))) == "Role saved."
+    assert roles_by_name(client, acme)["support"]["permissions"] == ["audit:read", "users:read"]
+
+    deleted = submit(owner, f"/settings/roles/{support['id']}/delete", {}, page="/settings/roles")
+
+    assert_redirect(deleted, "/settings/roles")
+    body = assert_page(owner.get("/settings/roles"))
+    assert notice(body) == "Role deleted."
+    assert "support" not in roles_by_name(client, acme)
+    assert support["id"] not in body
+
+
+def test_a_taken_role_name_is_409_next_to_the_name_field(as_role):
+    owner = as_role("owner")
+
+    response = submit(owner, "/settings/roles", role_form("auditor", ["users:read"]))
+
+    body = assert_page(response, 409)
+    assert field_error(body, "name")
+    assert 'value="auditor"' in input_tag(body, "name")
+    assert re.search(r'value="users:read" checked', body)
+
+
+def test_built_in_roles_have_no_edit_form(client, as_role, tenants):
+    body = assert_page(as_role("owner").get("/settings/roles"))
+
+    roles = roles_by_name(client, tenants["acme"])
+    for name in ("owner", "admin", "member"):
+        assert roles[name]["builtin"]
+        assert f"/settings/roles/{roles[name]['id']}" not in body
+    assert f'action="/settings/roles/{roles["auditor"]["id"]}"' in body
+
+
+def test_an_auditor_sees_the_roles_without_forms(as_role):
+    body = assert_page(as_role("auditor").get("/settings/roles"))
+
+    assert "auditor" in body
+    assert 'action="/settings/roles' not in body
+
+
+def test_the_roles_page_is_a_403_page_for_a_member(as_role):
+    body = assert_page(as_role("member").get("/settings/roles"), 403)
+
+    assert "You do not have permission to do this." in body
+
+
+def test_an_auditor_posting_the_role_form_gets_the_403_page(client, app, tenants):
+    """Reading roles (users:read) is not managing them (roles:manage)."""
+    auditor = open_browser(app, tenants["acme"]["auditor"].email)
+    token = csrf_token(auditor, "/settings/profile")
+
+    response = auditor.post(
+        "/settings/roles", data={**role_form("mine", ["users:read"]), "csrf_token": token}
+    )
+
+    assert_page(response, 403)
+    assert "mine" not in roles_by_name(client, tenants["acme"])
