@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := authapp
 
-.PHONY: install run test lint fmt e2e bench clean
+.PHONY: install e2e-tools run test lint fmt e2e bench clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -13,6 +13,22 @@ $(BIN)/activate: pyproject.toml
 	touch $(BIN)/activate
 
 install: $(BIN)/activate
+
+# Browser tests (tests/e2e) drive Debian's Chromium, never a browser Playwright downloads, and
+# inject axe-core from npm (pinned by tests/e2e/package-lock.json): each installs when missing
+# (and `npm ci` again when the lock file changes).
+CHROMIUM := /usr/bin/chromium
+E2E_MODULES := tests/e2e/node_modules/.package-lock.json
+
+$(CHROMIUM):
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }
+
+$(E2E_MODULES): tests/e2e/package-lock.json
+	npm ci --prefix tests/e2e --no-audit --no-fund
+	touch $@
+
+e2e-tools: $(CHROMIUM) $(E2E_MODULES)
 
 run: install
 	$(BIN)/flask db upgrade
@@ -35,9 +51,12 @@ fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint
+test: lint e2e-tools
 	@$(BIN)/python -c "import os, sqlalchemy as sa; sa.create_engine(os.environ.get('TEST_DATABASE_URL', 'postgresql+psycopg2://postgres@127.0.0.1/test')).connect().close()" || { echo "PostgreSQL is not reachable: the tests need it (TEST_DATABASE_URL)" >&2; exit 1; }
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+
+e2e: install e2e-tools
+	$(BIN)/pytest -n 2 -m e2e $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -55,7 +55,7 @@ def test_roles_lists_the_built_ins_first_then_the_organizations_own(client, tena
     assert response.status_code == 200
     listed = response.json["roles"]
     assert all(set(role) == ROLE_FIELDS for role in listed)
-    assert [role["name"] for role in listed] == ["admin", "member", "owner", "auditor"]
+    assert [role["name"] for role in listed] == ["owner", "admin", "member", "auditor"]
     assert [role["builtin"] for role in listed] == [True, True, True, False]
     by_name = {role["name"]: role for role in listed}
     assert sorted(by_name["owner"]["permissions"]) == sorted(every_code)
@@ -105,7 +105,7 @@ def test_a_built_in_name_in_any_case_or_an_existing_custom_name_is_409(client, t
 
     assert response.status_code == 409
     assert response.json["error"]["code"] == "role_name_taken"
-    assert list(roles_by_name(client, acme["owner"])) == ["admin", "member", "owner", "auditor"]
+    assert list(roles_by_name(client, acme["owner"])) == ["owner", "admin", "member", "auditor"]
 
 
 @pytest.mark.parametrize("name", ["Admin", "auditor"])
