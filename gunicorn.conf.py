@@ -59,3 +59,20 @@ def post_fork(server, worker):  # noqa: ANN001
 
         with wsgi.app.app_context():
             db.engine.dispose(close=False)
+
+
+def post_worker_init(worker):  # noqa: ANN001 - gunicorn's hook signature
+    # The outbox sweeper thread starts in each worker after the fork, never in the master.
+    from authapp import outbox
+
+    outbox.start_sweeper(worker.wsgi)
+
+
+def worker_exit(server, worker):  # noqa: ANN001
+    # Stop sweeping and let running deliveries finish; what is left stays pending in the outbox.
+    from authapp import offload, outbox
+
+    app = getattr(worker, "wsgi", None)
+    if app is not None and hasattr(app, "extensions"):
+        outbox.stop_sweeper(app)
+        offload.shutdown(app, wait=True)

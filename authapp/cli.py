@@ -7,6 +7,7 @@ from flask import Flask
 from flask.cli import with_appcontext
 from marshmallow import ValidationError
 
+from authapp import outbox
 from authapp.auth import services
 from authapp.auth.schemas import SignupIn
 from authapp.errors import AppError
@@ -108,6 +109,28 @@ def list_permissions_command() -> None:
         click.echo(f"{permission.code}\t{permission.description}")
 
 
+@click.group("outbox")
+def outbox_group() -> None:
+    """The transactional outbox of emails and webhooks."""
+
+
+@outbox_group.command("drain")
+@with_appcontext
+def drain_command() -> None:
+    """Deliver every pending message now, in this process, whatever its retry time."""
+    counts = outbox.drain()
+    if not counts:
+        click.echo("Nothing pending.")
+    for status, count in sorted(counts.items()):
+        click.echo(f"{status}: {count}")
+
+
 def init_app(app: Flask) -> None:
-    for command in (seed_command, create_user_command, disable_user_command, permissions_group):
+    for command in (
+        seed_command,
+        create_user_command,
+        disable_user_command,
+        permissions_group,
+        outbox_group,
+    ):
         app.cli.add_command(command)

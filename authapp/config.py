@@ -7,6 +7,8 @@ so a test that overrides `BCRYPT_ROUNDS` or `DATABASE_URL` changes everything th
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
 import secrets
@@ -14,6 +16,8 @@ from collections.abc import Callable, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+
+from cryptography.fernet import Fernet
 
 ENVIRONMENTS = ("development", "testing", "production")
 SECRET_NAMES = ("SECRET_KEY", "JWT_SECRET_KEY", "PASSWORD_PEPPER")
@@ -92,6 +96,15 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "OFFLOAD_WORKERS": (int, "4"),
     "OFFLOAD_QUEUE": (int, "100"),
     "OFFLOAD_TIMEOUT": (float, "10"),
+    "OUTBOX_SWEEP_SECONDS": (float, "15"),  # 0: no sweeper thread (tests drain by hand)
+    "OUTBOX_MAX_ATTEMPTS": (int, "10"),
+    "OUTBOX_RETRY_SECONDS": (float, "10"),  # the first retry; doubling, with jitter
+    "OUTBOX_RETRY_MAX_SECONDS": (float, "3600"),
+    "BREAKER_FAILURES": (int, "5"),  # consecutive failures that open a dependency's breaker
+    "BREAKER_RESET_SECONDS": (float, "30"),  # open → half-open after this long
+    "WEBHOOK_TIMEOUT": (float, "5"),  # connect and read, each
+    "RESET_TOKEN_TTL": (_seconds, "1h"),
+    "VERIFY_TOKEN_TTL": (_seconds, "7d"),
     "SEED_ADMIN_EMAIL": (str, "admin@example.com"),
     "SEED_ADMIN_PASSWORD": (str, ""),
     "DEFAULT_ORG_NAME": (str, "Default"),
@@ -120,6 +133,7 @@ def load(instance_path: str, overrides: Mapping[str, Any] | None = None) -> dict
     if settings["DATABASE_URL"] is None:
         settings["DATABASE_URL"] = f"sqlite:///{Path(instance_path) / 'authapp.db'}"
     _fill_local_secrets(settings, instance_path)
+    _check_data_key(settings)
     settings.update(_derived(settings))
     settings.update(overrides)  # library keys a test sets directly win over derived ones
     return settings
@@ -159,6 +173,24 @@ def _fill_local_secrets(settings: dict[str, Any], instance_path: str) -> None:
         tmp.replace(path)  # atomic: two workers starting at once never read half a file
     for name in missing:
         settings[name] = stored[name]
+
+
+def _check_data_key(settings: dict[str, Any]) -> None:
+    """DATA_ENCRYPTION_KEY is a Fernet key; outside production it defaults to one derived from
+    SECRET_KEY, so development and tests need no extra secret."""
+    key = settings["DATA_ENCRYPTION_KEY"]
+    if not key:
+        if settings["AUTHAPP_ENV"] == "production":
+            return  # check_production names it
+        digest = hashlib.sha256(b"authapp data key:" + settings["SECRET_KEY"].encode()).digest()
+        settings["DATA_ENCRYPTION_KEY"] = base64.urlsafe_b64encode(digest).decode()
+        return
+    try:
+        Fernet(key)
+    except (ValueError, TypeError):
+        raise ConfigError(
+            "DATA_ENCRYPTION_KEY is not a Fernet key (32 url-safe base64-encoded bytes)."
+        ) from None
 
 
 def _database_url(url: str) -> str:
@@ -244,3 +276,8 @@ def check_production(settings: Mapping[str, Any]) -> None:
             raise ConfigError(f"{name} does not look random; generate it (at least 32 bytes).")
     if settings["BCRYPT_ROUNDS"] < 10:
         raise ConfigError("BCRYPT_ROUNDS must be at least 10 in production.")
+    if not settings.get("DATA_ENCRYPTION_KEY"):
+        raise ConfigError(
+            "DATA_ENCRYPTION_KEY must be set in production (a Fernet key: "
+            "python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key())')."
+        )

@@ -109,7 +109,7 @@ def _security_headers(response: Response) -> Response:
     headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Referrer-Policy", g.get("referrer_policy", "same-origin"))
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     docs = request.path == current_app.config["OPENAPI_URL_PREFIX"] + "/docs"
     headers.setdefault("Content-Security-Policy", DOCS_CSP if docs else BASE_CSP)

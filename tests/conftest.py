@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from authapp import create_app
+from authapp import create_app, offload
 from authapp.auth import services
 from authapp.extensions import db
 from authapp.seed import seed_database
@@ -25,6 +25,7 @@ TEST_SECRETS = {
     "SECRET_KEY": "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
     "JWT_SECRET_KEY": "test-jwt-key-0123456789abcdefghijklmnopqrstuvwxyz",
     "PASSWORD_PEPPER": "test-pepper-0123456789abcdefghijklmnopqrstuvwxyz",
+    "DATA_ENCRYPTION_KEY": "p7JmQ4bS7cX9nZ2rV1tYw3eK5hL8aD0fG6jH2kM4nQE=",
 }
 
 
@@ -85,6 +86,7 @@ def app(database_url: str, request: pytest.FixtureRequest) -> Iterator[Flask]:
     with app.app_context():
         seed_database()
     yield app
+    offload.shutdown(app)  # no pool task may write into the next test
     with app.app_context():
         db.session.remove()
         with db.engine.begin() as conn:  # other threads commit too: truncate, not roll back

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, redirect, render_template, request
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request
 from werkzeug.wrappers import Response
 
-from authapp.auth import services, sessions
-from authapp.auth.schemas import LoginIn, SignupIn
+from authapp.auth import recovery, services, sessions
+from authapp.auth.schemas import (
+    ForgotPasswordIn,
+    LinkTokenIn,
+    LoginIn,
+    ResetPasswordIn,
+    SignupIn,
+)
 from authapp.errors import AppError
 from authapp.security import cookies
 from authapp.web import load_form, render_form, safe_next, see_other
@@ -56,3 +62,47 @@ def logout() -> Response:
         sessions.log_out(principal.user, principal.session_id, cookies.client())
     cookies.clear()
     return see_other("auth_pages.login")
+
+
+@bp.route("/forgot-password", methods=["GET", "POST"])
+def forgot_password() -> PageAnswer:
+    if request.method == "GET":
+        return render_form("auth/forgot_password.html")
+    try:
+        body = load_form(ForgotPasswordIn())
+    except AppError as exc:
+        return render_form("auth/forgot_password.html", exc, values=request.form)
+    recovery.forgot_password(body["email"], cookies.client())
+    return render_form("auth/forgot_password.html", sent=True)  # the same page for any email
+
+
+@bp.route("/reset-password", methods=["GET", "POST"])
+def reset_password() -> PageAnswer:
+    """The token arrives in the link's query and leaves it at once: it goes into the form, and
+    the page sends no Referer (RS-2)."""
+    g.referrer_policy = "no-referrer"
+    token = request.values.get("token", "")
+    if request.method == "GET":
+        return render_form("auth/reset_password.html", token=token)
+    try:
+        body = load_form(ResetPasswordIn())
+        recovery.reset_password(body["token"], body["new_password"], cookies.client())
+    except AppError as exc:
+        return render_form("auth/reset_password.html", exc, token=token)
+    flash("Your password is changed and every session is logged out. Log in with it now.")
+    return see_other("auth_pages.login")
+
+
+@bp.route("/verify-email", methods=["GET", "POST"])
+def verify_email() -> PageAnswer:
+    """GET shows a button (a GET never changes state); its POST spends the token."""
+    g.referrer_policy = "no-referrer"
+    token = request.values.get("token", "")
+    if request.method == "GET":
+        return render_form("auth/verify_email.html", token=token)
+    try:
+        recovery.verify_email(load_form(LinkTokenIn())["token"])
+    except AppError as exc:
+        return render_form("auth/verify_email.html", exc, token=token)
+    flash("Your email address is confirmed.")
+    return see_other("auth_pages.home")

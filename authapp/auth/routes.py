@@ -6,11 +6,15 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from authapp.auth import services, sessions
+from authapp.auth import recovery, services, sessions
 from authapp.auth.schemas import (
+    AcceptedOut,
+    ForgotPasswordIn,
+    LinkTokenIn,
     LoginIn,
     LogoutIn,
     RefreshIn,
+    ResetPasswordIn,
     SignupIn,
     TokenPairOut,
     UserEnvelopeOut,
@@ -81,3 +85,40 @@ def logout_all() -> None:
     """End every session of the caller now."""
     sessions.log_out_all(current_user(), _client())
     cookies.clear()
+
+
+FORGOT_ANSWER = {"message": "If the address belongs to an account, a reset link is on its way."}
+
+
+@bp.route("/password/forgot", methods=["POST"])
+@bp.arguments(ForgotPasswordIn)
+@bp.response(202, AcceptedOut)
+def forgot_password(body: dict[str, str]) -> dict[str, str]:
+    """Mail a reset link (1 hour). The answer is the same whether or not the account exists."""
+    recovery.forgot_password(body["email"], _client())
+    return FORGOT_ANSWER
+
+
+@bp.route("/password/reset", methods=["POST"])
+@bp.arguments(ResetPasswordIn)
+@bp.response(204)
+def reset_password(body: dict[str, str]) -> None:
+    """Set a new password with a mailed token; every session of the account ends."""
+    recovery.reset_password(body["token"], body["new_password"], _client())
+
+
+@bp.route("/email/verify", methods=["POST"])
+@bp.arguments(LinkTokenIn)
+@bp.response(204)
+def verify_email(body: dict[str, str]) -> None:
+    """Confirm the email address with the mailed token (7 days, single use)."""
+    recovery.verify_email(body["token"])
+
+
+@bp.route("/email/resend", methods=["POST"])
+@require_login()
+@bp.response(202, AcceptedOut)
+def resend_verification() -> dict[str, str]:
+    """Mail a new verification link (nothing is sent when the address is verified already)."""
+    recovery.resend_verification(current_user(), _client())
+    return {"message": "A verification link is on its way if the address needs one."}

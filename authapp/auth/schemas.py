@@ -94,6 +94,22 @@ class LogoutIn(Schema):
     refresh_token = fields.String(load_default=None, validate=validate.Length(min=1, max=4096))
 
 
+class ForgotPasswordIn(Schema):
+    email = Email(required=True)
+
+
+class LinkTokenIn(Schema):
+    token = fields.String(required=True, validate=validate.Length(min=1, max=256))
+
+
+class ResetPasswordIn(LinkTokenIn):
+    new_password = Password(required=True)
+
+
+class AcceptedOut(Schema):
+    message = fields.String()
+
+
 class OrganizationRefOut(Schema):
     id = fields.String()
     name = fields.String()

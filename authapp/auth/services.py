@@ -9,8 +9,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from authapp import audit, clock
-from authapp.auth import sessions
+from authapp import audit, clock, events, outbox
+from authapp.auth import link_tokens, sessions
 from authapp.errors import (
     AppError,
     Conflict,
@@ -21,7 +21,7 @@ from authapp.errors import (
     constraint_name,
 )
 from authapp.extensions import db
-from authapp.models import Organization, Role, User
+from authapp.models import Organization, Role, Session, User
 from authapp.security import passwords
 from authapp.security.rbac import user_with_access
 
@@ -101,7 +101,12 @@ def sign_up(
     flush_unique()
     session, refresh = sessions.start(user, client)
     audit.by_user("user.signed_up", user, client, new_organization=bool(organization_name))
+    message_ids = events.ids(
+        link_tokens.send_verification(user),
+        events.webhook(user.organization_id, "user.signed_up", {"user_id": user.id}),
+    )
     db.session.commit()
+    outbox.dispatch(message_ids)  # after the commit: the pool thread must find the rows
     return sessions.token_pair(user, session, refresh)
 
 
@@ -146,10 +151,31 @@ def log_in(
         user.password_hash = passwords.hash_password(password)
     user.failed_login_count = 0
     user.last_login_at = clock.now()
+    notice = _new_device_notice(user, client)
     session, refresh = sessions.start(user, client)
     audit.by_user("login.succeeded", user, client, session_id=session.id)
     db.session.commit()
+    outbox.dispatch(events.ids(notice))
     return sessions.token_pair(user, session, refresh)
+
+
+def _new_device_notice(user: User, client: sessions.Client) -> str | None:
+    """A mail when an account that has logged in before does so from a device (User-Agent) it
+    never used; one statement, before the new session exists."""
+    earlier = sa.select(Session.id).where(Session.user_id == user.id)
+    same_device = earlier.where(Session.user_agent.is_not_distinct_from(client.user_agent))
+    seen_any, seen_device = db.session.execute(
+        sa.select(sa.exists(earlier), sa.exists(same_device))
+    ).one()
+    if not seen_any or seen_device:
+        return None
+    context = {
+        "when": clock.now().strftime("%Y-%m-%d %H:%M"),
+        "device": client.user_agent or "unknown",
+        "ip": client.ip,
+        "sessions_url": events.link("/settings/sessions"),
+    }
+    return events.email(user, "new_device_login", context)
 
 
 def _record_failure(user: User | None, client: sessions.Client, *, reason: str) -> None:
@@ -245,5 +271,7 @@ def disable_user(login: str) -> User:
         actor="system",
         data={"sessions_revoked": revoked},
     )
+    message_id = events.webhook(user.organization_id, "user.disabled", {"user_id": user.id})
     db.session.commit()
+    outbox.dispatch(events.ids(message_id))
     return user

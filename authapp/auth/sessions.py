@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from authapp import audit, clock
+from authapp import audit, clock, events, outbox
 from authapp.errors import TokenError
 from authapp.extensions import db
 from authapp.models import RefreshToken, Session, User
@@ -149,7 +149,13 @@ def _retry_or_revoke(
         user_agent=client.user_agent,
         data={"session_id": session.id, "jti": jti},
     )
+    message_id = events.webhook(
+        user.organization_id,
+        "session.reuse_detected",
+        {"user_id": user.id, "session_id": session.id},
+    )
     db.session.commit()
+    outbox.dispatch(events.ids(message_id))
     raise TokenError(
         "This refresh token was already used; the session is revoked.", code="token_reused"
     )

@@ -4,6 +4,7 @@ from authapp.models.audit import AuditEvent
 from authapp.models.base import Base
 from authapp.models.credential import ApiKey
 from authapp.models.organization import TIER_RATE_LIMITS, Organization
+from authapp.models.outbox import OneTimeToken, OutboxMessage
 from authapp.models.role import Permission, Role, role_permissions, user_roles
 from authapp.models.session import RefreshToken, Session
 from authapp.models.testing_clock import TestingClock
@@ -14,7 +15,9 @@ __all__ = [
     "TIER_RATE_LIMITS",
     "AuditEvent",
     "Base",
+    "OneTimeToken",
     "Organization",
+    "OutboxMessage",
     "Permission",
     "RefreshToken",
     "Role",

@@ -87,10 +87,31 @@ def get_organization() -> Organization:
 @bp.route("/organization", methods=["PATCH"])
 @require_permission("org:manage")
 @bp.arguments(schemas.OrganizationPatchIn)
-@bp.response(200, schemas.OrganizationOut)
-def update_organization(changes: dict[str, Any]) -> Organization:
-    """Rename the organization."""
-    return organization.update_organization(current_principal(), **changes)
+@bp.response(200, schemas.OrganizationUpdatedOut)
+def update_organization(changes: dict[str, Any]) -> dict[str, Any]:
+    """Rename the organization or set its webhook_url (the first one returns webhook_secret)."""
+    update = organization.update_organization(current_principal(), changes)
+    shown = {name: getattr(update.organization, name) for name in _ORGANIZATION_FIELDS}
+    return shown | ({"webhook_secret": update.webhook_secret} if update.webhook_secret else {})
+
+
+_ORGANIZATION_FIELDS = tuple(schemas.OrganizationOut._declared_fields)
+
+
+@bp.route("/webhooks/test", methods=["POST"])
+@require_permission("org:manage")
+@bp.response(202, schemas.WebhookTestOut)
+def test_webhook() -> dict[str, str]:
+    """Send a signed `ping` event to the webhook_url (through the outbox)."""
+    return {"delivery_id": organization.send_test_webhook(current_principal())}
+
+
+@bp.route("/webhooks/secret", methods=["POST"])
+@require_permission("org:manage")
+@bp.response(200, schemas.WebhookSecretOut)
+def rotate_webhook_secret() -> dict[str, str]:
+    """A new signing secret, shown once; the old one stops signing at once."""
+    return {"webhook_secret": organization.rotate_webhook_secret(current_principal())}
 
 
 @bp.route("/members", methods=["GET"])

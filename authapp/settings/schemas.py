@@ -94,6 +94,21 @@ class OrganizationOut(Schema):
 
 class OrganizationPatchIn(NotEmpty):
     name = Text(min_length=1, max_length=100)
+    webhook_url = Text(max_length=2048, min_length=1, allow_none=True)  # null removes it
+
+
+class OrganizationUpdatedOut(OrganizationOut):
+    webhook_secret = fields.String(
+        metadata={"description": "In the answer that first sets webhook_url only."}
+    )
+
+
+class WebhookSecretOut(Schema):
+    webhook_secret = fields.String()
+
+
+class WebhookTestOut(Schema):
+    delivery_id = fields.String()
 
 
 class MemberOut(Schema):

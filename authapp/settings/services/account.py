@@ -8,9 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from authapp import audit, clock
+from authapp import audit, clock, events, outbox
+from authapp.auth import recovery, sessions
 from authapp.auth import services as auth_services
-from authapp.auth import sessions
 from authapp.errors import NotFound, ValidationFailed
 from authapp.extensions import db
 from authapp.models import Session, User
@@ -53,7 +53,12 @@ def change_password(
         user.id, reason="password_changed", keep_session_id=principal.session_id
     )
     audit.by_principal("password.changed", principal, user_id=user.id, sessions_revoked=revoked)
+    message_ids = events.ids(
+        recovery.password_changed_mail(user, how="changed"),
+        events.webhook(user.organization_id, "user.password_changed", {"user_id": user.id}),
+    )
     db.session.commit()
+    outbox.dispatch(message_ids)
     return revoked
 
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from authapp import audit, clock
+from authapp import audit, clock, events, outbox
 from authapp.errors import NotFound
 from authapp.extensions import db
 from authapp.models import ApiKey
@@ -60,17 +60,24 @@ def create_key(
     audit.by_principal(
         "api_key.created", principal, api_key_id=row.id, name=name, prefix=row.prefix, scopes=scopes
     )
+    data = {"api_key_id": row.id, "name": name, "prefix": row.prefix, "scopes": scopes}
+    message_id = events.webhook(principal.organization_id, "api_key.created", data)
     db.session.commit()
+    outbox.dispatch(events.ids(message_id))
     return CreatedKey(row=row, key=material.key)
 
 
 def revoke_key(principal: Principal, key_id: str) -> None:
     """AK-2: the key fails on every request after this commits. Revoking twice is a no-op."""
     row = _key(principal.organization_id, key_id)
+    message_id = None
     if row.revoked_at is None:
         row.revoked_at = clock.now()
         audit.by_principal("api_key.revoked", principal, api_key_id=row.id, prefix=row.prefix)
+        data = {"api_key_id": row.id, "prefix": row.prefix}
+        message_id = events.webhook(principal.organization_id, "api_key.revoked", data)
     db.session.commit()
+    outbox.dispatch(events.ids(message_id))
 
 
 def _key(organization_id: str, key_id: str) -> ApiKey:

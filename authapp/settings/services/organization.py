@@ -2,32 +2,92 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.orm import joinedload
 
-from authapp import audit
+from authapp import audit, events, outbox, webhooks
 from authapp.auth import sessions
-from authapp.errors import Conflict, Forbidden, NotFound
+from authapp.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from authapp.extensions import db
 from authapp.models import Organization, Role, User, user_roles
 from authapp.models.base import is_id
+from authapp.security import secretbox
 from authapp.security.rbac import Principal, user_with_access
 from authapp.settings.pagination import Page, page
 from authapp.settings.services import roles as role_services
 
 
-def update_organization(principal: Principal, *, name: str) -> Organization:
+@dataclass(frozen=True)
+class OrganizationUpdate:
+    organization: Organization
+    webhook_secret: str | None = None  # only in the answer that first sets a webhook_url
+
+
+def update_organization(principal: Principal, changes: dict[str, Any]) -> OrganizationUpdate:
+    """Rename; set or clear `webhook_url` (CF-2 rules). The first URL gets a new signing
+    secret, returned once. Raises ValidationFailed."""
+    organization = _organization(principal)
+    changed: dict[str, Any] = {}
+    secret = None
+    if "name" in changes and changes["name"] != organization.name:
+        changed["name"] = {"from": organization.name, "to": changes["name"]}
+        organization.name = changes["name"]
+    if "webhook_url" in changes and changes["webhook_url"] != organization.webhook_url:
+        url = changes["webhook_url"]
+        if url is not None:
+            problem = webhooks.target_error(
+                url, allow_private=current_app.config["WEBHOOK_ALLOW_PRIVATE"]
+            )
+            if problem is not None:
+                raise ValidationFailed({"webhook_url": [problem]})
+            if organization.webhook_secret is None:
+                secret = webhooks.new_secret()
+                organization.webhook_secret = secretbox.seal(secret)
+        else:
+            organization.webhook_secret = None  # a later URL gets a new secret, shown once
+        changed["webhook_url"] = {"from": organization.webhook_url, "to": url}
+        organization.webhook_url = url
+    if changed:
+        audit.by_principal("organization.updated", principal, **changed)
+    db.session.commit()
+    return OrganizationUpdate(organization, secret)
+
+
+def rotate_webhook_secret(principal: Principal) -> str:
+    """A new signing secret, shown once; the old one stops signing now."""
+    organization = _webhook_organization(principal)
+    secret = webhooks.new_secret()
+    organization.webhook_secret = secretbox.seal(secret)
+    audit.by_principal("webhook.secret_rotated", principal)
+    db.session.commit()
+    return secret
+
+
+def send_test_webhook(principal: Principal) -> str:
+    """A signed `ping` through the outbox; its delivery id."""
+    organization = _webhook_organization(principal)
+    message_id = events.webhook(organization.id, "ping", {"requested_by": principal.actor})
+    audit.by_principal("webhook.ping", principal, message_id=message_id)
+    db.session.commit()
+    outbox.dispatch(events.ids(message_id))
+    return message_id or ""
+
+
+def _organization(principal: Principal) -> Organization:
     organization = db.session.get(Organization, principal.organization_id)
     if organization is None:  # deleted under the caller's feet
         raise NotFound("No such organization.")
-    if organization.name != name:
-        renamed = {"from": organization.name, "to": name}
-        audit.by_principal("organization.updated", principal, name=renamed)
-        organization.name = name
-    db.session.commit()
+    return organization
+
+
+def _webhook_organization(principal: Principal) -> Organization:
+    organization = _organization(principal)
+    if not organization.webhook_url:
+        raise Conflict("Set the organization's webhook_url first.", code="webhook_not_configured")
     return organization
 
 
@@ -57,11 +117,16 @@ def update_member(principal: Principal, user_id: str, changes: dict[str, Any]) -
         changed |= _change_roles(principal, member, changes["roles"])
     if "is_active" in changes and changes["is_active"] != member.is_active:
         changed |= _change_active(principal, member, changes["is_active"])
+    message_ids: list[str] = []
     if changed:
         db.session.flush()
         _require_an_owner(principal.organization_id)
         audit.by_principal("member.updated", principal, user_id=member.id, **changed)
+        if changed.get("is_active") is False:
+            data = {"user_id": member.id}
+            message_ids = events.ids(events.webhook(member.organization_id, "user.disabled", data))
     db.session.commit()
+    outbox.dispatch(message_ids)
     return member
 
 

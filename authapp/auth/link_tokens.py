@@ -1,0 +1,72 @@
+"""Single-use link tokens (password reset, email verification): 256 random bits sent by mail,
+stored only as SHA-256 (CS-2), spent once by a conditional UPDATE (RS-1, EV-1, F10)."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from authapp import clock, events
+from authapp.errors import AppError
+from authapp.extensions import db
+from authapp.models import OneTimeToken, User
+from authapp.security.rbac import user_with_access
+
+
+class InvalidLinkToken(AppError):
+    """API.md: an unknown, used or expired reset or verify token is `400 invalid_token`."""
+
+    status, code = 400, "invalid_token"
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue(user: User, purpose: str) -> str:
+    """A new token (256 bits, CS-2) stored as its hash; no commit."""
+    setting = "RESET_TOKEN_TTL" if purpose == "password_reset" else "VERIFY_TOKEN_TTL"
+    ttl = current_app.config[setting]
+    token = secrets.token_urlsafe(32)
+    db.session.add(
+        OneTimeToken(
+            purpose=purpose,
+            user_id=user.id,
+            token_hash=_digest(token),
+            expires_at=clock.now() + timedelta(seconds=ttl),
+        )
+    )
+    return token
+
+
+def redeem(token: str, purpose: str) -> User:
+    """Spend a token once: the conditional UPDATE lets one of N concurrent redemptions win
+    (F10). Purpose-bound: a verify token never resets a password. No commit."""
+    now = clock.now()
+    user_id = db.session.execute(
+        sa.update(OneTimeToken)
+        .where(
+            OneTimeToken.token_hash == _digest(token),
+            OneTimeToken.purpose == purpose,
+            OneTimeToken.used_at.is_(None),
+            OneTimeToken.expires_at > now,
+        )
+        .values(used_at=now)
+        .returning(OneTimeToken.user_id)
+    ).scalar_one_or_none()
+    if user_id is None:
+        db.session.rollback()
+        raise InvalidLinkToken("This link is invalid, used or expired; ask for a new one.")
+    return db.session.execute(user_with_access(User.id == user_id)).unique().scalar_one()
+
+
+def send_verification(user: User) -> str:
+    """The verify mail's outbox row (sign-up, resend); no commit."""
+    token = issue(user, "email_verify")
+    return events.email(
+        user, "verify_email", secrets={"link": events.link(f"/verify-email?token={token}")}
+    )

@@ -1,0 +1,193 @@
+"""The transactional outbox (DESIGN.md rule 3): durable side effects leave only through here.
+
+`add` writes a row in the caller's transaction; after the commit, `dispatch` hands the ids to
+the offload pool. A message is claimed with a conditional UPDATE (PostgreSQL batches also use
+`FOR UPDATE SKIP LOCKED`), which leases it for a while: a process that dies mid-delivery leaves
+it to the next sweep. Delivery is at least once; the row id is the stable delivery id.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+import sqlalchemy as sa
+import structlog
+from flask import Flask, current_app
+
+from authapp import audit, clock, mail, offload, webhooks
+from authapp.extensions import db
+from authapp.models import OutboxMessage
+
+log = structlog.get_logger(__name__)
+SWEEP_BATCH = 50
+
+
+def add(kind: str, payload: dict[str, Any]) -> str:
+    """A message row in the caller's transaction; returns its id for `dispatch` after commit."""
+    offload.require_plain(payload)
+    message = OutboxMessage(kind=kind, payload=payload, next_attempt_at=clock.now())
+    db.session.add(message)
+    db.session.flush()
+    return message.id
+
+
+def dispatch(message_ids: Iterable[str]) -> None:
+    """After commit: deliver now on the pool; a full pool leaves the rows to the sweeper."""
+    for message_id in message_ids:
+        try:
+            offload.submit(deliver, message_id)
+        except offload.Rejected:
+            log.warning("outbox.deferred", message_id=message_id)
+
+
+def _lease() -> timedelta:
+    # Longer than one delivery can take, so a live worker is never doubled by a sweep.
+    return timedelta(seconds=current_app.config["OFFLOAD_TIMEOUT"] * 3 + 5)
+
+
+def _claim(message_id: str, *, force: bool = False) -> dict[str, Any] | None:
+    """Lease one message; None when another process holds it, or it is done."""
+    now = clock.now()
+    due = [OutboxMessage.next_attempt_at <= now] if not force else []
+    claimed = db.session.execute(
+        sa.update(OutboxMessage)
+        .where(OutboxMessage.id == message_id, OutboxMessage.status == "pending", *due)
+        .values(next_attempt_at=now + _lease(), attempts=OutboxMessage.attempts + 1)
+        .returning(OutboxMessage.kind, OutboxMessage.payload, OutboxMessage.attempts)
+    ).first()
+    db.session.commit()
+    if claimed is None:
+        return None
+    return {"kind": claimed.kind, "payload": claimed.payload, "attempts": claimed.attempts}
+
+
+def deliver(message_id: str, *, force: bool = False) -> str:
+    """Claim and send one message (on the pool, or from `flask outbox drain`); its new status."""
+    claimed = _claim(message_id, force=force)
+    if claimed is None:
+        return "skipped"
+    try:
+        _send(message_id, claimed["kind"], claimed["payload"])
+    except offload.Undeliverable as exc:
+        return _finish(message_id, "dead", error=str(exc))
+    except Exception as exc:  # refused, timed out, an open breaker, or a bug: retried, then dead
+        if claimed["attempts"] >= current_app.config["OUTBOX_MAX_ATTEMPTS"]:
+            return _finish(message_id, "dead", error=_describe(exc))
+        _retry_later(message_id, claimed["attempts"], _describe(exc))
+        return "pending"
+    return _finish(message_id, "sent")
+
+
+def _send(message_id: str, kind: str, payload: dict[str, Any]) -> None:
+    if kind == "email":
+        mail.send(message_id, payload)
+    else:
+        webhooks.send(message_id, payload)
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _retry_later(message_id: str, attempts: int, error: str) -> None:
+    config = current_app.config
+    delay = config["OUTBOX_RETRY_SECONDS"] * 2 ** (attempts - 1)
+    delay = min(config["OUTBOX_RETRY_MAX_SECONDS"], delay) * random.uniform(0.5, 1.5)  # jitter
+    db.session.execute(
+        sa.update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(next_attempt_at=clock.now() + timedelta(seconds=delay), last_error=error)
+    )
+    db.session.commit()
+    log.info("outbox.retry", message_id=message_id, attempts=attempts, error=error)
+
+
+def _finish(message_id: str, status: str, *, error: str | None = None) -> str:
+    message = db.session.get(OutboxMessage, message_id)
+    if message is None:
+        return status
+    message.status = status
+    message.last_error = error
+    message.sent_at = clock.now() if status == "sent" else None
+    # The link in a reset or verification mail must not outlive its use.
+    message.payload = {k: v for k, v in message.payload.items() if k != "secrets"}
+    if status == "dead":
+        audit.record(
+            "outbox.dead",
+            organization_id=message.payload.get("organization_id"),
+            user_id=message.payload.get("user_id"),
+            actor="system",
+            data={"message_id": message.id, "kind": message.kind, "error": error},
+        )
+        log.warning("outbox.dead", message_id=message_id, kind=message.kind, error=error)
+    db.session.commit()
+    return status
+
+
+def due_ids(limit: int = SWEEP_BATCH, *, everything: bool = False) -> list[str]:
+    """Pending messages whose time has come (all pending ones with `everything`)."""
+    statement = sa.select(OutboxMessage.id).where(OutboxMessage.status == "pending")
+    if not everything:
+        statement = statement.where(OutboxMessage.next_attempt_at <= clock.now())
+    statement = statement.order_by(OutboxMessage.next_attempt_at).limit(limit)
+    # SKIP LOCKED lets several workers and hosts sweep at once without waiting on each other;
+    # the conditional UPDATE of _claim still decides who sends.
+    ids = list(db.session.scalars(statement.with_for_update(skip_locked=True)))
+    db.session.commit()
+    return ids
+
+
+def sweep() -> int:
+    """One pass: hand every due message to the pool. Returns how many were handed over."""
+    ids = due_ids()
+    dispatch(ids)
+    return len(ids)
+
+
+def drain() -> dict[str, int]:
+    """`flask outbox drain`: deliver every pending message now, in this process."""
+    counts: dict[str, int] = {}
+    for message_id in due_ids(limit=10_000, everything=True):
+        status = deliver(message_id, force=True)
+        counts[status] = counts.get(status, 0) + 1
+    return counts
+
+
+class Sweeper:
+    """A daemon thread per worker process that sweeps every OUTBOX_SWEEP_SECONDS."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="outbox-sweeper", daemon=True)
+
+    def _loop(self) -> None:
+        interval = self.app.config["OUTBOX_SWEEP_SECONDS"]
+        while not self.stopping.wait(interval * random.uniform(0.8, 1.2)):
+            with self.app.app_context():
+                try:
+                    sweep()
+                except Exception:  # a boundary: a database outage must not kill the sweeper
+                    log.exception("outbox.sweep_failed")
+                finally:
+                    db.session.remove()
+
+
+def start_sweeper(app: Flask) -> Sweeper | None:
+    """Called in each gunicorn worker after fork (gunicorn.conf.py `post_worker_init`)."""
+    if app.config["OUTBOX_SWEEP_SECONDS"] <= 0:
+        return None
+    sweeper = Sweeper(app)
+    sweeper.thread.start()
+    app.extensions["authapp.sweeper"] = sweeper
+    return sweeper
+
+
+def stop_sweeper(app: Flask) -> None:
+    sweeper: Sweeper | None = app.extensions.pop("authapp.sweeper", None)
+    if sweeper is not None:
+        sweeper.stopping.set()
