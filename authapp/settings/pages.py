@@ -7,6 +7,7 @@ from typing import Any
 from flask import Blueprint, flash, request
 from werkzeug.wrappers import Response
 
+from authapp.auth import recovery
 from authapp.errors import AppError
 from authapp.security import cookies
 from authapp.settings import schemas
@@ -48,6 +49,14 @@ def profile() -> PageAnswer:
     except AppError as exc:
         return render_form("settings/profile.html", exc, values=request.form)
     flash("Profile saved.")
+    return see_other("settings_pages.profile")
+
+
+@bp.post("/email/resend")
+@page_login_required()
+def resend_verification() -> Response:
+    recovery.resend_verification(_user(), page_principal())
+    flash("A new confirmation link is on its way to your email address.")
     return see_other("settings_pages.profile")
 
 

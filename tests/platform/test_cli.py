@@ -91,6 +91,8 @@ def test_seed_refuses_a_weak_admin_password(fresh_database):
         ("SECRET_KEY", "too-short-secret"),
         ("JWT_SECRET_KEY", "changeme"),
         ("PASSWORD_PEPPER", "a" * 40),
+        ("DATA_ENCRYPTION_KEY", None),
+        ("DATA_ENCRYPTION_KEY", "not-a-fernet-key"),
     ],
 )
 def test_production_refuses_to_start_with_a_weak_secret(variable, value):
