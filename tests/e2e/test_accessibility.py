@@ -19,7 +19,14 @@ from tests.platform.conftest import Server, bearer, request_json, sign_up, uniqu
 pytestmark = pytest.mark.e2e
 
 BLOCKING = ("serious", "critical")
-ANONYMOUS_PAGES = {"home": "/", "login": "/login", "signup": "/signup"}
+ANONYMOUS_PAGES = {
+    "home": "/",
+    "login": "/login",
+    "signup": "/signup",
+    "forgot-password": "/forgot-password",
+    "reset-password": "/reset-password?token=from-the-mail",
+    "verify-email": "/verify-email?token=from-the-mail",
+}
 OWNER_PAGES = {
     "home-logged-in": "/",
     "settings-profile": "/settings/profile",
