@@ -115,7 +115,7 @@ def send(message_id: str, payload: dict[str, Any]) -> None:
     ).encode()
     host = urlsplit(url).hostname or ""
     offload.breaker(f"webhook:{host}").call(_post, url, message_id, payload["event"], body, secret)
-    log.info("webhook.delivered", message_id=message_id, event=payload["event"])
+    log.info("webhook.delivered", message_id=message_id, webhook_event=payload["event"])
 
 
 def _post(url: str, message_id: str, event: str, body: bytes, secret: str) -> None:

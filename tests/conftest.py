@@ -79,10 +79,10 @@ def database_url() -> Iterator[str]:
         yield url
 
 
-@pytest.fixture
-def app(database_url: str, request: pytest.FixtureRequest) -> Iterator[Flask]:
-    marker = request.node.get_closest_marker("config")
-    app = build_app(database_url, **(marker.kwargs if marker else {}))
+@contextmanager
+def seeded_app(database_url: str, **settings: Any) -> Iterator[Flask]:
+    """An app on the test database, seeded; afterwards every table is emptied."""
+    app = build_app(database_url, **settings)
     with app.app_context():
         seed_database()
     yield app
@@ -92,6 +92,18 @@ def app(database_url: str, request: pytest.FixtureRequest) -> Iterator[Flask]:
         with db.engine.begin() as conn:  # other threads commit too: truncate, not roll back
             conn.execute(sa.text("TRUNCATE " + ", ".join(db.metadata.tables) + " CASCADE"))
         db.engine.dispose()  # an app per test must not leak its connections
+
+
+def marker_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """The test's `@pytest.mark.config(**settings)`."""
+    marker = request.node.get_closest_marker("config")
+    return dict(marker.kwargs) if marker else {}
+
+
+@pytest.fixture
+def app(database_url: str, request: pytest.FixtureRequest) -> Iterator[Flask]:
+    with seeded_app(database_url, **marker_settings(request)) as app:
+        yield app
 
 
 @pytest.fixture
