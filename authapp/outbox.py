@@ -2,8 +2,9 @@
 
 `add` writes a row in the caller's transaction; after the commit, `dispatch` hands the ids to
 the offload pool. A message is claimed with a conditional UPDATE (PostgreSQL batches also use
-`FOR UPDATE SKIP LOCKED`), which leases it for a while: a process that dies mid-delivery leaves
-it to the next sweep. Delivery is at least once; the row id is the stable delivery id.
+`FOR UPDATE SKIP LOCKED`) and leases it (`leased_until`): nobody else sends it meanwhile, and
+a process that dies mid-delivery leaves it to a sweep once the lease ends. Delivery is at
+least once; the row id is the stable delivery id.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -49,14 +50,22 @@ def _lease() -> timedelta:
     return timedelta(seconds=current_app.config["OFFLOAD_TIMEOUT"] * 3 + 5)
 
 
+def _claimable(now: datetime) -> sa.ColumnElement[bool]:
+    return sa.and_(
+        OutboxMessage.status == "pending",
+        sa.or_(OutboxMessage.leased_until.is_(None), OutboxMessage.leased_until <= now),
+    )
+
+
 def _claim(message_id: str, *, force: bool = False) -> dict[str, Any] | None:
-    """Lease one message; None when another process holds it, or it is done."""
+    """Lease one message; None when another process holds the lease, or it is done. `force`
+    ignores the retry time, never another process's lease."""
     now = clock.now()
     due = [OutboxMessage.next_attempt_at <= now] if not force else []
     claimed = db.session.execute(
         sa.update(OutboxMessage)
-        .where(OutboxMessage.id == message_id, OutboxMessage.status == "pending", *due)
-        .values(next_attempt_at=now + _lease(), attempts=OutboxMessage.attempts + 1)
+        .where(OutboxMessage.id == message_id, _claimable(now), *due)
+        .values(leased_until=now + _lease(), attempts=OutboxMessage.attempts + 1)
         .returning(OutboxMessage.kind, OutboxMessage.payload, OutboxMessage.attempts)
     ).first()
     db.session.commit()
@@ -100,7 +109,11 @@ def _retry_later(message_id: str, attempts: int, error: str) -> None:
     db.session.execute(
         sa.update(OutboxMessage)
         .where(OutboxMessage.id == message_id)
-        .values(next_attempt_at=clock.now() + timedelta(seconds=delay), last_error=error)
+        .values(
+            next_attempt_at=clock.now() + timedelta(seconds=delay),
+            leased_until=None,
+            last_error=error,
+        )
     )
     db.session.commit()
     log.info("outbox.retry", message_id=message_id, attempts=attempts, error=error)
@@ -111,6 +124,7 @@ def _finish(message_id: str, status: str, *, error: str | None = None) -> str:
     if message is None:
         return status
     message.status = status
+    message.leased_until = None
     message.last_error = error
     message.sent_at = clock.now() if status == "sent" else None
     # The link in a reset or verification mail must not outlive its use.
@@ -130,12 +144,13 @@ def _finish(message_id: str, status: str, *, error: str | None = None) -> str:
 
 def due_ids(limit: int = SWEEP_BATCH, *, everything: bool = False) -> list[str]:
     """Pending messages whose time has come (all pending ones with `everything`)."""
-    statement = sa.select(OutboxMessage.id).where(OutboxMessage.status == "pending")
+    now = clock.now()
+    statement = sa.select(OutboxMessage.id).where(_claimable(now))
     if not everything:
-        statement = statement.where(OutboxMessage.next_attempt_at <= clock.now())
+        statement = statement.where(OutboxMessage.next_attempt_at <= now)
     statement = statement.order_by(OutboxMessage.next_attempt_at).limit(limit)
     # SKIP LOCKED lets several workers and hosts sweep at once without waiting on each other;
-    # the conditional UPDATE of _claim still decides who sends.
+    # the conditional UPDATE of _claim (the lease) decides who sends.
     ids = list(db.session.scalars(statement.with_for_update(skip_locked=True)))
     db.session.commit()
     return ids

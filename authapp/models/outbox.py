@@ -28,6 +28,8 @@ class OutboxMessage(Base):
     status: Mapped[str] = mapped_column(sa.String(16), default="pending", server_default="pending")
     attempts: Mapped[int] = mapped_column(default=0, server_default="0")
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    # Set while one process delivers it: nobody else may claim it until then (a crash ends it).
+    leased_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(sa.String(500))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -147,7 +147,7 @@ def test_a_full_backlog_refuses_at_once_and_queues_nothing(app, gate):
             offload.submit(record, "refused")
         elapsed = time.perf_counter() - started
 
-        assert elapsed < 0.2, f"a refusal must not wait for the pool ({elapsed:.3f} s)"
+        assert elapsed < 0.5, f"a refusal must not wait for the pool ({elapsed:.3f} s)"
         assert offload.backlog(app) == 1  # only `waiting`
         gate.set()
         assert running.result(timeout=5) == 1

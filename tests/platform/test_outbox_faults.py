@@ -11,6 +11,7 @@ draining one outbox: at least once, nothing lost).
 
 from __future__ import annotations
 
+import http.client
 import os
 import re
 import signal
@@ -93,7 +94,7 @@ class Tarpit:
     """A TCP server that accepts connections and never says a word (F4)."""
 
     def __init__(self, port: int) -> None:
-        self.listener = socket.create_server(("127.0.0.1", port), reuse_port=False)
+        self.listener = socket.create_server(("127.0.0.1", port))
         self.listener.settimeout(0.1)
         self.accepted: list[socket.socket] = []
         self.stopping = threading.Event()
@@ -180,6 +181,16 @@ def gunicorn_processes(server: Server) -> tuple[int, set[int]]:
     return masters[0], {pid for pid, parent in parents.items() if parent == masters[0]}
 
 
+def both_workers(server: Server) -> set[int]:
+    """The pids of the two workers, once both are forked (at start-up, or after a respawn)."""
+
+    def two() -> set[int] | None:
+        found = gunicorn_processes(server)[1]
+        return found if len(found) == 2 else None
+
+    return wait_for(two, timeout=15)
+
+
 def new_log(server: Server, since: int) -> str:
     return server.logs()[since:]
 
@@ -226,7 +237,7 @@ def test_smtp_tarpit_never_blocks_requests_nor_times_out_a_worker(server, smtp, 
     with smtp_up(smtp) as mailbox:
         up, up_latencies = timed_sign_ups(server, 8, "tarpit-base.")
         wait_for(all_arrived(mailbox, up), timeout=ARRIVAL_SECONDS)
-    _, workers = gunicorn_processes(server)
+    workers = both_workers(server)
 
     tarpit = Tarpit(SMTP_PORT)
     try:
@@ -259,8 +270,7 @@ def test_kill_9_of_a_worker_loses_no_mail(server, smtp, database):
     clients saw, the database is consistent (an account has its verify mail row and vice
     versa), the master replaces the worker, and the mail of every account arrives once SMTP is
     back (the surviving or the new worker's sweeper sends it; duplicates carry one id)."""
-    _, workers = gunicorn_processes(server)
-    assert len(workers) == 2, workers
+    workers = both_workers(server)
     victim = min(workers)
     attempted: list[str] = []
     answers: dict[str, Any] = {}
@@ -274,7 +284,8 @@ def test_kill_9_of_a_worker_loses_no_mail(server, smtp, database):
                 answers[address] = request_json(
                     server, "POST", SIGNUP, {"email": address, "password": PASSWORD}
                 )[0]
-            except OSError as exc:  # the killed worker's connections: an answer to keep
+            except (OSError, http.client.HTTPException) as exc:  # the killed worker's answers:
+                # a reset, or a response cut short (IncompleteRead); kept, not hidden
                 answers[address] = exc
 
     clients = [threading.Thread(target=keep_signing_up) for _ in range(3)]
@@ -291,15 +302,10 @@ def test_kill_9_of_a_worker_loses_no_mail(server, smtp, database):
 
     created = [address for address in attempted if answers.get(address) == 201]
     assert len(created) >= 10, answers
-    odd = {a: answers.get(a) for a in attempted if not isinstance(answers.get(a), int | OSError)}
+    odd = {a: answers.get(a) for a in attempted if not isinstance(answers.get(a), int | Exception)}
     assert not odd, odd
     assert {answers[a] for a in attempted if isinstance(answers[a], int)} <= {201}, answers
-
-    def two_workers() -> set[int] | None:
-        found = gunicorn_processes(server)[1]
-        return found if len(found) == 2 else None
-
-    replaced = wait_for(two_workers, timeout=15)
+    replaced = both_workers(server)
     assert victim not in replaced
     with database.connect() as conn:
         accounts = set(
@@ -376,7 +382,7 @@ def test_two_drains_at_once_deliver_every_mail_and_report_duplicates(server, smt
     assert statuses(database, addresses) == {"sent"}
     duplicates = sum(len(got) - 1 for got in received.values())
     sent = sum(int(m) for out, _ in outputs for m in re.findall(r"^sent: (\d+)$", out, re.M))
-    print(f"\ntwo drains: {len(ids)} mails, {duplicates} duplicates, outputs {outputs!r}")
+    print(f"\ntwo drains: {len(ids)} mails, {duplicates} duplicates, {[o for o, _ in outputs]}")
     assert sent == len(ids) + duplicates, outputs  # each drain's "sent" is a real delivery
     assert all(len(set(got)) == 1 for got in received.values()), received  # one id per mail
     assert duplicates == 0, (
@@ -412,11 +418,18 @@ def test_a_hanging_webhook_receiver_does_not_slow_requests(server, database):
             receiver.answer(200)
 
             def delivered() -> bool:
-                return {d.headers.get("X-Authapp-Delivery") for d in receiver.deliveries} >= set(
-                    pings
-                ) and _webhook_statuses(database, pings) == {"sent"}
+                received = {d.headers.get("X-Authapp-Delivery") for d in receiver.deliveries}
+                return received >= set(pings) and {
+                    row["status"] for row in _webhook_rows(database, pings)
+                } == {"sent"}
 
-            wait_for(delivered, timeout=ARRIVAL_SECONDS + 5)
+            try:
+                wait_for(delivered, timeout=ARRIVAL_SECONDS + 5)
+            except AssertionError:
+                pytest.fail(
+                    f"pings {pings} not all delivered: rows {_webhook_rows(database, pings)}, "
+                    f"received {[d.headers.get('X-Authapp-Delivery') for d in receiver.deliveries]}"
+                )
         finally:
             request_json(server, "PATCH", ORGANIZATION, {"webhook_url": None}, headers)
 
@@ -431,13 +444,9 @@ def _timed(server: Server, method: str, path: str, headers: dict[str, str]) -> f
     return elapsed
 
 
-def _webhook_statuses(database: sa.Engine, ids: list[str]) -> set[str]:
+def _webhook_rows(database: sa.Engine, ids: list[str]) -> list[dict[str, Any]]:
+    query = sa.text(
+        "SELECT id::text AS id, status, attempts, last_error FROM outbox_messages WHERE id IN :ids"
+    ).bindparams(sa.bindparam("ids", expanding=True))
     with database.connect() as conn:
-        return set(
-            conn.scalars(
-                sa.text("SELECT status FROM outbox_messages WHERE id IN :ids").bindparams(
-                    sa.bindparam("ids", expanding=True)
-                ),
-                {"ids": ids},
-            )
-        )
+        return [dict(row) for row in conn.execute(query, {"ids": ids}).mappings()]
