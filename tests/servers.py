@@ -83,8 +83,9 @@ class SmtpServer:
 
 
 @contextmanager
-def smtp_server() -> Iterator[SmtpServer]:
-    server = SmtpServer(port=free_port(), mailbox=Mailbox())
+def smtp_server(port: int | None = None) -> Iterator[SmtpServer]:
+    """A started SMTP server; `port` when a server's environment named it in advance."""
+    server = SmtpServer(port=port or free_port(), mailbox=Mailbox())
     server.start()
     try:
         yield server
