@@ -42,6 +42,20 @@ def record(
     )
 
 
+def about_account(event: str, user: User | None, origin: Origin, **data: Any) -> None:
+    """Something that happened to an account that may not exist (a failed login, a reset
+    request for an unknown email), recorded by the system."""
+    record(
+        event,
+        organization_id=user.organization_id if user else None,
+        user_id=user.id if user else None,
+        actor="system",
+        ip=origin.ip,
+        user_agent=origin.user_agent,
+        data=data,
+    )
+
+
 def by_user(event: str, user: User, origin: Origin, **data: Any) -> None:
     """An action the user took on their own account."""
     record(

@@ -161,3 +161,32 @@ def webhook_receiver() -> Iterator[Receiver]:
         yield receiver
     finally:
         receiver.stop()
+
+
+class Tarpit:
+    """A TCP listener that accepts connections and never says a word (F4); `accepted` holds
+    them, so a test can also tell that nobody connected at all."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.listener = socket.create_server(("127.0.0.1", port or 0))
+        self.listener.settimeout(0.1)
+        self.port = int(self.listener.getsockname()[1])
+        self.accepted: list[socket.socket] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            self.accepted.append(conn)
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+        self.listener.close()
+        for conn in self.accepted:
+            conn.close()

@@ -42,15 +42,7 @@ def forgot_password(email: str, origin: audit.Origin) -> None:
         sa.select(User).where(User.email_normalized == normalize_email(email))
     ).one_or_none()
     if user is None or not user.is_active:
-        audit.record(
-            "password.reset_requested",
-            organization_id=user.organization_id if user else None,
-            user_id=user.id if user else None,
-            actor="system",
-            ip=origin.ip,
-            user_agent=origin.user_agent,
-            data={"sent": False},
-        )
+        audit.about_account("password.reset_requested", user, origin, sent=False)
         db.session.commit()
         return
     token = link_tokens.issue(user, "password_reset")

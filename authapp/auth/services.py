@@ -182,15 +182,7 @@ def _record_failure(user: User | None, client: sessions.Client, *, reason: str) 
     if user is not None:
         # An UPDATE expression, not a read-modify-write: parallel failures all count.
         user.failed_login_count = User.failed_login_count + 1
-    audit.record(
-        "login.failed",
-        organization_id=user.organization_id if user else None,
-        user_id=user.id if user else None,
-        actor="system",
-        ip=client.ip,
-        user_agent=client.user_agent,
-        data={"reason": reason},
-    )
+    audit.about_account("login.failed", user, client, reason=reason)
     db.session.commit()
 
 

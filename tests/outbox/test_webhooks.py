@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,7 +24,15 @@ from authapp import outbox
 from authapp.extensions import db
 from authapp.models import OutboxMessage
 from tests.conftest import PASSWORD, auth_header
-from tests.servers import Delivery, Mailbox, Receiver, SmtpServer, wait_for, webhook_receiver
+from tests.servers import (
+    Delivery,
+    Mailbox,
+    Receiver,
+    SmtpServer,
+    Tarpit,
+    wait_for,
+    webhook_receiver,
+)
 
 AUTH = "/api/v1/auth"
 SETTINGS = "/api/v1/settings"
@@ -181,33 +187,6 @@ def mailing(app: Flask, smtp: SmtpServer) -> SmtpServer:
     """`app` sends its mail to the `smtp` server of tests/outbox/conftest.py (read at send)."""
     app.config["SMTP_URL"] = smtp.url
     return smtp
-
-
-class ConnectionCounter:
-    """A TCP listener that only counts the connections it accepts."""
-
-    def __init__(self) -> None:
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.accepted = 0
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._loop, daemon=True)
-        self.thread.start()
-
-    def _loop(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            self.accepted += 1
-            conn.close()
-
-    def close(self) -> None:
-        self.stopping.set()
-        self.thread.join()
-        self.sock.close()
 
 
 # --- the secret and the settings ------------------------------------------------------------
@@ -550,7 +529,7 @@ def test_a_name_resolving_to_loopback_goes_dead_without_a_connection(app, client
     """CF-2: names are checked after DNS at delivery; localhost is dead at once, never dialled.
     The target port is a listener that counts accepted connections (a TLS attempt to an HTTP
     receiver would not show up as a delivery)."""
-    listener = ConnectionCounter()
+    listener = Tarpit()
     try:
         response = set_webhook(client, owner, f"https://localhost:{listener.port}/x")
         assert response.status_code == 200, response.json
@@ -561,7 +540,7 @@ def test_a_name_resolving_to_loopback_goes_dead_without_a_connection(app, client
         row = wait_for(settled(app, delivery_id, status="dead"))
         assert row["attempts"] == 1
         assert "non-public" in row["last_error"]
-        assert listener.accepted == 0
+        assert listener.accepted == []
     finally:
         listener.close()
 

@@ -15,7 +15,6 @@ import http.client
 import os
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import threading
@@ -38,7 +37,7 @@ from tests.platform.conftest import (
     sign_up,
     unique,
 )
-from tests.servers import Mailbox, SmtpServer, free_port, wait_for, webhook_receiver
+from tests.servers import Mailbox, SmtpServer, Tarpit, free_port, wait_for, webhook_receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -88,33 +87,6 @@ def smtp_up(smtp: SmtpServer) -> Iterator[Mailbox]:
         yield smtp.mailbox
     finally:
         smtp.stop()
-
-
-class Tarpit:
-    """A TCP server that accepts connections and never says a word (F4)."""
-
-    def __init__(self, port: int) -> None:
-        self.listener = socket.create_server(("127.0.0.1", port))
-        self.listener.settimeout(0.1)
-        self.accepted: list[socket.socket] = []
-        self.stopping = threading.Event()
-        self.thread = threading.Thread(target=self._accept, daemon=True)
-        self.thread.start()
-
-    def _accept(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                conn, _ = self.listener.accept()
-            except TimeoutError:
-                continue
-            self.accepted.append(conn)
-
-    def close(self) -> None:
-        self.stopping.set()
-        self.thread.join(timeout=5)
-        self.listener.close()
-        for conn in self.accepted:
-            conn.close()
 
 
 def timed_sign_ups(server: Server, count: int, prefix: str) -> tuple[list[str], list[float]]:
