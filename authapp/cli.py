@@ -11,8 +11,10 @@ from authapp import outbox
 from authapp.auth import services
 from authapp.auth.schemas import SignupIn
 from authapp.errors import AppError
+from authapp.models import TIER_RATE_LIMITS
 from authapp.seed import SeedError, add_permission, seed_database
 from authapp.settings.schemas import PermissionIn
+from authapp.settings.services import organization as organization_services
 from authapp.settings.services import roles
 
 
@@ -125,6 +127,24 @@ def drain_command() -> None:
         click.echo(f"{status}: {count}")
 
 
+@click.group("org")
+def org_group() -> None:
+    """Organizations."""
+
+
+@org_group.command("set-tier")
+@click.argument("organization")
+@click.argument("tier", type=click.Choice(sorted(TIER_RATE_LIMITS)))
+@with_appcontext
+def set_tier_command(organization: str, tier: str) -> None:
+    """Set ORGANIZATION's (id or exact name) tier and its API keys' rate limit."""
+    try:
+        found = organization_services.set_tier(organization, tier)
+    except AppError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"{found.name}: tier {found.tier}, {found.rate_limit_per_minute} API requests/min")
+
+
 def init_app(app: Flask) -> None:
     for command in (
         seed_command,
@@ -132,5 +152,6 @@ def init_app(app: Flask) -> None:
         disable_user_command,
         permissions_group,
         outbox_group,
+        org_group,
     ):
         app.cli.add_command(command)

@@ -276,6 +276,11 @@ def check_production(settings: Mapping[str, Any]) -> None:
             raise ConfigError(f"{name} does not look random; generate it (at least 32 bytes).")
     if settings["BCRYPT_ROUNDS"] < 10:
         raise ConfigError("BCRYPT_ROUNDS must be at least 10 in production.")
+    if settings["WEBHOOK_ALLOW_PRIVATE"]:
+        raise ConfigError(
+            "WEBHOOK_ALLOW_PRIVATE=true is for development and tests: production webhooks must "
+            "not reach private addresses."
+        )
     if not settings.get("DATA_ENCRYPTION_KEY"):
         raise ConfigError(
             "DATA_ENCRYPTION_KEY must be set in production (a Fernet key: "

@@ -198,7 +198,7 @@ def create_user(
     """An operator's account creation (`flask create-user`): the sign-up rules, no session.
     The operator vouches for the address, so it counts as verified."""
     check_password_policy(password, email=email, username=username, full_name=full_name)
-    org = _find_organization(organization) if organization else _default_organization()
+    org = find_organization(organization) if organization else _default_organization()
     roles = _roles_named(set(role_names), org.id)
     user = User(
         email=email,
@@ -238,7 +238,7 @@ def _roles_named(names: set[str], organization_id: str) -> list[Role]:
     return list(roles)
 
 
-def _find_organization(id_or_name: str) -> Organization:
+def find_organization(id_or_name: str) -> Organization:
     criterion = Organization.name == id_or_name
     with contextlib.suppress(ValueError):
         criterion = sa.or_(criterion, Organization.id == str(uuid.UUID(id_or_name)))

@@ -106,6 +106,17 @@ def test_production_refuses_to_start_with_a_weak_secret(variable, value):
     assert variable in result.stderr
 
 
+def test_production_refuses_webhooks_to_private_addresses():
+    """CF-2: the development escape hatch cannot reach production."""
+    env = {"AUTHAPP_ENV": "production", "BCRYPT_ROUNDS": "12", "DATABASE_URL": "sqlite://"}
+    env["WEBHOOK_ALLOW_PRIVATE"] = "true"
+
+    result = flask("routes", env=env)
+
+    assert result.returncode != 0
+    assert "WEBHOOK_ALLOW_PRIVATE" in result.stderr
+
+
 def test_production_starts_with_strong_secrets():
     env = {"AUTHAPP_ENV": "production", "BCRYPT_ROUNDS": "12", "DATABASE_URL": "sqlite://"}
 

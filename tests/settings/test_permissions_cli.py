@@ -207,3 +207,30 @@ def test_a_disabled_holder_is_401_not_403(client, adopter):
     assert response.json["error"]["code"] == "token_revoked"
     relogin = client.post("/api/v1/auth/login", json={"login": admin.email, "password": PASSWORD})
     assert relogin.status_code == 403
+
+
+@pytest.mark.parametrize(("tier", "limit"), [("pro", 1_000), ("enterprise", 10_000), ("free", 100)])
+def test_an_operator_sets_an_organizations_tier_and_its_key_rate_limit(
+    app, client, tenants, tier, limit
+):
+    """`flask org set-tier ORG TIER`: GET /settings/organization shows the tier and limit."""
+    acme = tenants["acme"]
+
+    result = app.test_cli_runner().invoke(args=["org", "set-tier", acme.name, tier])
+
+    assert result.exit_code == 0, result.output
+    shown = client.get("/api/v1/settings/organization", headers=acme["member"].headers).json
+    assert (shown["tier"], shown["rate_limit_per_minute"]) == (tier, limit)
+    other = client.get("/api/v1/settings/organization", headers=tenants["globex"]["member"].headers)
+    assert other.json["tier"] == "free"
+
+
+@pytest.mark.parametrize("args", [["Acme", "platinum"], ["No Such Org", "pro"]])
+def test_set_tier_refuses_an_unknown_tier_or_organization(app, client, tenants, args):
+    result = app.test_cli_runner().invoke(args=["org", "set-tier", *args])
+
+    assert result.exit_code != 0
+    shown = client.get(
+        "/api/v1/settings/organization", headers=tenants["acme"]["member"].headers
+    ).json
+    assert shown["tier"] == "free"

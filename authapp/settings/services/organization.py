@@ -10,10 +10,11 @@ from flask import current_app
 from sqlalchemy.orm import joinedload
 
 from authapp import audit, events, outbox, webhooks
+from authapp.auth import services as auth_services
 from authapp.auth import sessions
-from authapp.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from authapp.errors import AppError, Conflict, Forbidden, NotFound, ValidationFailed
 from authapp.extensions import db
-from authapp.models import Organization, Role, User, user_roles
+from authapp.models import TIER_RATE_LIMITS, Organization, Role, User, user_roles
 from authapp.models.base import is_id
 from authapp.security import secretbox
 from authapp.security.rbac import Principal, user_with_access
@@ -55,6 +56,27 @@ def update_organization(principal: Principal, changes: dict[str, Any]) -> Organi
         audit.by_principal("organization.updated", principal, **changed)
     db.session.commit()
     return OrganizationUpdate(organization, secret)
+
+
+def set_tier(id_or_name: str, tier: str) -> Organization:
+    """`flask org set-tier`: the tier and the API-key rate limit it gives. Raises AppError."""
+    if tier not in TIER_RATE_LIMITS:
+        raise AppError(
+            f"Unknown tier {tier!r}: use {', '.join(TIER_RATE_LIMITS)}.", code="not_found"
+        )
+    organization = auth_services.find_organization(id_or_name)
+    before = organization.tier
+    organization.tier = tier
+    organization.rate_limit_per_minute = TIER_RATE_LIMITS[tier]
+    audit.record(
+        "organization.tier_changed",
+        organization_id=organization.id,
+        user_id=None,
+        actor="system",
+        data={"from": before, "to": tier},
+    )
+    db.session.commit()
+    return organization
 
 
 def rotate_webhook_secret(principal: Principal) -> str:
