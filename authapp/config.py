@@ -104,6 +104,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "BREAKER_RESET_SECONDS": (float, "30"),  # open → half-open after this long
     "WEBHOOK_TIMEOUT": (float, "5"),  # connect and read, each
     "RESET_TOKEN_TTL": (_seconds, "1h"),
+    "LOGIN_BACKOFF_AFTER": (int, "10"),  # consecutive failures before the back-off starts
+    "LOGIN_BACKOFF_MAX": (_seconds, "15m"),  # 1 s, doubling, never longer than this
     "VERIFY_TOKEN_TTL": (_seconds, "7d"),
     "SEED_ADMIN_EMAIL": (str, "admin@example.com"),
     "SEED_ADMIN_PASSWORD": (str, ""),

@@ -72,6 +72,13 @@ class ValidationFailed(AppError):
         super().__init__(message or "The request has invalid fields.", fields=fields)
 
 
+class RateLimited(AppError):
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(max(1, retry_after))})
+
+
 class ServiceUnavailable(AppError):
     status, code = 503, "service_unavailable"
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from authapp import audit, clock, events, outbox
-from authapp.auth import link_tokens, sessions
+from authapp.auth import backoff, link_tokens, sessions
 from authapp.auth.services import normalize_email
 from authapp.errors import ValidationFailed
 from authapp.extensions import db
@@ -68,6 +68,7 @@ def reset_password(token: str, new_password: str, origin: audit.Origin) -> None:
     user.password_hash = passwords.hash_password(new_password)
     user.failed_login_count = 0
     user.locked_until = None
+    backoff.clear_account(user)
     revoked = sessions.revoke_all(user.id, reason="password_reset")
     audit.by_user("password.reset", user, origin, sessions_revoked=revoked)
     message_ids = events.ids(

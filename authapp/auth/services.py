@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from authapp import audit, clock, events, outbox
-from authapp.auth import link_tokens, sessions
+from authapp.auth import backoff, link_tokens, sessions
 from authapp.errors import (
     AppError,
     Conflict,
@@ -138,18 +138,22 @@ def log_in(
     *, login: str, password: str, totp_code: str | None, client: sessions.Client
 ) -> sessions.TokenPair:
     """Raises Unauthorized(invalid_credentials) alike for every wrong login (EN-1),
-    Forbidden(account_disabled) only after a correct password (SE-4)."""
+    Forbidden(account_disabled) only after a correct password (SE-4), RateLimited while the
+    login's back-off runs (RL-2)."""
+    backoff.check(login)
     user = _find_by_login(login)
     password_ok = passwords.verify_password(password, user.password_hash if user else None)
     if user is None or not password_ok:
-        _record_failure(user, client, reason="unknown_account" if user is None else "bad_password")
+        reason = "unknown_account" if user is None else "bad_password"
+        _record_failure(login, user, client, reason=reason)
         raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
     if not user.is_active:
-        _record_failure(user, client, reason="account_disabled")
+        _record_failure(login, user, client, reason="account_disabled")
         raise Forbidden("This account is disabled.", code="account_disabled")
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
     user.failed_login_count = 0
+    backoff.clear_account(user)
     user.last_login_at = clock.now()
     notice = _new_device_notice(user, client)
     session, refresh = sessions.start(user, client)
@@ -178,7 +182,8 @@ def _new_device_notice(user: User, client: sessions.Client) -> str | None:
     return events.email(user, "new_device_login", context)
 
 
-def _record_failure(user: User | None, client: sessions.Client, *, reason: str) -> None:
+def _record_failure(login: str, user: User | None, client: sessions.Client, *, reason: str) -> None:
+    backoff.failed(login)  # the same count whether or not an account has this login (EN-4)
     if user is not None:
         # An UPDATE expression, not a read-modify-write: parallel failures all count.
         user.failed_login_count = User.failed_login_count + 1

@@ -8,6 +8,7 @@ from authapp.models.outbox import OneTimeToken, OutboxMessage
 from authapp.models.role import Permission, Role, role_permissions, user_roles
 from authapp.models.session import RefreshToken, Session
 from authapp.models.testing_clock import TestingClock
+from authapp.models.throttle import LoginThrottle
 from authapp.models.user import User
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "AuditEvent",
     "Base",
     "OneTimeToken",
+    "LoginThrottle",
     "Organization",
     "OutboxMessage",
     "Permission",

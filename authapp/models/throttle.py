@@ -1,0 +1,22 @@
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from authapp import clock
+from authapp.models.base import Base, UTCDateTime
+
+
+class LoginThrottle(Base):
+    """Consecutive failed logins per login identifier, known account or not (RL-2, EN-4).
+
+    Keyed by the SHA-256 of the normalized email or username, so an unknown account is
+    throttled exactly like a real one and the table names nobody.
+    """
+
+    __tablename__ = "login_throttles"
+
+    login_key: Mapped[str] = mapped_column(sa.String(64), primary_key=True)
+    failures: Mapped[int] = mapped_column(default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
