@@ -87,6 +87,15 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "DATABASE_CONNECT_TIMEOUT": (int, "5"),
     "RATELIMIT_ENABLED": (_bool, "true"),
     "RATELIMIT_STORAGE_URI": (str, "memory://"),
+    # API.md's limits, as Flask-Limiter strings.
+    "RATELIMIT_LOGIN": (str, "10/minute"),  # per client address
+    "RATELIMIT_SIGNUP": (str, "10/minute"),  # per client address
+    "RATELIMIT_FORGOT_EMAIL": (str, "3/hour"),  # per email address
+    "RATELIMIT_FORGOT_IP": (str, "10/hour"),  # per client address
+    "RATELIMIT_RESEND": (str, "5/hour"),  # per account
+    "RATELIMIT_REFRESH": (str, "150/5 minutes"),  # per client address
+    "RATELIMIT_PASSWORD_CHANGE": (str, "10/15 minutes"),  # per account
+    "RATELIMIT_STORAGE_TIMEOUT": (float, "0.2"),  # a hung Redis costs a request this, once
     "SMTP_URL": (str, ""),
     "MAIL_FROM": (str, "no-reply@localhost"),
     "PUBLIC_BASE_URL": (str, "http://127.0.0.1:8000"),
@@ -242,6 +251,23 @@ def _derived(s: dict[str, Any]) -> dict[str, Any]:
         "SESSION_COOKIE_SAMESITE": "Lax",
         # A login page left open for hours must still work; the token is bound to the session.
         "WTF_CSRF_TIME_LIMIT": None,
+        "RATELIMIT_KEY_PREFIX": "authapp",
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "RATELIMIT_HEADER_LIMIT": "RateLimit-Limit",
+        "RATELIMIT_HEADER_REMAINING": "RateLimit-Remaining",
+        "RATELIMIT_HEADER_RESET": "RateLimit-Reset",
+        "RATELIMIT_HEADER_RETRY_AFTER_VALUE": "delta-seconds",
+        # Redis down or hung: per-process limits and a log line, never a 500 or a hang (F12).
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+        "RATELIMIT_SWALLOW_ERRORS": True,
+        "RATELIMIT_STORAGE_OPTIONS": (
+            {
+                "socket_timeout": s["RATELIMIT_STORAGE_TIMEOUT"],
+                "socket_connect_timeout": s["RATELIMIT_STORAGE_TIMEOUT"],
+            }
+            if s["RATELIMIT_STORAGE_URI"].startswith(("redis", "rediss"))
+            else {}
+        ),
         "WTF_CSRF_CHECK_DEFAULT": False,  # web.py checks every form outside /api/ instead
         "JWT_ENCODE_ISSUER": s["JWT_ISSUER"],
         "JWT_DECODE_ISSUER": s["JWT_ISSUER"],

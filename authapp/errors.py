@@ -140,6 +140,8 @@ def _from_http(exc: HTTPException) -> Response:
     message = exc.description or exc.name
     if status == 413:
         message = "The request body is too large."
+    if status == 429:  # Flask-Limiter's description is the limit itself, e.g. "10 per 1 minute"
+        message = f"Too many requests ({message}); retry after Retry-After seconds."
     return render(status, HTTP_CODES.get(status, "http_error"), message, headers=headers)
 
 

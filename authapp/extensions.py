@@ -4,12 +4,14 @@ from pathlib import Path
 
 from flask import Flask
 from flask_jwt_extended import JWTManager
+from flask_limiter import Limiter
 from flask_migrate import Migrate
 from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 
 from authapp.models.base import Base
+from authapp.security.network import client_ip
 
 # expire_on_commit=False: the answer built after a commit reads loaded attributes, no SELECT.
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
@@ -17,6 +19,8 @@ migrate = Migrate(compare_type=True, render_as_batch=True)  # batch: SQLite cann
 jwt = JWTManager()
 api = Api()
 csrf = CSRFProtect()  # every HTML form; the JSON API is exempt (it has X-CSRF-TOKEN)
+# Limits are per client address unless a route names another key (security/limits.py).
+limiter = Limiter(key_func=lambda: f"ip:{client_ip()}")
 
 
 def init_app(app: Flask) -> None:
@@ -25,6 +29,7 @@ def init_app(app: Flask) -> None:
     jwt.init_app(app)
     api.init_app(app)
     csrf.init_app(app)
+    limiter.init_app(app)
 
 
 def _migrations_dir(app: Flask) -> str:

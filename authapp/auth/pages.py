@@ -14,7 +14,7 @@ from authapp.auth.schemas import (
     SignupIn,
 )
 from authapp.errors import AppError
-from authapp.security import cookies
+from authapp.security import cookies, limits
 from authapp.web import load_form, render_form, safe_next, see_other
 
 bp = Blueprint("auth_pages", __name__)
@@ -28,6 +28,7 @@ def home() -> str:
 
 
 @bp.route("/signup", methods=["GET", "POST"])
+@limits.signup()
 def signup() -> PageAnswer:
     context = {"min_length": current_app.config["PASSWORD_MIN_LENGTH"]}
     if request.method == "GET":
@@ -41,6 +42,7 @@ def signup() -> PageAnswer:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@limits.login()
 def login() -> PageAnswer:
     next_path = safe_next(request.values.get("next"))
     if request.method == "GET":
@@ -65,6 +67,8 @@ def logout() -> Response:
 
 
 @bp.route("/forgot-password", methods=["GET", "POST"])
+@limits.forgot_password_by_ip()
+@limits.forgot_password_by_email()
 def forgot_password() -> PageAnswer:
     if request.method == "GET":
         return render_form("auth/forgot_password.html")

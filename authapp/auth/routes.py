@@ -19,7 +19,7 @@ from authapp.auth.schemas import (
     TokenPairOut,
     UserEnvelopeOut,
 )
-from authapp.security import cookies
+from authapp.security import cookies, limits
 from authapp.security.network import client_ip, user_agent
 from authapp.security.rbac import current_principal, current_user, require_login
 
@@ -31,6 +31,7 @@ def _client() -> sessions.Client:
 
 
 @bp.route("/signup", methods=["POST"])
+@limits.signup()
 @bp.arguments(SignupIn)
 @bp.response(201, TokenPairOut)
 def signup(body: dict[str, Any]) -> sessions.TokenPair:
@@ -39,6 +40,7 @@ def signup(body: dict[str, Any]) -> sessions.TokenPair:
 
 
 @bp.route("/login", methods=["POST"])
+@limits.login()
 @bp.arguments(LoginIn)
 @bp.response(200, TokenPairOut)
 def login(body: dict[str, Any]) -> sessions.TokenPair:
@@ -55,6 +57,7 @@ def me() -> dict[str, Any]:
 
 
 @bp.route("/refresh", methods=["POST"])
+@limits.refresh()
 @bp.arguments(RefreshIn)
 @bp.response(200, TokenPairOut)
 def refresh(body: dict[str, Any]) -> sessions.TokenPair:
@@ -91,6 +94,8 @@ FORGOT_ANSWER = {"message": "If the address belongs to an account, a reset link 
 
 
 @bp.route("/password/forgot", methods=["POST"])
+@limits.forgot_password_by_ip()
+@limits.forgot_password_by_email()
 @bp.arguments(ForgotPasswordIn)
 @bp.response(202, AcceptedOut)
 def forgot_password(body: dict[str, str]) -> dict[str, str]:
@@ -116,6 +121,7 @@ def verify_email(body: dict[str, str]) -> None:
 
 
 @bp.route("/email/resend", methods=["POST"])
+@limits.resend()
 @require_login()
 @bp.response(202, AcceptedOut)
 def resend_verification() -> dict[str, str]:

@@ -9,7 +9,7 @@ from werkzeug.wrappers import Response
 
 from authapp.auth import recovery
 from authapp.errors import AppError
-from authapp.security import cookies
+from authapp.security import cookies, limits
 from authapp.settings import schemas
 from authapp.settings.services import account, api_keys, organization, roles
 from authapp.web import (
@@ -61,6 +61,7 @@ def resend_verification() -> Response:
 
 
 @bp.route("/password", methods=["GET", "POST"])
+@limits.password_change()
 @page_login_required()
 def password() -> PageAnswer:
     if request.method == "GET":

@@ -8,6 +8,7 @@ from flask_smorest import Blueprint
 
 from authapp.auth.schemas import UserEnvelopeOut
 from authapp.models import ApiKey, Organization, Role, User
+from authapp.security import limits
 from authapp.security.rbac import current_principal, current_user, require_login, require_permission
 from authapp.settings import schemas
 from authapp.settings.pagination import Page
@@ -42,6 +43,7 @@ def update_profile(changes: dict[str, Any]) -> dict[str, User]:
 
 
 @bp.route("/password", methods=["POST"])
+@limits.password_change()
 @require_login()
 @bp.arguments(schemas.PasswordChangeIn)
 @bp.response(204)

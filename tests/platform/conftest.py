@@ -217,6 +217,7 @@ def server(
             "SEED_ADMIN_PASSWORD": ADMIN_PASSWORD,
             "LOG_FORMAT": "json",
             "LOG_LEVEL": "INFO",
+            "RATELIMIT_ENABLED": "false",  # a module turns it on through GUNICORN_ENV
             **extra,
         }
         env.pop("FLASK_APP", None)

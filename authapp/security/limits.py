@@ -1,0 +1,89 @@
+"""Rate limits (RL-1, RL-4, RL-5) with Flask-Limiter, shared by every worker and host through
+RATELIMIT_STORAGE_URI. Limit strings come from the configuration; keys are the client address
+(the default), an email address or an account."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+
+from flask import current_app, request
+from flask_jwt_extended.exceptions import JWTExtendedException
+from flask_limiter import RouteLimit
+from jwt import PyJWTError
+
+from authapp.errors import AppError
+from authapp.extensions import limiter
+from authapp.security import cookies, network, rbac
+
+
+def by_address() -> str:
+    """The client address (RL-3: a forwarded one only from TRUSTED_PROXIES)."""
+    return f"ip:{network.client_ip()}"
+
+
+def setting(name: str) -> Callable[[], str]:
+    """The limit named by configuration variable `name`, read per request."""
+    return lambda: str(current_app.config[name])
+
+
+def _digest(value: str) -> str:
+    # Keys live in Redis: a hash names the address without storing it.
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+def by_email() -> str:
+    """The email address in the JSON body or the form (forgot-password)."""
+    body = request.get_json(silent=True) if request.is_json else request.form
+    email = body.get("email") if isinstance(body, Mapping) else None
+    if not isinstance(email, str) or not email.strip():
+        return by_address()
+    return f"email:{_digest(email.strip().lower())}"
+
+
+def by_account() -> str:
+    """The logged-in account (bearer, API key or cookie), else the client address."""
+    try:
+        principal = rbac.authenticate() if request.path.startswith("/api/") else None
+    except (AppError, JWTExtendedException, PyJWTError):
+        principal = None  # the route's own guard answers 401 in a moment
+    if principal is None and not request.path.startswith("/api/"):
+        principal = cookies.browser_principal()
+    if principal is not None and principal.user is not None:
+        return f"user:{principal.user.id}"
+    return by_address()
+
+
+def login() -> RouteLimit:
+    return limiter.shared_limit(setting("RATELIMIT_LOGIN"), scope="login", methods=["POST"])
+
+
+def signup() -> RouteLimit:
+    return limiter.shared_limit(setting("RATELIMIT_SIGNUP"), scope="signup", methods=["POST"])
+
+
+def forgot_password_by_email() -> RouteLimit:
+    return limiter.shared_limit(
+        setting("RATELIMIT_FORGOT_EMAIL"), scope="forgot_email", key_func=by_email, methods=["POST"]
+    )
+
+
+def forgot_password_by_ip() -> RouteLimit:
+    return limiter.shared_limit(setting("RATELIMIT_FORGOT_IP"), scope="forgot_ip", methods=["POST"])
+
+
+def password_change() -> RouteLimit:
+    return limiter.shared_limit(
+        setting("RATELIMIT_PASSWORD_CHANGE"),
+        scope="password_change",
+        key_func=by_account,
+        methods=["POST"],
+    )
+
+
+def resend() -> RouteLimit:
+    return limiter.shared_limit(setting("RATELIMIT_RESEND"), scope="resend", key_func=by_account)
+
+
+def refresh() -> RouteLimit:
+    return limiter.shared_limit(setting("RATELIMIT_REFRESH"), scope="refresh")

@@ -1,0 +1,149 @@
+"""Rate limits on a real Redis: RL-1, RL-3, RL-4, F12 (a database number per xdist worker)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+import redis
+
+from tests.conftest import PASSWORD, auth_header, build_app, seeded_app
+from tests.servers import Tarpit, free_port
+
+REDIS_DB = 1 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0) % 14
+REDIS_URI = f"redis://127.0.0.1:6379/{REDIS_DB}"
+LIMITED = {"RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": REDIS_URI}
+LOGIN = "/api/v1/auth/login"
+WRONG = {"login": "nobody@example.com", "password": "not the password at all"}
+
+
+@pytest.fixture(autouse=True)
+def empty_redis() -> None:
+    redis.Redis.from_url(REDIS_URI).flushdb()
+
+
+def statuses(client, times, path=LOGIN, body=None, **kwargs):
+    return [client.post(path, json=body or WRONG, **kwargs).status_code for _ in range(times)]
+
+
+@pytest.mark.config(**LIMITED)
+def test_the_eleventh_login_in_a_minute_is_429_with_retry_after(client):
+    """RL-1: 10/minute per address, then the envelope's rate_limited with the headers."""
+    assert statuses(client, 10) == [401] * 10
+
+    refused = client.post(LOGIN, json=WRONG)
+
+    assert refused.status_code == 429
+    assert refused.json["error"]["code"] == "rate_limited"
+    assert 0 < int(refused.headers["Retry-After"]) <= 60
+    assert refused.headers["RateLimit-Limit"] == "10"
+    assert refused.headers["RateLimit-Remaining"] == "0"
+
+
+def test_two_app_instances_share_the_count_through_redis(database_url):
+    """F13: limits are shared by workers and hosts, not multiplied by them."""
+    with seeded_app(database_url, **LIMITED) as first:
+        second = build_app(database_url, **LIMITED)
+        assert statuses(first.test_client(), 6) == [401] * 6
+        assert statuses(second.test_client(), 5) == [401] * 4 + [429]
+
+
+@pytest.mark.config(**LIMITED)
+def test_the_login_page_and_the_api_share_one_limit(client):
+    assert statuses(client, 10) == [401] * 10
+    page = client.get("/login").get_data(as_text=True)
+    token = page.split('name="csrf_token" value="')[1].split('"')[0]
+
+    answer = client.post("/login", data={"csrf_token": token, **WRONG})
+
+    assert answer.status_code == 429
+
+
+@pytest.mark.config(**LIMITED, RATELIMIT_SIGNUP="2/minute")
+def test_sign_up_is_limited_per_address(client):
+    """RL-4, EN-5: sign-up's 409 is throttled too."""
+    bodies = [{"email": f"u{i}@example.com", "password": PASSWORD} for i in range(3)]
+    answers = [client.post("/api/v1/auth/signup", json=body).status_code for body in bodies]
+    assert answers == [201, 201, 429]
+
+
+@pytest.mark.config(**LIMITED)
+def test_forgot_password_is_limited_per_email_and_per_address(client):
+    """RL-4: 3/hour per email, 10/hour per address."""
+    forgot = "/api/v1/auth/password/forgot"
+    same = [client.post(forgot, json={"email": "a@example.com"}).status_code for _ in range(4)]
+    assert same == [202, 202, 202, 429]
+    others = [
+        client.post(forgot, json={"email": f"other{i}@example.com"}).status_code for i in range(8)
+    ]
+    assert others == [202] * 7 + [429]  # 10 accepted from the address in all
+
+
+@pytest.mark.config(**LIMITED, RATELIMIT_PASSWORD_CHANGE="2/minute")
+def test_password_change_is_limited_per_account(client, make_user, login):
+    """RL-4: guessing the current password is throttled per account, not per address."""
+    first, second = make_user(), make_user(email="grace@example.com")
+    body = {"current_password": "a wrong current password", "new_password": PASSWORD + " 2"}
+    headers = auth_header(login(first)["access_token"])
+    assert statuses(client, 3, "/api/v1/settings/password", body, headers=headers) == [
+        422,
+        422,
+        429,
+    ]
+    other = auth_header(login(second)["access_token"])
+    assert statuses(client, 1, "/api/v1/settings/password", body, headers=other) == [422]
+
+
+@pytest.mark.config(**LIMITED, RATELIMIT_REFRESH="2/minute")
+def test_refresh_is_limited_per_address(client):
+    body = {"refresh_token": "not.a.token"}
+    assert statuses(client, 3, "/api/v1/auth/refresh", body) == [401, 401, 429]
+
+
+@pytest.mark.config(**LIMITED)
+def test_a_spoofed_forwarded_for_does_not_reset_the_count(client):
+    """RL-3: without TRUSTED_PROXIES the socket peer is the client."""
+    answers = [
+        client.post(LOGIN, json=WRONG, headers={"X-Forwarded-For": f"203.0.113.{i}"}).status_code
+        for i in range(11)
+    ]
+    assert answers == [401] * 10 + [429]
+
+
+@pytest.mark.config(**LIMITED, TRUSTED_PROXIES=["127.0.0.1"])
+def test_a_trusted_proxy_s_forwarded_for_names_the_client(client):
+    for number in (1, 2):
+        # A login per address: the per-login back-off (test_backoff.py) must not interfere.
+        body = {**WRONG, "login": f"nobody{number}@example.com"}
+        headers = {"X-Forwarded-For": f"203.0.113.{number}"}
+        assert statuses(client, 10, body=body, headers=headers) == [401] * 10
+    third = {**WRONG, "login": "nobody3@example.com"}
+    assert statuses(client, 1, body=third, headers={"X-Forwarded-For": "203.0.113.1"}) == [429]
+
+
+@pytest.mark.config(
+    RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}/0"
+)
+def test_redis_down_fails_open_to_limits_per_process(client):
+    """F12: never a 500; the limits still hold, per process."""
+    assert statuses(client, 11) == [401] * 10 + [429]
+
+
+def test_a_hung_redis_costs_no_hang(database_url):
+    """F12: a Redis that accepts and never answers: short socket timeouts, then per process."""
+    tarpit = Tarpit()
+    try:
+        settings = {
+            "RATELIMIT_ENABLED": True,
+            "RATELIMIT_STORAGE_URI": f"redis://127.0.0.1:{tarpit.port}/0",
+        }
+        with seeded_app(database_url, **settings) as app:
+            client = app.test_client()
+            started = time.monotonic()
+            answers = statuses(client, 11)
+            elapsed = time.monotonic() - started
+    finally:
+        tarpit.close()
+    assert answers == [401] * 10 + [429]
+    assert elapsed < 5, elapsed  # a hang would be gunicorn's 30 s timeout per request
