@@ -7,14 +7,19 @@ import time
 
 import pytest
 import redis
+import sqlalchemy as sa
 
+from authapp.extensions import db
+from authapp.models import Organization
 from tests.conftest import PASSWORD, auth_header, build_app, seeded_app
 from tests.servers import Tarpit, free_port
+from tests.settings import conftest as settings_fixtures
 
 REDIS_DB = 1 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0) % 14
 REDIS_URI = f"redis://127.0.0.1:6379/{REDIS_DB}"
 LIMITED = {"RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": REDIS_URI}
 LOGIN = "/api/v1/auth/login"
+tenants = settings_fixtures.tenants  # the two-tenant fixture, for the API-key limits
 WRONG = {"login": "nobody@example.com", "password": "not the password at all"}
 
 
@@ -147,3 +152,47 @@ def test_a_hung_redis_costs_no_hang(database_url):
         tarpit.close()
     assert answers == [401] * 10 + [429]
     assert elapsed < 5, elapsed  # a hang would be gunicorn's 30 s timeout per request
+
+
+def _key_for(client, tenant, per_minute, app):
+    with app.app_context():
+        db.session.execute(
+            sa.update(Organization)
+            .where(Organization.id == tenant.id)
+            .values(rate_limit_per_minute=per_minute)
+        )
+        db.session.commit()
+    created = client.post(
+        "/api/v1/settings/api-keys",
+        json={"name": "ci", "scopes": ["users:read"]},
+        headers=tenant["owner"].headers,
+    )
+    return created.json["key"]
+
+
+@pytest.mark.config(**LIMITED)
+def test_an_api_key_is_limited_at_its_organizations_rate(app, client, tenants):
+    """RL-5: per key, at the organization's rate_limit_per_minute."""
+    acme = tenants["acme"]
+    key, other = _key_for(client, acme, 3, app), _key_for(client, acme, 3, app)
+    members = "/api/v1/settings/members"
+
+    answers = [client.get(members, headers={"X-API-Key": key}) for _ in range(4)]
+
+    assert [a.status_code for a in answers] == [200, 200, 200, 429]
+    assert answers[-1].json["error"]["code"] == "rate_limited"
+    assert 0 < int(answers[-1].headers["Retry-After"]) <= 60
+    assert client.get(members, headers={"X-API-Key": other}).status_code == 200
+
+
+@pytest.mark.config(
+    RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI=f"redis://127.0.0.1:{free_port()}/0"
+)
+def test_an_api_key_works_while_the_limit_store_is_down(app, client, tenants):
+    """F12: fail open, never a 500."""
+    key = _key_for(client, tenants["acme"], 1, app)
+    answers = [
+        client.get("/api/v1/settings/members", headers={"X-API-Key": key}).status_code
+        for _ in range(3)
+    ]
+    assert 500 not in answers
