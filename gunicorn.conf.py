@@ -23,6 +23,23 @@ forwarded_allow_ips = (
 )
 # gunicorn 27 shares one control socket per machine by default; tests start several servers.
 control_socket_disable = True
+
+
+def _refuse_per_process_limits_in_production() -> None:
+    """Production with several workers must count rate limits in one place (Redis): with
+    memory:// each worker would allow the limit again, multiplying it by the worker count."""
+    if os.environ.get("AUTHAPP_ENV") != "production" or workers < 2:
+        return
+    if os.environ.get("RATELIMIT_ENABLED", "true").strip().lower() in ("0", "false", "no", "off"):
+        return
+    if os.environ.get("RATELIMIT_STORAGE_URI", "memory://").startswith("memory://"):
+        raise SystemExit(
+            f"RATELIMIT_STORAGE_URI is memory:// with {workers} workers in production: each "
+            "worker would count alone. Set it to redis://host:6379/0."
+        )
+
+
+_refuse_per_process_limits_in_production()
 preload_app = False
 
 accesslog = "-"

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import http.client
 import json
+import os
 import re
+import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +19,16 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import PASSWORD
-from tests.platform.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, request_json, sign_up, unique
+from tests.conftest import PASSWORD, TEST_SECRETS
+from tests.platform.conftest import (
+    ADMIN_EMAIL,
+    ADMIN_PASSWORD,
+    BIN,
+    ROOT,
+    request_json,
+    sign_up,
+    unique,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -148,3 +158,28 @@ def test_chunked_body_over_the_limit_is_413_through_gunicorn(server):
 
     assert response.status == 413
     assert body["error"]["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize(
+    ("storage", "workers", "refused"),
+    [("memory://", "2", True), ("redis://127.0.0.1:6379/0", "2", False), ("memory://", "1", False)],
+)
+def test_production_refuses_per_process_rate_limits_with_several_workers(storage, workers, refused):
+    """Limits counted per worker would be multiplied by the worker count (RL-1, F13)."""
+    env = {
+        **os.environ,
+        **TEST_SECRETS,  # strong enough for production, so only the storage can be refused
+        "AUTHAPP_ENV": "production",
+        "BCRYPT_ROUNDS": "12",
+        "DATABASE_URL": "sqlite://",
+        "RATELIMIT_STORAGE_URI": storage,
+        "GUNICORN_WORKERS": workers,
+    }
+
+    result = subprocess.run(
+        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--check-config", "wsgi:app"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert (result.returncode != 0) == refused, result.stderr
+    assert ("RATELIMIT_STORAGE_URI" in result.stderr + result.stdout) == refused
