@@ -7,7 +7,7 @@ import re
 from marshmallow import EXCLUDE, Schema, fields, validate, validates_schema
 from marshmallow import ValidationError as SchemaError
 
-from authapp.auth.schemas import TIME_FORMAT, Password, Text, Username
+from authapp.auth.schemas import TIME_FORMAT, Password, Text, Username, UserOut
 
 PERMISSION_CODE = re.compile(r"\A[a-z][a-z0-9_.-]*(:[a-z0-9_.-]+)+\Z")
 PERMISSION_CODE_RULE = "lowercase words joined by colons, such as commodities:write"
@@ -111,17 +111,14 @@ class WebhookTestOut(Schema):
     delivery_id = fields.String()
 
 
-class MemberOut(Schema):
-    id = fields.String()
-    email = fields.String()
-    username = fields.String(allow_none=True)
-    full_name = fields.String()
-    roles = fields.List(fields.String(), attribute="role_names")
+class MemberOut(UserOut):
+    """A member as an administrator sees them: the `user` object, with its status, without
+    what only the user's own session needs."""
+
+    class Meta:
+        exclude = ("organization", "permissions")
+
     is_active = fields.Boolean()
-    email_verified = fields.Boolean()
-    mfa_enabled = fields.Boolean()
-    created_at = fields.DateTime(format=TIME_FORMAT)
-    last_login_at = fields.DateTime(format=TIME_FORMAT, allow_none=True)
 
 
 class MemberPageOut(Schema):
