@@ -9,7 +9,7 @@ from authapp.models import AuditEvent, User
 
 
 class Origin(Protocol):
-    """Where a request came from (auth.sessions.Client)."""
+    """Where a request came from (security.network.Client)."""
 
     @property
     def ip(self) -> str | None: ...

@@ -130,7 +130,9 @@ def _from_http(exc: HTTPException) -> Response:
     messages = data.get("messages") if isinstance(data, dict) else None
     if status == 422 and messages:
         # flask-smorest nests field errors by location: {"json": {"email": [...]}}
-        fields = {k: v for location in messages.values() for k, v in _flatten(location).items()}
+        fields = {
+            k: v for location in messages.values() for k, v in flatten_messages(location).items()
+        }
         return render(422, "validation_error", "The request has invalid fields.", fields)
     if status == 400 and messages and "json" in messages:
         return render(400, "invalid_json", "The request body is not valid JSON.")
@@ -145,14 +147,14 @@ def _from_http(exc: HTTPException) -> Response:
     return render(status, HTTP_CODES.get(status, "http_error"), message, headers=headers)
 
 
-def _flatten(messages: Any, prefix: str = "") -> dict[str, list[str]]:
+def flatten_messages(messages: Any, prefix: str = "") -> dict[str, list[str]]:
     """marshmallow's nested errors as `{"field.sub": [...]}`, `_schema` as the body itself."""
     if isinstance(messages, list):
         return {prefix or "_schema": [str(m) for m in messages]}
     flat: dict[str, list[str]] = {}
     for key, value in messages.items():
         name = f"{prefix}.{key}" if prefix else str(key)
-        flat |= _flatten(value, name)
+        flat |= flatten_messages(value, name)
     return flat
 
 

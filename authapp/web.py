@@ -14,15 +14,15 @@ from flask_wtf.csrf import CSRFError
 from marshmallow import Schema, ValidationError, fields
 from werkzeug.wrappers import Response
 
-from authapp.errors import JSON_PREFIXES, AppError, render
+from authapp.errors import JSON_PREFIXES, AppError, flatten_messages, render
 from authapp.extensions import csrf
+from authapp.hooks import BODY_METHODS
 from authapp.security import cookies, rbac
 from authapp.security.rbac import Principal
 
 F = TypeVar("F", bound=Callable[..., Any])
 # The field an error code belongs to, so the form shows it next to the right input.
 FIELD_OF_CODE = {"email_taken": "email", "username_taken": "username", "role_name_taken": "name"}
-UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 UNSAFE_NEXT = re.compile(r"[\x00-\x20\\\x7f]")
 
 
@@ -92,7 +92,7 @@ def load(schema: Schema, data: Mapping[str, Any]) -> dict[str, Any]:
     try:
         loaded: dict[str, Any] = schema.load(data)
     except ValidationError as exc:
-        raise FormInvalid(_flatten(exc.messages)) from None
+        raise FormInvalid(_by_field(exc.messages)) from None
     return loaded
 
 
@@ -103,22 +103,13 @@ class FormInvalid(AppError):
         super().__init__("Some fields need attention.", fields=fields)
 
 
-def _flatten(messages: Any) -> dict[str, list[str]]:
-    if isinstance(messages, Mapping):
-        flat: dict[str, list[str]] = {}
-        for name, value in messages.items():
-            if isinstance(value, Mapping):  # a list field's per-item messages
-                flat[name] = [m for sub in value.values() for m in _flatten_list(sub)]
-            else:
-                flat[name] = _flatten_list(value)
-        return flat
-    return {"_form": _flatten_list(messages)}
-
-
-def _flatten_list(value: Any) -> list[str]:
-    if isinstance(value, list | tuple):
-        return [str(item) for item in value]
-    return [str(value)]
+def _by_field(messages: Any) -> dict[str, list[str]]:
+    """marshmallow's messages by form field: a list item's message (`scopes.1`) goes to the
+    list's own field, where the page shows it."""
+    fields_: dict[str, list[str]] = {}
+    for name, texts in flatten_messages(messages).items():
+        fields_.setdefault(name.split(".", 1)[0], []).extend(texts)
+    return fields_
 
 
 def form_errors(exc: AppError) -> tuple[dict[str, list[str]], str]:
@@ -127,7 +118,7 @@ def form_errors(exc: AppError) -> tuple[dict[str, list[str]], str]:
     field = FIELD_OF_CODE.get(exc.code)
     if field is not None:
         errors.setdefault(field, []).append(exc.message)
-    general = errors.pop("_schema", []) + errors.pop("_form", [])
+    general = errors.pop("_schema", [])
     summary = " ".join(general) if general else exc.message
     return errors, summary
 
@@ -197,7 +188,7 @@ def _csrf_refused(_exc: CSRFError) -> Response:
 def _protect_forms() -> None:
     """WB-1 by default for every form outside the JSON API, an adopter's pages included; the
     API (bearer tokens, API keys, or cookies with X-CSRF-TOKEN) is checked by the JWT layer."""
-    if request.method in UNSAFE_METHODS and not request.path.startswith(JSON_PREFIXES):
+    if request.method in BODY_METHODS and not request.path.startswith(JSON_PREFIXES):
         csrf.protect()
 
 

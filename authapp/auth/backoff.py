@@ -9,7 +9,6 @@ unaffected.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from datetime import timedelta
 
@@ -21,10 +20,11 @@ from authapp import clock
 from authapp.errors import RateLimited
 from authapp.extensions import db
 from authapp.models import LoginThrottle, User
+from authapp.security.digests import sha256_hex
 
 
 def login_key(login: str) -> str:
-    return hashlib.sha256(login.strip().lower().encode()).hexdigest()
+    return sha256_hex(login.strip().lower())
 
 
 def check(login: str) -> None:

@@ -3,7 +3,6 @@ stored only as SHA-256 (CS-2), spent once by a conditional UPDATE (RS-1, EV-1, F
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from datetime import timedelta
 
@@ -14,6 +13,7 @@ from authapp import clock, events
 from authapp.errors import AppError
 from authapp.extensions import db
 from authapp.models import OneTimeToken, User
+from authapp.security.digests import sha256_hex
 from authapp.security.rbac import user_with_access
 
 
@@ -21,10 +21,6 @@ class InvalidLinkToken(AppError):
     """API.md: an unknown, used or expired reset or verify token is `400 invalid_token`."""
 
     status, code = 400, "invalid_token"
-
-
-def _digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def issue(user: User, purpose: str) -> str:
@@ -36,7 +32,7 @@ def issue(user: User, purpose: str) -> str:
         OneTimeToken(
             purpose=purpose,
             user_id=user.id,
-            token_hash=_digest(token),
+            token_hash=sha256_hex(token),
             expires_at=clock.now() + timedelta(seconds=ttl),
         )
     )
@@ -50,7 +46,7 @@ def redeem(token: str, purpose: str) -> User:
     user_id = db.session.execute(
         sa.update(OneTimeToken)
         .where(
-            OneTimeToken.token_hash == _digest(token),
+            OneTimeToken.token_hash == sha256_hex(token),
             OneTimeToken.purpose == purpose,
             OneTimeToken.used_at.is_(None),
             OneTimeToken.expires_at > now,

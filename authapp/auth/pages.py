@@ -15,6 +15,7 @@ from authapp.auth.schemas import (
 )
 from authapp.errors import AppError
 from authapp.security import cookies, limits
+from authapp.security.network import request_client
 from authapp.web import load_form, render_form, safe_next, see_other
 
 bp = Blueprint("auth_pages", __name__)
@@ -28,13 +29,13 @@ def home() -> str:
 
 
 @bp.route("/signup", methods=["GET", "POST"])
-@limits.signup()
+@limits.signup
 def signup() -> PageAnswer:
     context = {"min_length": current_app.config["PASSWORD_MIN_LENGTH"]}
     if request.method == "GET":
         return render_form("auth/signup.html", **context)
     try:
-        pair = services.sign_up(**load_form(SignupIn()), client=cookies.client())
+        pair = services.sign_up(**load_form(SignupIn()), client=request_client())
     except AppError as exc:
         return render_form("auth/signup.html", exc, values=request.form, **context)
     cookies.issue(pair)
@@ -42,14 +43,14 @@ def signup() -> PageAnswer:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-@limits.login()
+@limits.login
 def login() -> PageAnswer:
     next_path = safe_next(request.values.get("next"))
     if request.method == "GET":
         return render_form("auth/login.html", next=next_path)
     try:
         body = load_form(LoginIn(only=("login", "password")))
-        pair = services.log_in(**body, totp_code=None, client=cookies.client())
+        pair = services.log_in(**body, totp_code=None, client=request_client())
     except AppError as exc:
         return render_form("auth/login.html", exc, values=request.form, next=next_path)
     cookies.issue(pair)
@@ -61,14 +62,14 @@ def logout() -> Response:
     """SE-1: the session ends on the server and both cookies go."""
     principal = cookies.browser_principal()
     if principal is not None and principal.user is not None and principal.session_id:
-        sessions.log_out(principal.user, principal.session_id, cookies.client())
+        sessions.log_out(principal.user, principal.session_id, request_client())
     cookies.clear()
     return see_other("auth_pages.login")
 
 
 @bp.route("/forgot-password", methods=["GET", "POST"])
-@limits.forgot_password_by_ip()
-@limits.forgot_password_by_email()
+@limits.forgot_password_by_ip
+@limits.forgot_password_by_email
 def forgot_password() -> PageAnswer:
     if request.method == "GET":
         return render_form("auth/forgot_password.html")
@@ -76,7 +77,7 @@ def forgot_password() -> PageAnswer:
         body = load_form(ForgotPasswordIn())
     except AppError as exc:
         return render_form("auth/forgot_password.html", exc, values=request.form)
-    recovery.forgot_password(body["email"], cookies.client())
+    recovery.forgot_password(body["email"], request_client())
     return render_form("auth/forgot_password.html", sent=True)  # the same page for any email
 
 
@@ -90,7 +91,7 @@ def reset_password() -> PageAnswer:
         return render_form("auth/reset_password.html", token=token)
     try:
         body = load_form(ResetPasswordIn())
-        recovery.reset_password(body["token"], body["new_password"], cookies.client())
+        recovery.reset_password(body["token"], body["new_password"], request_client())
     except AppError as exc:
         return render_form("auth/reset_password.html", exc, token=token)
     flash("Your password is changed and every session is logged out. Log in with it now.")

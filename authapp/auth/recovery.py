@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from authapp import audit, clock, events, outbox
 from authapp.auth import backoff, link_tokens, sessions
-from authapp.auth.services import normalize_email
+from authapp.auth import services as auth_services
 from authapp.errors import ValidationFailed
 from authapp.extensions import db
 from authapp.models import User
@@ -39,7 +39,7 @@ def forgot_password(email: str, origin: audit.Origin) -> None:
     """EN-3: the caller answers the same for known, unknown and disabled emails; only a known,
     active account gets a mail. Nothing about the account changes."""
     user = db.session.scalars(
-        sa.select(User).where(User.email_normalized == normalize_email(email))
+        sa.select(User).where(User.email_normalized == auth_services.normalize_email(email))
     ).one_or_none()
     if user is None or not user.is_active:
         audit.about_account("password.reset_requested", user, origin, sent=False)
@@ -59,12 +59,11 @@ def reset_password(token: str, new_password: str, origin: audit.Origin) -> None:
     is logged in by it, so a second factor is never bypassed. Raises InvalidLinkToken,
     ValidationFailed (policy)."""
     user = link_tokens.redeem(token, "password_reset")
-    reasons = passwords.policy_errors(
-        new_password, email=user.email, username=user.username, full_name=user.full_name
-    )
-    if reasons:
+    try:
+        auth_services.check_new_password(user, new_password)
+    except ValidationFailed:
         db.session.rollback()  # the token stays usable for a better password
-        raise ValidationFailed({"new_password": reasons}, "The password does not meet the policy.")
+        raise
     user.password_hash = passwords.hash_password(new_password)
     user.failed_login_count = 0
     user.locked_until = None

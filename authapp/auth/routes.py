@@ -20,32 +20,28 @@ from authapp.auth.schemas import (
     UserEnvelopeOut,
 )
 from authapp.security import cookies, limits
-from authapp.security.network import client_ip, user_agent
+from authapp.security.network import request_client
 from authapp.security.rbac import current_principal, current_user, require_login
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign-up, login, tokens")
 
 
-def _client() -> sessions.Client:
-    return sessions.Client(ip=client_ip(), user_agent=user_agent())
-
-
 @bp.route("/signup", methods=["POST"])
-@limits.signup()
+@limits.signup
 @bp.arguments(SignupIn)
 @bp.response(201, TokenPairOut)
 def signup(body: dict[str, Any]) -> sessions.TokenPair:
     """Create an account (and, with organization_name, a new organization it owns)."""
-    return services.sign_up(**body, client=_client())
+    return services.sign_up(**body, client=request_client())
 
 
 @bp.route("/login", methods=["POST"])
-@limits.login()
+@limits.login
 @bp.arguments(LoginIn)
 @bp.response(200, TokenPairOut)
 def login(body: dict[str, Any]) -> sessions.TokenPair:
     """Log in with an email or username; starts a new session."""
-    return services.log_in(**body, client=_client())
+    return services.log_in(**body, client=request_client())
 
 
 @bp.route("/me", methods=["GET"])
@@ -57,7 +53,7 @@ def me() -> dict[str, Any]:
 
 
 @bp.route("/refresh", methods=["POST"])
-@limits.refresh()
+@limits.refresh
 @bp.arguments(RefreshIn)
 @bp.response(200, TokenPairOut)
 def refresh(body: dict[str, Any]) -> sessions.TokenPair:
@@ -67,7 +63,7 @@ def refresh(body: dict[str, Any]) -> sessions.TokenPair:
     `X-CSRF-TOKEN` header (the `csrf_refresh_token` cookie's value) and renews the cookies."""
     if body["refresh_token"] is None:
         return cookies.refresh_from_cookie()
-    return sessions.refresh(body["refresh_token"], _client())
+    return sessions.refresh(body["refresh_token"], request_client())
 
 
 @bp.route("/logout", methods=["POST"])
@@ -77,7 +73,7 @@ def refresh(body: dict[str, Any]) -> sessions.TokenPair:
 def logout(body: dict[str, Any]) -> None:
     """End the current session now."""
     session_id = current_principal().session_id or ""
-    sessions.log_out(current_user(), session_id, _client(), body["refresh_token"])
+    sessions.log_out(current_user(), session_id, request_client(), body["refresh_token"])
     cookies.clear()
 
 
@@ -86,7 +82,7 @@ def logout(body: dict[str, Any]) -> None:
 @bp.response(204)
 def logout_all() -> None:
     """End every session of the caller now."""
-    sessions.log_out_all(current_user(), _client())
+    sessions.log_out_all(current_user(), request_client())
     cookies.clear()
 
 
@@ -94,13 +90,13 @@ FORGOT_ANSWER = {"message": "If the address belongs to an account, a reset link 
 
 
 @bp.route("/password/forgot", methods=["POST"])
-@limits.forgot_password_by_ip()
-@limits.forgot_password_by_email()
+@limits.forgot_password_by_ip
+@limits.forgot_password_by_email
 @bp.arguments(ForgotPasswordIn)
 @bp.response(202, AcceptedOut)
 def forgot_password(body: dict[str, str]) -> dict[str, str]:
     """Mail a reset link (1 hour). The answer is the same whether or not the account exists."""
-    recovery.forgot_password(body["email"], _client())
+    recovery.forgot_password(body["email"], request_client())
     return FORGOT_ANSWER
 
 
@@ -109,7 +105,7 @@ def forgot_password(body: dict[str, str]) -> dict[str, str]:
 @bp.response(204)
 def reset_password(body: dict[str, str]) -> None:
     """Set a new password with a mailed token; every session of the account ends."""
-    recovery.reset_password(body["token"], body["new_password"], _client())
+    recovery.reset_password(body["token"], body["new_password"], request_client())
 
 
 @bp.route("/email/verify", methods=["POST"])
@@ -121,10 +117,10 @@ def verify_email(body: dict[str, str]) -> None:
 
 
 @bp.route("/email/resend", methods=["POST"])
-@limits.resend()
+@limits.resend
 @require_login()
 @bp.response(202, AcceptedOut)
 def resend_verification() -> dict[str, str]:
     """Mail a new verification link (nothing is sent when the address is verified already)."""
-    recovery.resend_verification(current_user(), _client())
+    recovery.resend_verification(current_user(), request_client())
     return {"message": "A verification link is on its way if the address needs one."}

@@ -37,12 +37,28 @@ def normalize_email(email: str) -> str:
 
 
 def check_password_policy(
-    password: str, *, email: str, username: str | None = None, full_name: str | None = None
+    password: str,
+    *,
+    email: str,
+    username: str | None = None,
+    full_name: str | None = None,
+    field: str = "password",
 ) -> None:
-    """Raises ValidationFailed with the reasons on the `password` field."""
+    """Raises ValidationFailed with the reasons on `field` (sign-up, change and reset alike)."""
     reasons = passwords.policy_errors(password, email=email, username=username, full_name=full_name)
     if reasons:
-        raise ValidationFailed({"password": reasons}, "The password does not meet the policy.")
+        raise ValidationFailed({field: reasons}, "The password does not meet the policy.")
+
+
+def check_new_password(user: User, password: str) -> None:
+    """The policy for a password change or reset, with the account's own words refused."""
+    check_password_policy(
+        password,
+        email=user.email,
+        username=user.username,
+        full_name=user.full_name,
+        field="new_password",
+    )
 
 
 def load_user(user_id: str) -> User:

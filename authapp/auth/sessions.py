@@ -19,15 +19,8 @@ from authapp.extensions import db
 from authapp.models import RefreshToken, Session, User
 from authapp.models.base import new_id
 from authapp.security import tokens
+from authapp.security.network import Client
 from authapp.security.rbac import live_session
-
-
-@dataclass(frozen=True)
-class Client:
-    """Where a request came from, as services record it."""
-
-    ip: str | None = None
-    user_agent: str | None = None
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 import secrets
 from dataclasses import dataclass
+
+from authapp.security.digests import sha256_hex
 
 KEY_FORMAT = re.compile(r"\Aak_([0-9a-f]{12})_([A-Za-z0-9_-]{43})\Z")
 
@@ -25,8 +26,7 @@ def generate() -> NewKey:
 
 
 def digest(key: str) -> str:
-    # A fast hash is enough: the secret has 256 bits, nothing to brute-force (CS-2).
-    return hashlib.sha256(key.encode()).hexdigest()
+    return sha256_hex(key)  # the secret has 256 bits: nothing to brute-force (CS-2)
 
 
 def prefix_of(presented: str) -> str | None:

@@ -19,10 +19,6 @@ log = structlog.get_logger(__name__)
 CSRF_HEADER = "X-CSRF-TOKEN"
 
 
-def client() -> sessions.Client:
-    return sessions.Client(ip=network.client_ip(), user_agent=network.user_agent())
-
-
 def issue(pair: sessions.TokenPair) -> None:
     """Set the pair's cookies on this request's response."""
     g.cookie_pair = pair
@@ -47,7 +43,7 @@ def refresh_from_cookie() -> sessions.TokenPair:
     csrf = request.headers.get(CSRF_HEADER)
     if not csrf:
         raise CsrfFailed()
-    pair = sessions.refresh(token, client(), csrf=csrf)
+    pair = sessions.refresh(token, network.request_client(), csrf=csrf)
     issue(pair)
     return pair
 
@@ -75,7 +71,7 @@ def _from_refresh_cookie() -> Principal | None:
     if token is None:
         return None
     try:
-        pair = sessions.refresh(token, client())
+        pair = sessions.refresh(token, network.request_client())
     except TokenError as exc:
         log.info("browser.refresh_refused", code=exc.code)
         clear()

@@ -4,17 +4,16 @@ RATELIMIT_STORAGE_URI. Limit strings come from the configuration; keys are the c
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Mapping
 
 from flask import current_app, request
 from flask_jwt_extended.exceptions import JWTExtendedException
-from flask_limiter import RouteLimit
 from jwt import PyJWTError
 
 from authapp.errors import AppError
 from authapp.extensions import limiter
 from authapp.security import cookies, network, rbac
+from authapp.security.digests import sha256_hex
 
 
 def by_address() -> str:
@@ -27,18 +26,13 @@ def setting(name: str) -> Callable[[], str]:
     return lambda: str(current_app.config[name])
 
 
-def _digest(value: str) -> str:
-    # Keys live in Redis: a hash names the address without storing it.
-    return hashlib.sha256(value.encode()).hexdigest()[:32]
-
-
 def by_email() -> str:
     """The email address in the JSON body or the form (forgot-password)."""
     body = request.get_json(silent=True) if request.is_json else request.form
     email = body.get("email") if isinstance(body, Mapping) else None
     if not isinstance(email, str) or not email.strip():
         return by_address()
-    return f"email:{_digest(email.strip().lower())}"
+    return f"email:{sha256_hex(email.strip().lower())}"  # not the address itself
 
 
 def by_account() -> str:
@@ -54,36 +48,21 @@ def by_account() -> str:
     return by_address()
 
 
-def login() -> RouteLimit:
-    return limiter.shared_limit(setting("RATELIMIT_LOGIN"), scope="login", methods=["POST"])
-
-
-def signup() -> RouteLimit:
-    return limiter.shared_limit(setting("RATELIMIT_SIGNUP"), scope="signup", methods=["POST"])
-
-
-def forgot_password_by_email() -> RouteLimit:
-    return limiter.shared_limit(
-        setting("RATELIMIT_FORGOT_EMAIL"), scope="forgot_email", key_func=by_email, methods=["POST"]
-    )
-
-
-def forgot_password_by_ip() -> RouteLimit:
-    return limiter.shared_limit(setting("RATELIMIT_FORGOT_IP"), scope="forgot_ip", methods=["POST"])
-
-
-def password_change() -> RouteLimit:
-    return limiter.shared_limit(
-        setting("RATELIMIT_PASSWORD_CHANGE"),
-        scope="password_change",
-        key_func=by_account,
-        methods=["POST"],
-    )
-
-
-def resend() -> RouteLimit:
-    return limiter.shared_limit(setting("RATELIMIT_RESEND"), scope="resend", key_func=by_account)
-
-
-def refresh() -> RouteLimit:
-    return limiter.shared_limit(setting("RATELIMIT_REFRESH"), scope="refresh")
+# Each limit is one shared object: decorating the API route and its page with the same one
+# gives them a single count (a login form cannot be used to double the API's allowance).
+login = limiter.shared_limit(setting("RATELIMIT_LOGIN"), scope="login", methods=["POST"])
+signup = limiter.shared_limit(setting("RATELIMIT_SIGNUP"), scope="signup", methods=["POST"])
+refresh = limiter.shared_limit(setting("RATELIMIT_REFRESH"), scope="refresh")
+forgot_password_by_ip = limiter.shared_limit(
+    setting("RATELIMIT_FORGOT_IP"), scope="forgot_ip", methods=["POST"]
+)
+forgot_password_by_email = limiter.shared_limit(
+    setting("RATELIMIT_FORGOT_EMAIL"), scope="forgot_email", key_func=by_email, methods=["POST"]
+)
+password_change = limiter.shared_limit(
+    setting("RATELIMIT_PASSWORD_CHANGE"),
+    scope="password_change",
+    key_func=by_account,
+    methods=["POST"],
+)
+resend = limiter.shared_limit(setting("RATELIMIT_RESEND"), scope="resend", key_func=by_account)

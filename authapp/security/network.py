@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
 from functools import cache
 
 from flask import current_app, request
@@ -47,3 +48,15 @@ def _is_ip(value: str) -> bool:
 def user_agent() -> str | None:
     agent = request.headers.get("User-Agent")
     return agent[:512] if agent else None
+
+
+@dataclass(frozen=True)
+class Client:
+    """Where a request came from, as services record it (they never read the request)."""
+
+    ip: str | None = None
+    user_agent: str | None = None
+
+
+def request_client() -> Client:
+    return Client(ip=client_ip(), user_agent=user_agent())

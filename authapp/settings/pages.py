@@ -61,7 +61,7 @@ def resend_verification() -> Response:
 
 
 @bp.route("/password", methods=["GET", "POST"])
-@limits.password_change()
+@limits.password_change
 @page_login_required()
 def password() -> PageAnswer:
     if request.method == "GET":

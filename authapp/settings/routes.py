@@ -43,7 +43,7 @@ def update_profile(changes: dict[str, Any]) -> dict[str, User]:
 
 
 @bp.route("/password", methods=["POST"])
-@limits.password_change()
+@limits.password_change
 @require_login()
 @bp.arguments(schemas.PasswordChangeIn)
 @bp.response(204)

@@ -43,11 +43,7 @@ def change_password(
             {"current_password": ["The current password is incorrect."]},
             "The current password is incorrect.",
         )
-    reasons = passwords.policy_errors(
-        new_password, email=user.email, username=user.username, full_name=user.full_name
-    )
-    if reasons:
-        raise ValidationFailed({"new_password": reasons}, "The password does not meet the policy.")
+    auth_services.check_new_password(user, new_password)
     user.password_hash = passwords.hash_password(new_password)
     revoked = sessions.revoke_all(
         user.id, reason="password_changed", keep_session_id=principal.session_id

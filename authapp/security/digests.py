@@ -1,0 +1,10 @@
+"""The one way authapp keeps a secret or an identifier it never needs back: its SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+
+
+def sha256_hex(text: str) -> str:
+    # A fast hash is enough: what goes in carries ≥ 128 random bits, or is only an identifier.
+    return hashlib.sha256(text.encode()).hexdigest()
