@@ -18,7 +18,6 @@ from authapp.errors import JSON_PREFIXES, AppError, flatten_messages, render
 from authapp.extensions import csrf
 from authapp.hooks import BODY_METHODS
 from authapp.security import cookies, rbac
-from authapp.security.rbac import Principal
 
 F = TypeVar("F", bound=Callable[..., Any])
 # The field an error code belongs to, so the form shows it next to the right input.
@@ -42,12 +41,6 @@ def page_login_required(permission: str | None = None) -> Callable[[F], F]:
         return guarded  # type: ignore[return-value]
 
     return decorator
-
-
-def page_principal() -> Principal:
-    """The principal `page_login_required` resolved."""
-    principal: Principal = g.principal
-    return principal
 
 
 def _here() -> str:

@@ -168,16 +168,16 @@ def _spend_key_budget(key_id: str, per_minute: int) -> None:
         return
     item = RateLimitItemPerMinute(per_minute)
     try:
-        allowed = limiter.limiter.hit(item, "api_key", key_id)
+        if limiter.limiter.hit(item, "api_key", key_id):
+            return
         reset_at = limiter.limiter.get_window_stats(item, "api_key", key_id).reset_time
     except Exception:  # a boundary: fail open, as the route limits do, and say so
         log.warning("ratelimit.api_key_storage_failed", api_key_id=key_id, exc_info=True)
         return
-    if not allowed:
-        raise RateLimited(
-            "This API key is over its organization's requests per minute.",
-            retry_after=math.ceil(reset_at - time.time()),  # the storage's wall clock
-        )
+    raise RateLimited(
+        "This API key is over its organization's requests per minute.",
+        retry_after=math.ceil(reset_at - time.time()),  # the storage's wall clock
+    )
 
 
 def authenticate() -> Principal:

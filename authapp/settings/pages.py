@@ -10,13 +10,13 @@ from werkzeug.wrappers import Response
 from authapp.auth import recovery
 from authapp.errors import AppError
 from authapp.security import cookies, limits
+from authapp.security.rbac import current_principal, current_user
 from authapp.settings import schemas
 from authapp.settings.services import account, api_keys, organization, roles
 from authapp.web import (
     load,
     load_form,
     page_login_required,
-    page_principal,
     render_form,
     see_other,
 )
@@ -25,17 +25,13 @@ bp = Blueprint("settings_pages", __name__, url_prefix="/settings")
 PageAnswer = Response | tuple[str, int]
 
 
-def _user() -> Any:
-    return page_principal().user
-
-
 # Self-service
 
 
 @bp.route("/profile", methods=["GET", "POST"])
 @page_login_required()
 def profile() -> PageAnswer:
-    user = _user()
+    user = current_user()
     current = {"full_name": user.full_name, "username": user.username or ""}
     if request.method == "GET":
         return render_form("settings/profile.html", values=current)
@@ -45,7 +41,7 @@ def profile() -> PageAnswer:
     }
     try:
         changes = load(schemas.ProfilePatchIn(), form | {"username": form["username"] or None})
-        account.update_profile(page_principal(), user, changes)
+        account.update_profile(current_principal(), user, changes)
     except AppError as exc:
         return render_form("settings/profile.html", exc, values=request.form)
     flash("Profile saved.")
@@ -55,7 +51,7 @@ def profile() -> PageAnswer:
 @bp.post("/email/resend")
 @page_login_required()
 def resend_verification() -> Response:
-    recovery.resend_verification(_user(), page_principal())
+    recovery.resend_verification(current_user(), current_principal())
     flash("A new confirmation link is on its way to your email address.")
     return see_other("settings_pages.profile")
 
@@ -67,7 +63,9 @@ def password() -> PageAnswer:
     if request.method == "GET":
         return render_form("settings/password.html")
     try:
-        account.change_password(page_principal(), _user(), **load_form(schemas.PasswordChangeIn()))
+        account.change_password(
+            current_principal(), current_user(), **load_form(schemas.PasswordChangeIn())
+        )
     except AppError as exc:
         return render_form("settings/password.html", exc)
     flash("Password changed. Your other sessions were logged out.")
@@ -77,15 +75,15 @@ def password() -> PageAnswer:
 @bp.get("/sessions")
 @page_login_required()
 def sessions() -> PageAnswer:
-    listed = account.live_sessions(_user().id)
+    listed = account.live_sessions(current_user().id)
     return render_form("settings/sessions.html", sessions=listed)
 
 
 @bp.post("/sessions/<session_id>/revoke")
 @page_login_required()
 def revoke_session(session_id: str) -> Response:
-    principal = page_principal()
-    account.revoke_session(principal, _user(), session_id)
+    principal = current_principal()
+    account.revoke_session(principal, current_user(), session_id)
     if session_id == principal.session_id:
         cookies.clear()
         return see_other("auth_pages.login")
@@ -97,7 +95,7 @@ def revoke_session(session_id: str) -> Response:
 
 
 def _api_keys_page(error: AppError | None = None, **context: Any) -> PageAnswer:
-    principal = page_principal()
+    principal = current_principal()
     return render_form(
         "settings/api_keys.html",
         error,
@@ -118,7 +116,7 @@ def api_keys_page() -> PageAnswer:
 @page_login_required("api_keys:manage")
 def create_api_key() -> PageAnswer:
     try:
-        created = api_keys.create_key(page_principal(), **load_form(schemas.ApiKeyIn()))
+        created = api_keys.create_key(current_principal(), **load_form(schemas.ApiKeyIn()))
     except AppError as exc:
         return _api_keys_page(exc)
     # Shown in this answer only (no redirect: the key must not pass through a URL or flash).
@@ -128,7 +126,7 @@ def create_api_key() -> PageAnswer:
 @bp.post("/api-keys/<key_id>/revoke")
 @page_login_required("api_keys:manage")
 def revoke_api_key(key_id: str) -> Response:
-    api_keys.revoke_key(page_principal(), key_id)
+    api_keys.revoke_key(current_principal(), key_id)
     flash("API key revoked.")
     return see_other("settings_pages.api_keys_page")
 
@@ -140,7 +138,7 @@ def revoke_api_key(key_id: str) -> Response:
 @page_login_required("users:read")
 def members() -> PageAnswer:
     args = load(schemas.PageArgs(), request.args)
-    principal = page_principal()
+    principal = current_principal()
     return render_form(
         "settings/members.html",
         page=organization.list_members(principal.organization_id, **args),
@@ -153,7 +151,7 @@ def members() -> PageAnswer:
 def update_member(user_id: str) -> Response:
     changes = {"roles": request.form.getlist("roles"), "is_active": "is_active" in request.form}
     try:
-        member = organization.update_member(page_principal(), user_id, changes)
+        member = organization.update_member(current_principal(), user_id, changes)
     except AppError as exc:  # AC-3 refusals: shown above the table, nothing changed
         flash(_sentence(exc), "error")
     else:
@@ -162,7 +160,7 @@ def update_member(user_id: str) -> Response:
 
 
 def _roles_page(error: AppError | None = None) -> PageAnswer:
-    principal = page_principal()
+    principal = current_principal()
     return render_form(
         "settings/roles.html",
         error,
@@ -182,7 +180,7 @@ def roles_page() -> PageAnswer:
 @page_login_required("roles:manage")
 def create_role() -> PageAnswer:
     try:
-        roles.create_role(page_principal(), **load_form(schemas.RoleIn()))
+        roles.create_role(current_principal(), **load_form(schemas.RoleIn()))
     except AppError as exc:
         return _roles_page(exc)
     flash("Role created.")
@@ -193,7 +191,7 @@ def create_role() -> PageAnswer:
 @page_login_required("roles:manage")
 def update_role(role_id: str) -> Response:
     try:
-        roles.update_role(page_principal(), role_id, load_form(schemas.RolePatchIn()))
+        roles.update_role(current_principal(), role_id, load_form(schemas.RolePatchIn()))
     except AppError as exc:
         flash(_sentence(exc), "error")
     else:
@@ -205,7 +203,7 @@ def update_role(role_id: str) -> Response:
 @page_login_required("roles:manage")
 def delete_role(role_id: str) -> Response:
     try:
-        roles.delete_role(page_principal(), role_id)
+        roles.delete_role(current_principal(), role_id)
     except AppError as exc:
         flash(_sentence(exc), "error")
     else:
