@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Iterable
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
@@ -220,7 +221,7 @@ def create_user(
     The operator vouches for the address, so it counts as verified."""
     check_password_policy(password, email=email, username=username, full_name=full_name)
     org = find_organization(organization) if organization else _default_organization()
-    roles = _roles_named(set(role_names), org.id)
+    roles = roles_named(org.id, role_names)
     user = User(
         email=email,
         email_normalized=normalize_email(email),
@@ -244,19 +245,23 @@ def create_user(
     return user
 
 
-def _roles_named(names: set[str], organization_id: str) -> list[Role]:
-    roles = db.session.scalars(
+def visible_roles(organization_id: str) -> sa.Select[Role]:
+    """The built-in roles and the organization's own, with their permissions."""
+    return (
         sa.select(Role)
-        .where(
-            Role.name.in_(names),
-            sa.or_(Role.organization_id.is_(None), Role.organization_id == organization_id),
-        )
+        .where(sa.or_(Role.organization_id.is_(None), Role.organization_id == organization_id))
         .options(selectinload(Role.permissions))
-    ).all()
-    unknown = names - {role.name for role in roles}
+    )
+
+
+def roles_named(organization_id: str, names: Iterable[str]) -> list[Role]:
+    """Raises ValidationFailed on the `roles` field for a name the organization lacks."""
+    wanted = set(names)
+    roles = list(db.session.scalars(visible_roles(organization_id).where(Role.name.in_(wanted))))
+    unknown = wanted - {role.name for role in roles}
     if unknown:
-        raise AppError(f"Unknown role: {', '.join(sorted(unknown))}.", code="not_found")
-    return list(roles)
+        raise ValidationFailed({"roles": [f"Unknown role: {', '.join(sorted(unknown))}."]})
+    return roles
 
 
 def find_organization(id_or_name: str) -> Organization:

@@ -153,7 +153,7 @@ def update_member(principal: Principal, user_id: str, changes: dict[str, Any]) -
 
 
 def _change_roles(principal: Principal, member: User, names: list[str]) -> dict[str, Any]:
-    roles = role_services.roles_named(principal.organization_id, names)
+    roles = auth_services.roles_named(principal.organization_id, names)
     before, after = set(member.role_names), {role.name for role in roles}
     if before == after:
         return {}

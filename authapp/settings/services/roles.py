@@ -7,9 +7,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import selectinload
 
 from authapp import audit
+from authapp.auth.services import visible_roles
 from authapp.errors import Conflict, Forbidden, NotFound, ValidationFailed, constraint_name
 from authapp.extensions import db
 from authapp.models import Permission, Role, user_roles
@@ -18,15 +18,6 @@ from authapp.security.rbac import Principal
 
 BUILTIN_NAMES = ("owner", "admin", "member")
 NAME_TAKEN = "A role with this name already exists."
-
-
-def visible_roles(organization_id: str) -> sa.Select[Role]:
-    """The built-in roles and the organization's own, with their permissions."""
-    return (
-        sa.select(Role)
-        .where(sa.or_(Role.organization_id.is_(None), Role.organization_id == organization_id))
-        .options(selectinload(Role.permissions))
-    )
 
 
 def list_roles(organization_id: str) -> list[Role]:
@@ -42,16 +33,6 @@ def list_roles(organization_id: str) -> list[Role]:
 
 def list_permissions() -> list[Permission]:
     return list(db.session.scalars(sa.select(Permission).order_by(Permission.code)))
-
-
-def roles_named(organization_id: str, names: Iterable[str]) -> list[Role]:
-    """Raises ValidationFailed on the `roles` field for a name the organization lacks."""
-    wanted = set(names)
-    roles = list(db.session.scalars(visible_roles(organization_id).where(Role.name.in_(wanted))))
-    unknown = wanted - {role.name for role in roles}
-    if unknown:
-        raise ValidationFailed({"roles": [f"Unknown role: {', '.join(sorted(unknown))}."]})
-    return roles
 
 
 def permissions_named(codes: Iterable[str], *, field: str) -> list[Permission]:
