@@ -95,6 +95,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "RATELIMIT_RESEND": (str, "5/hour"),  # per account
     "RATELIMIT_REFRESH": (str, "150/5 minutes"),  # per client address
     "RATELIMIT_PASSWORD_CHANGE": (str, "10/15 minutes"),  # per account
+    "RATELIMIT_TOTP": (str, "10/15 minutes"),  # TOTP or recovery-code attempts per account
     "RATELIMIT_STORAGE_TIMEOUT": (float, "0.2"),  # a hung Redis costs a request this, once
     "SMTP_URL": (str, ""),
     "MAIL_FROM": (str, "no-reply@localhost"),
@@ -116,6 +117,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "LOGIN_BACKOFF_AFTER": (int, "10"),  # consecutive failures before the back-off starts
     "LOGIN_BACKOFF_MAX": (_seconds, "15m"),  # 1 s, doubling, never longer than this
     "VERIFY_TOKEN_TTL": (_seconds, "7d"),
+    "MFA_ISSUER": (str, "authapp"),  # the name authenticator apps show beside the account
+    "MFA_LOGIN_TTL": (_seconds, "5m"),  # a login form's wait between password and code
     "SEED_ADMIN_EMAIL": (str, "admin@example.com"),
     "SEED_ADMIN_PASSWORD": (str, ""),
     "DEFAULT_ORG_NAME": (str, "Default"),

@@ -2,15 +2,16 @@
 
 from pathlib import Path
 
+import sqlalchemy as sa
 from flask import Flask
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
 from flask_migrate import Migrate
-from flask_smorest import Api
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 
 from authapp.models.base import Base
+from authapp.openapi import Api
 from authapp.security.network import client_ip
 
 # expire_on_commit=False: the answer built after a commit reads loaded attributes, no SELECT.
@@ -19,6 +20,15 @@ migrate = Migrate(compare_type=True, render_as_batch=True)  # batch: SQLite cann
 jwt = JWTManager()
 api = Api()
 csrf = CSRFProtect()  # every HTML form; the JSON API is exempt (it has X-CSRF-TOKEN)
+
+
+def changed_rows(statement: sa.Update | sa.Delete) -> int:
+    """Run an UPDATE or DELETE in the request's session, leaving loaded objects alone; the number
+    of rows it changed. A conditional UPDATE's row count is how a race picks its one winner."""
+    result = db.session.execute(statement.execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 # Limits are per client address unless a route names another key (security/limits.py).
 limiter = Limiter(key_func=lambda: f"ip:{client_ip()}")
 

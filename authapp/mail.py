@@ -25,6 +25,7 @@ SUBJECTS = {
     "password_reset": "Reset your password",
     "password_changed": "Your password was changed",
     "new_device_login": "New login to your account",
+    "mfa_changed": "Two-factor authentication settings changed",
 }
 
 

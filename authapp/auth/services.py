@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from authapp import audit, clock, events, outbox
-from authapp.auth import backoff, link_tokens, sessions
+from authapp.auth import backoff, link_tokens, second_factor, sessions
 from authapp.errors import (
     AppError,
     Conflict,
@@ -156,7 +156,8 @@ def log_in(
 ) -> sessions.TokenPair:
     """Raises Unauthorized(invalid_credentials) alike for every wrong login (EN-1),
     Forbidden(account_disabled) only after a correct password (SE-4), RateLimited while the
-    login's back-off runs (RL-2)."""
+    login's back-off runs (RL-2), MfaRequired or Unauthorized(invalid_mfa_code) for an account
+    with MFA on (MF-2)."""
     backoff.check(login)
     user = _find_by_login(login)
     password_ok = passwords.verify_password(password, user.password_hash if user else None)
@@ -169,6 +170,39 @@ def log_in(
         raise Forbidden("This account is disabled.", code="account_disabled")
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
+    if user.mfa_enabled:
+        if totp_code is None:
+            db.session.commit()  # a rehash stays; the password was right
+            raise second_factor.MfaRequired(user.id)
+        _check_second_factor(user, totp_code, client)
+    return _start_session(user, client)
+
+
+def log_in_second_step(
+    *, user_id: str, totp_code: str, client: sessions.Client
+) -> sessions.TokenPair:
+    """The login page's second step: the password was checked moments ago (MfaRequired), and
+    the code is checked now. Raises Unauthorized as log_in does."""
+    user = db.session.execute(user_with_access(User.id == user_id)).unique().scalar_one_or_none()
+    if user is None or not user.is_active:
+        raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
+    if user.mfa_enabled:
+        _check_second_factor(user, totp_code, client)
+    return _start_session(user, client)
+
+
+def _check_second_factor(user: User, code: str, client: sessions.Client) -> None:
+    method = second_factor.verify(user, code)
+    if method is None:
+        audit.about_account("login.failed", user, client, reason="invalid_mfa_code")
+        db.session.commit()
+        raise Unauthorized("The code is incorrect or was used already.", code="invalid_mfa_code")
+    if method == "recovery_code":
+        remaining = second_factor.unused_recovery_codes(user.id)
+        audit.by_user("mfa.recovery_code_used", user, client, remaining=remaining)
+
+
+def _start_session(user: User, client: sessions.Client) -> sessions.TokenPair:
     user.failed_login_count = 0
     backoff.clear_account(user)
     user.last_login_at = clock.now()

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 
 from authapp import audit, clock, events, outbox
 from authapp.errors import TokenError
-from authapp.extensions import db
+from authapp.extensions import changed_rows, db
 from authapp.models import RefreshToken, Session, User
 from authapp.models.base import new_id
 from authapp.security import tokens
@@ -80,7 +79,7 @@ def refresh(encoded: str, client: Client, *, csrf: str | None = None) -> TokenPa
     now = clock.now()
     user, session = live_session(claims["sub"], claims["sid"], reused_code="token_reused")
     next_jti = new_id()
-    consumed = db.session.execute(
+    consumed = changed_rows(
         sa.update(RefreshToken)
         .where(
             RefreshToken.jti == claims["jti"],
@@ -89,9 +88,8 @@ def refresh(encoded: str, client: Client, *, csrf: str | None = None) -> TokenPa
             RefreshToken.expires_at > now,
         )
         .values(used_at=now, replaced_by=next_jti)
-        .execution_options(synchronize_session=False)
     )
-    if _rowcount(consumed) != 1:
+    if consumed != 1:
         # Lost the race, or replayed: only the immediate parent within the window is a retry.
         return _retry_or_revoke(claims["jti"], session, user, now, client)
     child = RefreshToken(
@@ -104,10 +102,6 @@ def refresh(encoded: str, client: Client, *, csrf: str | None = None) -> TokenPa
     session.last_seen_at = now
     db.session.commit()
     return token_pair(user, session, child)
-
-
-def _rowcount(result: Any) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _retry_or_revoke(
@@ -166,13 +160,11 @@ def revoke_all(user_id: str, *, reason: str, keep_session_id: str | None = None)
 
 
 def _revoke(*criteria: sa.ColumnElement[bool], reason: str) -> int:
-    result = db.session.execute(
+    return changed_rows(
         sa.update(Session)
         .where(*criteria, Session.revoked_at.is_(None))
         .values(revoked_at=clock.now(), revoked_reason=reason)
-        .execution_options(synchronize_session=False)
     )
-    return _rowcount(result)
 
 
 def log_out(user: User, session_id: str, client: Client, refresh_token: str | None = None) -> None:

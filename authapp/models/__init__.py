@@ -3,6 +3,7 @@
 from authapp.models.audit import AuditEvent
 from authapp.models.base import Base
 from authapp.models.credential import ApiKey
+from authapp.models.mfa import RecoveryCode
 from authapp.models.organization import TIER_RATE_LIMITS, Organization
 from authapp.models.outbox import OneTimeToken, OutboxMessage
 from authapp.models.role import Permission, Role, role_permissions, user_roles
@@ -21,6 +22,7 @@ __all__ = [
     "Organization",
     "OutboxMessage",
     "Permission",
+    "RecoveryCode",
     "RefreshToken",
     "Role",
     "Session",

@@ -63,6 +63,6 @@ password_change = limiter.shared_limit(
     setting("RATELIMIT_PASSWORD_CHANGE"),
     scope="password_change",
     key_func=by_account,
-    methods=["POST"],
+    methods=["POST", "DELETE"],  # DELETE /mfa/totp checks the password too
 )
 resend = limiter.shared_limit(setting("RATELIMIT_RESEND"), scope="resend", key_func=by_account)

@@ -14,8 +14,6 @@ Guards for every route, the adopter's blueprints included:
 
 from __future__ import annotations
 
-import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -23,20 +21,18 @@ from functools import wraps
 from typing import Any, NoReturn, TypeVar
 
 import sqlalchemy as sa
-import structlog
-from flask import Flask, current_app, g, request
+from flask import Flask, g, request
 from flask_jwt_extended import get_current_user, verify_jwt_in_request
 from limits import RateLimitItemPerMinute
 from sqlalchemy.orm import joinedload
 
 from authapp import audit, clock
-from authapp.errors import Forbidden, RateLimited, TokenError
-from authapp.extensions import db, jwt, limiter
+from authapp.errors import Forbidden, TokenError
+from authapp.extensions import db, jwt
 from authapp.models import ApiKey, Organization, Role, Session, User
-from authapp.security import api_keys, network
+from authapp.security import api_keys, budgets, network
 
 F = TypeVar("F", bound=Callable[..., Any])
-log = structlog.get_logger(__name__)
 API_KEY_HEADER = "X-API-Key"
 # last_used_at is kept to the minute: a write on every keyed request would cost a statement.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -148,7 +144,12 @@ def _api_key_principal(presented: str) -> Principal:
         raise TokenError("The API key was revoked.", code="token_revoked")
     if key.expires_at is not None and key.expires_at <= now:
         raise TokenError("The API key has expired.", code="token_expired")
-    _spend_key_budget(key.id, organization.rate_limit_per_minute)
+    budgets.spend(
+        RateLimitItemPerMinute(organization.rate_limit_per_minute),
+        "api_key",
+        key.id,
+        "This API key is over its organization's requests per minute.",
+    )
     if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
         key.last_used_at = now
         db.session.commit()  # recorded even when the route itself only reads
@@ -158,25 +159,6 @@ def _api_key_principal(presented: str) -> Principal:
         api_key_id=key.id,
         ip=network.client_ip(),
         user_agent=network.user_agent(),
-    )
-
-
-def _spend_key_budget(key_id: str, per_minute: int) -> None:
-    """RL-5: each key at its organization's rate_limit_per_minute, counted in the limiter's
-    storage (Redis: across workers and hosts). A storage failure lets the request through."""
-    if not current_app.config["RATELIMIT_ENABLED"]:
-        return
-    item = RateLimitItemPerMinute(per_minute)
-    try:
-        if limiter.limiter.hit(item, "api_key", key_id):
-            return
-        reset_at = limiter.limiter.get_window_stats(item, "api_key", key_id).reset_time
-    except Exception:  # a boundary: fail open, as the route limits do, and say so
-        log.warning("ratelimit.api_key_storage_failed", api_key_id=key_id, exc_info=True)
-        return
-    raise RateLimited(
-        "This API key is over its organization's requests per minute.",
-        retry_after=math.ceil(reset_at - time.time()),  # the storage's wall clock
     )
 
 

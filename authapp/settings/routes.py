@@ -12,7 +12,7 @@ from authapp.security import limits
 from authapp.security.rbac import current_principal, current_user, require_login, require_permission
 from authapp.settings import schemas
 from authapp.settings.pagination import Page
-from authapp.settings.services import account, api_keys, audit_log, organization, roles
+from authapp.settings.services import account, api_keys, audit_log, mfa, organization, roles
 
 bp = Blueprint(
     "settings",
@@ -73,6 +73,37 @@ def _session_out(session: Any, current_id: str | None) -> dict[str, Any]:
 def revoke_session(session_id: str) -> None:
     """End one of the caller's sessions (another user's is 404)."""
     account.revoke_session(current_principal(), current_user(), session_id)
+
+
+@bp.route("/mfa/totp", methods=["POST"])
+@limits.password_change  # it checks the password: the same per-account budget of guesses
+@require_login()
+@bp.arguments(schemas.MfaEnrolIn)
+@bp.response(200, schemas.MfaEnrolOut)
+def start_mfa(body: dict[str, str]) -> mfa.Enrolment:
+    """Start TOTP set-up: a new secret and its otpauth:// URI, shown only in this answer."""
+    return mfa.start_enrolment(current_principal(), current_user(), body["password"])
+
+
+@bp.route("/mfa/totp/confirm", methods=["POST"])
+@require_login()
+@bp.arguments(schemas.MfaConfirmIn)
+@bp.response(200, schemas.RecoveryCodesOut)
+def confirm_mfa(body: dict[str, str]) -> dict[str, list[str]]:
+    """Turn MFA on with a code from the authenticator; returns ten single-use recovery codes."""
+    return {
+        "recovery_codes": mfa.confirm_enrolment(current_principal(), current_user(), body["code"])
+    }
+
+
+@bp.route("/mfa/totp", methods=["DELETE"])
+@limits.password_change
+@require_login()
+@bp.arguments(schemas.MfaDisableIn)
+@bp.response(204)
+def disable_mfa(body: dict[str, str]) -> None:
+    """Turn MFA off with the password and a TOTP or recovery code."""
+    mfa.disable(current_principal(), current_user(), **body)
 
 
 # Organization administration

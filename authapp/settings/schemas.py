@@ -59,6 +59,35 @@ class PasswordChangeIn(Schema):
     new_password = Password(required=True)
 
 
+class MfaCode(Text):
+    """A 6-digit TOTP code or a recovery code (spaces and dashes allowed, as people type them)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(max_length=64, min_length=1, **kwargs)  # type: ignore[arg-type]
+
+
+class MfaEnrolIn(Schema):
+    password = Password(required=True)
+
+
+class MfaEnrolOut(Schema):
+    secret = fields.String()
+    otpauth_uri = fields.String()
+
+
+class MfaConfirmIn(Schema):
+    code = MfaCode(required=True)
+
+
+class RecoveryCodesOut(Schema):
+    recovery_codes = fields.List(fields.String())
+
+
+class MfaDisableIn(Schema):
+    password = Password(required=True)
+    code = MfaCode(required=True)
+
+
 class SessionOut(Schema):
     id = fields.String()
     created_at = fields.DateTime(format=TIME_FORMAT)

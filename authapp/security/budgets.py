@@ -1,0 +1,58 @@
+"""Budgets spent by hand where a route decorator cannot key them, because the key is known only
+once the credential is read: an API key's requests (RL-5) and an account's TOTP attempts (RL-4,
+MF-2).
+
+They are counted in the limiter's storage (Redis: shared by every worker and host). When that
+storage fails, the count falls back to this process for a few seconds (fail open to per-process
+limits, as the route limits do) and the failure is logged: never a 500, never a hang.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import structlog
+from flask import current_app
+from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage
+from limits.strategies import FixedWindowRateLimiter, RateLimiter
+
+from authapp.errors import RateLimited
+from authapp.extensions import limiter
+
+log = structlog.get_logger(__name__)
+STORAGE_RETRY_SECONDS = 5.0  # a failed storage is not asked again for this long
+
+_local = FixedWindowRateLimiter(MemoryStorage())
+_storage_down_until = 0.0
+
+
+def configured(name: str) -> RateLimitItem:
+    """The limit named by configuration variable `name` ("10/15 minutes")."""
+    return parse(str(current_app.config[name]))
+
+
+def spend(item: RateLimitItem, namespace: str, identifier: str, message: str) -> None:
+    """Count one use of `identifier`'s budget; raises RateLimited (with Retry-After) when spent."""
+    global _storage_down_until
+    if not current_app.config["RATELIMIT_ENABLED"]:
+        return
+    strategy: RateLimiter = _local if time.monotonic() < _storage_down_until else limiter.limiter
+    try:
+        allowed, reset_at = _hit(strategy, item, namespace, identifier)
+    except Exception:  # a boundary: whatever the storage raises, the request goes on
+        log.warning("ratelimit.storage_failed", budget=namespace, exc_info=True)
+        _storage_down_until = time.monotonic() + STORAGE_RETRY_SECONDS
+        allowed, reset_at = _hit(_local, item, namespace, identifier)
+    if not allowed:
+        # reset_at is the storage's wall clock, so the wait is read against time.time().
+        raise RateLimited(message, retry_after=math.ceil(reset_at - time.time()))
+
+
+def _hit(
+    strategy: RateLimiter, item: RateLimitItem, namespace: str, identifier: str
+) -> tuple[bool, float]:
+    if strategy.hit(item, namespace, identifier):
+        return True, 0.0
+    return False, strategy.get_window_stats(item, namespace, identifier).reset_time

@@ -1,0 +1,113 @@
+"""Self-service TOTP: enrol with the password, confirm with a code (ten recovery codes come back,
+once), disable with the password and a code (MF-1, MF-3). Each function owns its commit."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app
+
+from authapp import audit, clock, events, outbox
+from authapp.auth import second_factor
+from authapp.errors import Conflict, ValidationFailed
+from authapp.extensions import db
+from authapp.models import User
+from authapp.security import passwords, secretbox, totp
+from authapp.security.rbac import Principal
+
+
+class InvalidMfaCode(ValidationFailed):
+    """A wrong or used code on a settings form: 422 (the caller's session is fine, so not the
+    login's 401), with the contract's `invalid_mfa_code`."""
+
+    code = "invalid_mfa_code"
+
+    def __init__(self) -> None:
+        super().__init__(
+            {"code": ["The code is incorrect or was used already."]},
+            "The code is incorrect or was used already.",
+        )
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    secret: str
+    otpauth_uri: str
+
+    @property
+    def qr_svg(self) -> str:
+        return totp.qr_svg(self.otpauth_uri)
+
+
+def start_enrolment(principal: Principal, user: User, password: str) -> Enrolment:
+    """A new pending secret (any earlier pending one is dropped), shown only in this answer."""
+    _check_password(principal, user, password, event="mfa.enrolment_failed")
+    if user.mfa_enabled:
+        raise Conflict("Two-factor authentication is on already.", code="mfa_already_enabled")
+    secret = totp.new_secret()
+    user.mfa_secret = secretbox.seal(secret)
+    user.mfa_last_step = None
+    audit.by_principal("mfa.enrolment_started", principal, user_id=user.id)
+    db.session.commit()
+    uri = totp.provisioning_uri(secret, account=user.email, issuer=current_app.config["MFA_ISSUER"])
+    return Enrolment(secret=secret, otpauth_uri=uri)
+
+
+def confirm_enrolment(principal: Principal, user: User, code: str) -> list[str]:
+    """MFA is on once a code from the pending secret checks; returns the ten recovery codes."""
+    if user.mfa_enabled:
+        raise Conflict("Two-factor authentication is on already.", code="mfa_already_enabled")
+    if user.mfa_secret is None:
+        raise Conflict(
+            "Start the set-up first: no authenticator is waiting to be confirmed.",
+            code="mfa_not_pending",
+        )
+    if second_factor.verify(user, code, recovery_codes=False) is None:
+        _fail(principal, user, "mfa.confirm_failed")
+    user.mfa_enabled = True
+    codes = second_factor.replace_recovery_codes(user)
+    audit.by_principal("mfa.enabled", principal, user_id=user.id)
+    _notify(user, enabled=True)
+    return codes
+
+
+def disable(principal: Principal, user: User, *, password: str, code: str) -> None:
+    """MF-3: the password and a TOTP or recovery code; the secret and the codes are deleted."""
+    _check_password(principal, user, password, event="mfa.disable_failed")
+    if not user.mfa_enabled:
+        raise Conflict("Two-factor authentication is off already.", code="mfa_not_enabled")
+    if second_factor.verify(user, code) is None:
+        _fail(principal, user, "mfa.disable_failed")
+    user.mfa_enabled = False
+    user.mfa_secret = None
+    user.mfa_last_step = None
+    second_factor.delete_recovery_codes(user.id)
+    audit.by_principal("mfa.disabled", principal, user_id=user.id)
+    _notify(user, enabled=False)
+
+
+def _check_password(principal: Principal, user: User, password: str, *, event: str) -> None:
+    if not passwords.verify_password(password, user.password_hash):
+        audit.by_principal(event, principal, user_id=user.id, reason="bad_password")
+        db.session.commit()
+        raise ValidationFailed(
+            {"password": ["The password is incorrect."]}, "The password is incorrect."
+        )
+
+
+def _fail(principal: Principal, user: User, event: str) -> None:
+    audit.by_principal(event, principal, user_id=user.id, reason="invalid_mfa_code")
+    db.session.commit()  # the audit row, and a step or code a concurrent request spent
+    raise InvalidMfaCode()
+
+
+def _notify(user: User, *, enabled: bool) -> None:
+    context = {
+        "enabled": enabled,
+        "when": clock.now().strftime("%Y-%m-%d %H:%M"),
+        "forgot_url": events.link("/forgot-password"),
+        "security_url": events.link("/settings/security"),
+    }
+    message_id = events.email(user, "mfa_changed", context)
+    db.session.commit()
+    outbox.dispatch(events.ids(message_id))
