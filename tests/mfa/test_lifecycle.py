@@ -19,10 +19,13 @@ def test_enrolment_returns_a_secret_and_uri_and_stays_pending(app: Flask, accoun
     response = account.start()
     assert response.status_code == 200
     secret, uri = response.json["secret"], response.json["otpauth_uri"]
-    assert uri.startswith("otpauth://totp/") and f"secret={secret}" in uri and "issuer=" in uri
+    assert uri.startswith("otpauth://totp/")
+    assert f"secret={secret}" in uri
+    assert "issuer=authapp" in uri
     stored = stored_user(app, account.user["id"])
     assert stored.mfa_enabled is False
-    assert stored.mfa_secret is not None and secret not in stored.mfa_secret  # sealed at rest
+    assert stored.mfa_secret is not None
+    assert secret not in stored.mfa_secret  # sealed at rest
     # Pending: login still needs only the password.
     assert account.log_in().status_code == 200
 
