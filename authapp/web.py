@@ -21,7 +21,13 @@ from authapp.security import cookies, rbac
 
 F = TypeVar("F", bound=Callable[..., Any])
 # The field an error code belongs to, so the form shows it next to the right input.
-FIELD_OF_CODE = {"email_taken": "email", "username_taken": "username", "role_name_taken": "name"}
+# The form field a refusal without field messages belongs to.
+FIELD_OF_CODE = {
+    "email_taken": "email",
+    "username_taken": "username",
+    "role_name_taken": "name",
+    "invalid_mfa_code": "totp_code",  # the login form's second step
+}
 UNSAFE_NEXT = re.compile(r"[\x00-\x20\\\x7f]")
 
 
@@ -109,7 +115,7 @@ def form_errors(exc: AppError) -> tuple[dict[str, list[str]], str]:
     """(field messages, the sentence for the top of the form) of a service's refusal."""
     errors = dict(exc.fields or {})
     field = FIELD_OF_CODE.get(exc.code)
-    if field is not None:
+    if field is not None and not errors:
         errors.setdefault(field, []).append(exc.message)
     general = errors.pop("_schema", [])
     summary = " ".join(general) if general else exc.message

@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+)
 from werkzeug.wrappers import Response
 
-from authapp.auth import recovery, services, sessions
+from authapp import clock
+from authapp.auth import recovery, second_factor, services, sessions
 from authapp.auth.schemas import (
     ForgotPasswordIn,
     LinkTokenIn,
+    LoginCodeIn,
     LoginIn,
     ResetPasswordIn,
     SignupIn,
@@ -48,13 +59,51 @@ def login() -> PageAnswer:
     next_path = safe_next(request.values.get("next"))
     if request.method == "GET":
         return render_form("auth/login.html", next=next_path)
+    session.pop(MFA_LOGIN, None)
     try:
         body = load_form(LoginIn(only=("login", "password")))
         pair = services.log_in(**body, totp_code=None, client=request_client())
+    except second_factor.MfaRequired as exc:
+        return _ask_for_code(exc.user_id, next_path)
     except AppError as exc:
         return render_form("auth/login.html", exc, values=request.form, next=next_path)
     cookies.issue(pair)
     return redirect(next_path, code=303)
+
+
+# Between the password and the code, the account waits in the signed session cookie, never the
+# password in the page: the second step posts only `totp_code`.
+MFA_LOGIN = "mfa_login"
+
+
+def _ask_for_code(user_id: str, next_path: str) -> Response:
+    until = clock.now().timestamp() + current_app.config["MFA_LOGIN_TTL"]
+    session[MFA_LOGIN] = {"user_id": user_id, "until": until, "next": next_path}
+    return see_other("auth_pages.login_code")
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+@limits.login
+def login_code() -> PageAnswer:
+    """The login form's second step (MFA): a TOTP code or a recovery code."""
+    pending = session.get(MFA_LOGIN)
+    if not isinstance(pending, dict) or pending.get("until", 0) < clock.now().timestamp():
+        session.pop(MFA_LOGIN, None)
+        if pending is not None:
+            flash("Log in again: the wait for your code ran out.")
+        return see_other("auth_pages.login")
+    if request.method == "GET":
+        return render_form("auth/login_code.html")
+    try:
+        code = load_form(LoginCodeIn())["totp_code"]
+        pair = services.log_in_second_step(
+            user_id=pending["user_id"], totp_code=code, client=request_client()
+        )
+    except AppError as exc:
+        return render_form("auth/login_code.html", exc)
+    session.pop(MFA_LOGIN, None)
+    cookies.issue(pair)
+    return redirect(safe_next(pending.get("next")), code=303)
 
 
 @bp.post("/logout")

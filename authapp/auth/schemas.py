@@ -85,6 +85,12 @@ class LoginIn(Schema):
     totp_code = Text(max_length=64, load_default=None)
 
 
+class LoginCodeIn(Schema):
+    """The login page's second step."""
+
+    totp_code = Text(max_length=64, min_length=1, required=True)
+
+
 class RefreshIn(Schema):
     # Absent: the refresh cookie is used instead (browsers).
     refresh_token = fields.String(load_default=None, validate=validate.Length(min=1, max=4096))

@@ -7,12 +7,12 @@ from typing import Any
 from flask import Blueprint, flash, request
 from werkzeug.wrappers import Response
 
-from authapp.auth import recovery
+from authapp.auth import recovery, second_factor
 from authapp.errors import AppError
 from authapp.security import cookies, limits
 from authapp.security.rbac import current_principal, current_user
 from authapp.settings import schemas
-from authapp.settings.services import account, api_keys, organization, roles
+from authapp.settings.services import account, api_keys, mfa, organization, roles
 from authapp.web import (
     load,
     load_form,
@@ -89,6 +89,63 @@ def revoke_session(session_id: str) -> Response:
         return see_other("auth_pages.login")
     flash("Session logged out.")
     return see_other("settings_pages.sessions")
+
+
+# Two-factor authentication (MFA)
+
+
+def _security_page(error: AppError | None = None, **context: Any) -> PageAnswer:
+    user = current_user()
+    return render_form(
+        "settings/security.html",
+        error,
+        values=request.form if error else {},
+        user=user,
+        remaining=second_factor.unused_recovery_codes(user.id) if user.mfa_enabled else 0,
+        **context,
+    )
+
+
+@bp.get("/security")
+@page_login_required()
+def security() -> PageAnswer:
+    return _security_page()
+
+
+@bp.post("/security/totp")
+@limits.password_change
+@page_login_required()
+def start_mfa() -> PageAnswer:
+    try:
+        body = load_form(schemas.MfaEnrolIn())
+        enrolment = mfa.start_enrolment(current_principal(), current_user(), body["password"])
+    except AppError as exc:
+        return _security_page(exc)
+    # The secret is shown in this answer only (no redirect: it must not pass through a URL).
+    return _security_page(enrolment=enrolment)
+
+
+@bp.post("/security/totp/confirm")
+@page_login_required()
+def confirm_mfa() -> PageAnswer:
+    try:
+        code = load_form(schemas.MfaConfirmIn())["code"]
+        recovery_codes = mfa.confirm_enrolment(current_principal(), current_user(), code)
+    except AppError as exc:
+        return _security_page(exc, confirming=True)
+    return _security_page(recovery_codes=recovery_codes)
+
+
+@bp.post("/security/totp/disable")
+@limits.password_change
+@page_login_required()
+def disable_mfa() -> PageAnswer:
+    try:
+        mfa.disable(current_principal(), current_user(), **load_form(schemas.MfaDisableIn()))
+    except AppError as exc:
+        return _security_page(exc)
+    flash("Two-factor authentication is off.")
+    return see_other("settings_pages.security")
 
 
 # API keys
