@@ -14,8 +14,8 @@ from authapp.errors import AppError
 from authapp.models import TIER_RATE_LIMITS
 from authapp.seed import SeedError, add_permission, seed_database
 from authapp.settings.schemas import PermissionIn
+from authapp.settings.services import mfa, roles
 from authapp.settings.services import organization as organization_services
-from authapp.settings.services import roles
 
 
 @click.command("seed")
@@ -145,6 +145,24 @@ def set_tier_command(organization: str, tier: str) -> None:
     click.echo(f"{found.name}: tier {found.tier}, {found.rate_limit_per_minute} API requests/min")
 
 
+@click.group("mfa")
+def mfa_group() -> None:
+    """Two-factor authentication."""
+
+
+@mfa_group.command("reset")
+@click.argument("login")
+@with_appcontext
+def reset_mfa_command(login: str) -> None:
+    """Turn MFA off for the account with this email or username (it lost its authenticator and
+    its recovery codes); the user is mailed and the audit log records it."""
+    try:
+        user = mfa.reset_by_operator(login)
+    except AppError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"{user.email}: two-factor authentication is off; log in with the password only")
+
+
 def init_app(app: Flask) -> None:
     for command in (
         seed_command,
@@ -153,5 +171,6 @@ def init_app(app: Flask) -> None:
         permissions_group,
         outbox_group,
         org_group,
+        mfa_group,
     ):
         app.cli.add_command(command)

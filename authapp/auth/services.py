@@ -309,11 +309,17 @@ def find_organization(id_or_name: str) -> Organization:
     return matches[0]
 
 
-def disable_user(login: str) -> User:
-    """`flask disable-user`: the account can no longer log in, and every session ends now."""
+def account_named(login: str) -> User:
+    """The account with this email or username, for operators; raises AppError(not_found)."""
     user = _find_by_login(login)
     if user is None:
         raise AppError(f"No account matches {login!r}.", code="not_found")
+    return user
+
+
+def disable_user(login: str) -> User:
+    """`flask disable-user`: the account can no longer log in, and every session ends now."""
+    user = account_named(login)
     user.is_active = False
     revoked = sessions.revoke_all(user.id, reason="user_disabled")
     audit.record(

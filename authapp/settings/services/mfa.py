@@ -9,6 +9,7 @@ from flask import current_app
 
 from authapp import audit, clock, events, outbox
 from authapp.auth import second_factor
+from authapp.auth import services as auth_services
 from authapp.errors import Conflict, ValidationFailed
 from authapp.extensions import db
 from authapp.models import User
@@ -78,12 +79,28 @@ def disable(principal: Principal, user: User, *, password: str, code: str) -> No
         raise Conflict("Two-factor authentication is off already.", code="mfa_not_enabled")
     if second_factor.verify(user, code) is None:
         _fail(principal, user, "mfa.disable_failed")
+    _turn_off(user)
+    audit.by_principal("mfa.disabled", principal, user_id=user.id)
+    _notify(user, enabled=False)
+
+
+def reset_by_operator(login: str) -> User:
+    """`flask mfa reset`: for a user who lost both the authenticator and the recovery codes,
+    once the operator has checked who they are. Raises AppError(not_found)."""
+    user = auth_services.account_named(login)
+    if not user.mfa_enabled and user.mfa_secret is None:
+        return user
+    _turn_off(user)
+    audit.record("mfa.reset", organization_id=user.organization_id, user_id=user.id, actor="system")
+    _notify(user, enabled=False)
+    return user
+
+
+def _turn_off(user: User) -> None:
     user.mfa_enabled = False
     user.mfa_secret = None
     user.mfa_last_step = None
     second_factor.delete_recovery_codes(user.id)
-    audit.by_principal("mfa.disabled", principal, user_id=user.id)
-    _notify(user, enabled=False)
 
 
 def _check_password(principal: Principal, user: User, password: str, *, event: str) -> None:
