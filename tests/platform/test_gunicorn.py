@@ -183,3 +183,18 @@ def test_production_refuses_per_process_rate_limits_with_several_workers(storage
 
     assert (result.returncode != 0) == refused, result.stderr
     assert ("RATELIMIT_STORAGE_URI" in result.stderr + result.stdout) == refused
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [("GET", "/healthz"), ("GET", "/no/such/page"), ("GET", "/api/v1/nothing"), ("TRACE", "/")],
+)
+def test_no_answer_discloses_a_version(server, method, path):
+    """ER-1: neither gunicorn's Server header nor any other header or JSON body names a version."""
+    status, headers, body = request_json(server, method, path)
+    assert status in (200, 404, 405)
+    assert headers.get("Server", "") in ("", "gunicorn")
+    assert "X-Powered-By" not in headers
+    for name, value in headers.items():
+        assert not re.search(r"(?i)(gunicorn|werkzeug|python|flask)/\d", value), (name, value)
+    assert not re.search(r"(?i)(gunicorn|werkzeug|python|flask)/\d", json.dumps(body))
