@@ -4,8 +4,12 @@ gthread workers: real threads, no greenlets (DESIGN.md rule 1). The app is loade
 worker after the fork, so nothing (database connections, thread pools) crosses a fork.
 """
 
+import atexit
 import multiprocessing
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
@@ -41,6 +45,22 @@ def _refuse_per_process_limits_in_production() -> None:
 
 _refuse_per_process_limits_in_production()
 preload_app = False
+
+
+def _remove_private_metrics_dir(path: str, owner: int) -> None:
+    if os.getpid() == owner:  # not in a worker: they are forked from this process, hook included
+        shutil.rmtree(path, ignore_errors=True)
+
+
+# Metrics (README "Metrics"): every process writes its values to files in this directory and a
+# scrape on any worker adds them up. prometheus_client picks that storage when first imported,
+# which happens in this master too (the logging below imports authapp), so it is set here, first.
+# Unset: a private directory for this master alone, removed when it exits (`--check-config` too).
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="authapp-metrics-")
+    atexit.register(
+        _remove_private_metrics_dir, os.environ["PROMETHEUS_MULTIPROC_DIR"], os.getpid()
+    )
 
 accesslog = "-"
 errorlog = "-"
@@ -93,3 +113,18 @@ def worker_exit(server, worker):  # noqa: ANN001
     if app is not None and hasattr(app, "extensions"):
         outbox.stop_sweeper(app)
         offload.shutdown(app, wait=True)
+
+
+def on_starting(server):  # noqa: ANN001
+    # An earlier run's files would add its workers' counts to this one's.
+    path = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+
+
+def child_exit(server, worker):  # noqa: ANN001
+    # Drop the dead worker's live gauges (queue depth, breaker state); its counts stay summed.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask
 
-from authapp import cli, config, errors, hooks, logs, ops, web
+from authapp import cli, config, errors, hooks, logs, metrics, ops, web
 from authapp.auth import pages as auth_pages
 from authapp.auth import routes as auth_routes
 from authapp.extensions import api
@@ -22,6 +22,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(config.load(app.instance_path, overrides))  # the environment, once
     config.check_production(app.config)  # names the weak variable and stops
     logs.configure(app.config)
+    metrics.init_app(app)  # first: its clock starts before any hook that may refuse (limits)
     init_extensions(app)
     hooks.init_app(app)
     errors.init_app(app)  # after extensions: flask-smorest installs its own handler

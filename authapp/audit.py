@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+from authapp import metrics
 from authapp.extensions import db
 from authapp.models import AuditEvent, User
 
@@ -40,6 +41,7 @@ def record(
             data=data or {},
         )
     )
+    metrics.audited(event, data or {})  # logins by outcome: every reason recorded here
 
 
 def about_account(event: str, user: User | None, origin: Origin, **data: Any) -> None:

@@ -9,6 +9,7 @@ import structlog
 from flask import Flask, Response, g, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
+from authapp import metrics
 from authapp.extensions import db
 
 log = structlog.get_logger(__name__)
@@ -75,8 +76,9 @@ class ValidationFailed(AppError):
 class RateLimited(AppError):
     status, code = 429, "rate_limited"
 
-    def __init__(self, message: str, *, retry_after: int) -> None:
+    def __init__(self, message: str, *, retry_after: int, scope: str) -> None:
         super().__init__(message, headers={"Retry-After": str(max(1, retry_after))})
+        metrics.refused("app", scope)  # /metrics: 429s by what refused (login_backoff, totp, …)
 
 
 class ServiceUnavailable(AppError):
@@ -144,6 +146,7 @@ def _from_http(exc: HTTPException) -> Response:
         message = "The request body is too large."
     if status == 429:  # Flask-Limiter's description is the limit itself, e.g. "10 per 1 minute"
         message = f"Too many requests ({message}); retry after Retry-After seconds."
+        metrics.refused_by_limiter(exc)
     return render(status, HTTP_CODES.get(status, "http_error"), message, headers=headers)
 
 

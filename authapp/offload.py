@@ -18,6 +18,7 @@ import pybreaker
 import structlog
 from flask import Flask, current_app
 
+from authapp import metrics
 from authapp.extensions import db
 
 log = structlog.get_logger(__name__)
@@ -81,14 +82,22 @@ def submit(task: Callable[..., Any], *args: Any) -> Future[Any]:
     pool = _pool(app)
     if not pool.slots.acquire(blocking=False):
         log.warning("offload.rejected", task=task.__name__)
+        metrics.offload_rejected(app, task.__name__, "backlog_full")
         raise Rejected(f"the offload backlog is full ({task.__name__})")
     try:
         future = pool.executor.submit(_run, app, task, args)
     except RuntimeError:  # shut down meanwhile
         pool.slots.release()
+        metrics.offload_rejected(app, task.__name__, "shut_down")
         raise Rejected("the offload pool is shut down") from None
-    future.add_done_callback(lambda _f: pool.slots.release())
+    metrics.offload_accepted(app)  # before the callback, which may run at once
+    future.add_done_callback(lambda _f: _finished(app, pool))
     return future
+
+
+def _finished(app: Flask, pool: _Pool) -> None:
+    pool.slots.release()
+    metrics.offload_finished(app)
 
 
 def _run(app: Flask, task: Callable[..., Any], args: tuple[Any, ...]) -> Any:
@@ -114,6 +123,7 @@ def breaker(name: str) -> pybreaker.CircuitBreaker:
                 reset_timeout=app.config["BREAKER_RESET_SECONDS"],
                 name=name,
             )
+            metrics.watch_breaker(app, found)
     return found
 
 

@@ -9,7 +9,7 @@ from functools import wraps
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
-from flask import Flask, g, redirect, render_template, request, url_for
+from flask import Flask, g, make_response, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError
 from marshmallow import Schema, ValidationError, fields
 from werkzeug.wrappers import Response
@@ -128,7 +128,7 @@ def render_form(
     *,
     values: Mapping[str, Any] | None = None,
     **context: Any,
-) -> tuple[str, int]:
+) -> Response:
     """A form page; after a refusal, with messages by field and what the user typed (never a
     password: templates do not echo password inputs)."""
     errors: dict[str, list[str]] = {}
@@ -145,7 +145,9 @@ def render_form(
         first_error=first_error,
         **context,
     )
-    return page, error.status if error is not None else 200
+    if error is None:
+        return make_response(page, 200)
+    return make_response(page, error.status, error.headers)  # a 429's Retry-After too
 
 
 BROWSERS = ("Edg", "OPR", "Firefox", "HeadlessChrome", "Chrome", "Safari", "curl", "python")

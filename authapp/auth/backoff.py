@@ -35,7 +35,11 @@ def check(login: str) -> None:
     now = clock.now()
     if locked_until is not None and locked_until > now:
         wait = math.ceil((locked_until - now).total_seconds())
-        raise RateLimited("Too many failed logins; wait before trying again.", retry_after=wait)
+        raise RateLimited(
+            "Too many failed logins; wait before trying again.",
+            retry_after=wait,
+            scope="login_backoff",
+        )
 
 
 def failed(login: str) -> None:

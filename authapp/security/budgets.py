@@ -47,7 +47,8 @@ def spend(item: RateLimitItem, namespace: str, identifier: str, message: str) ->
         allowed, reset_at = _hit(_local, item, namespace, identifier)
     if not allowed:
         # reset_at is the storage's wall clock, so the wait is read against time.time().
-        raise RateLimited(message, retry_after=math.ceil(reset_at - time.time()))
+        retry_after = math.ceil(reset_at - time.time())
+        raise RateLimited(message, retry_after=retry_after, scope=namespace)
 
 
 def _hit(

@@ -1,0 +1,263 @@
+"""Prometheus metrics at `/metrics` (API.md "Operations"; DESIGN.md: prometheus-flask-exporter,
+gunicorn multiprocess mode). README "Metrics" lists every series.
+
+- Requests: the exporter's latency histogram by method, `url_rule` and status. `url_rule` is the
+  route's pattern (`/api/v1/settings/api-keys/<key_id>`), never the path, so an id in a URL never
+  becomes a series of its own; the histogram's `_count` is the number of requests by route.
+- The app's own series are counted where things happen, in memory: logins by outcome (from
+  `audit.record`), 429s by what refused them (`errors`), the offload pool and its circuit
+  breakers (`offload`). No request pays a database call for them.
+- The outbox counts are read from the database at scrape time: the database, not any one
+  worker, knows them. When it does not answer, the scrape still succeeds without them.
+
+Each app has its own registry, so tests that build many apps in one process never register a
+name twice. Under gunicorn, PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py sets it before anything
+imports prometheus_client) makes every worker write its values to files, and a scrape on any
+worker adds up every worker's; one app per worker process, as wsgi.py builds it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
+
+import pybreaker
+import sqlalchemy as sa
+import structlog
+from flask import Flask, Response, current_app, g, has_request_context, request
+from flask_limiter.errors import RateLimitExceeded
+from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics, values
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
+from prometheus_flask_exporter import PrometheusMetrics
+
+from authapp.extensions import db
+from authapp.models import OutboxMessage
+
+log = structlog.get_logger(__name__)
+EXTENSION = "authapp.metrics"
+LOGIN_EVENTS = {"login.succeeded": "succeeded", "login.failed": "failed"}
+# Exported at 0 from the start, so a rate() over them works before the first failure.
+KNOWN_LOGIN_FAILURES = ("bad_password", "unknown_account", "account_disabled")
+BREAKER_STATES = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}
+OUTBOX_STATUSES = ("pending", "dead")
+# A label value taken from data must stay one of a few short words, or it could mint series.
+LABEL_WORD = re.compile(r"[a-z0-9_.:-]{1,64}")
+
+
+class Series:
+    """One app's own metrics. Gauges say how gunicorn workers combine: `livesum` and `livemax`
+    count only live workers (gunicorn.conf.py's `child_exit` drops a dead worker's)."""
+
+    def __init__(self, app: Flask, registry: CollectorRegistry) -> None:
+        self.registry = registry
+        self.logins = Counter(
+            "authapp_logins_total",
+            "Login attempts by outcome (succeeded, failed) and, for failures, the reason.",
+            ["outcome", "reason"],
+            registry=registry,
+        )
+        self.logins.labels(outcome="succeeded", reason="")
+        for reason in KNOWN_LOGIN_FAILURES:
+            self.logins.labels(outcome="failed", reason=reason)
+        self.rate_limited = Counter(
+            "authapp_rate_limited_total",
+            "429 answers by source (limiter: Flask-Limiter; app: the app's own RateLimited) "
+            "and scope (the limit's scope, or the module that refused).",
+            ["source", "scope"],
+            registry=registry,
+        )
+        self.offload_depth = Gauge(
+            "authapp_offload_queue_depth",
+            "Offload tasks accepted and not finished (running or waiting).",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.offload_capacity = Gauge(
+            "authapp_offload_capacity",
+            "Offload tasks that may be running or waiting before submit refuses.",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.offload_capacity.set(app.config["OFFLOAD_WORKERS"] + app.config["OFFLOAD_QUEUE"])
+        self.offload_rejected = Counter(
+            "authapp_offload_rejected_total",
+            "Offload submissions refused (backlog_full, shut_down); the outbox keeps the work.",
+            ["task", "reason"],
+            registry=registry,
+        )
+        self.breaker_state = Gauge(
+            "authapp_circuit_breaker_state",
+            "Circuit breaker per dependency: 0 closed, 1 half-open, 2 open (worst worker).",
+            ["breaker"],
+            multiprocess_mode="livemax",
+            registry=registry,
+        )
+        self.workers = Gauge(
+            "authapp_workers",
+            "Processes serving the app (each live gunicorn worker counts 1).",
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.workers.set(1)
+
+
+def init_app(app: Flask) -> None:
+    disable_created_metrics()  # `_created` twins: not written in multiprocess mode either
+    registry = CollectorRegistry()
+    # path=None: /metrics is registered below, so that a scrape adds the outbox counts.
+    PrometheusMetrics(app, path=None, registry=registry, group_by="url_rule")
+    series = app.extensions[EXTENSION] = Series(app, registry)
+    app.after_request(lambda response: _count_refusal(series, response))
+    app.add_url_rule("/metrics", "metrics", scrape)
+
+
+@PrometheusMetrics.do_not_track()  # a scrape is not traffic
+def scrape() -> Response:
+    registry = CollectorRegistry(auto_describe=False)  # nothing is collected at registration
+    if getattr(values.ValueClass, "_multiprocess", False):
+        # prometheus_client chose file-backed values when imported: sum every worker's files.
+        MultiProcessCollector(registry)
+    else:
+        registry.register(_Collected(_series().registry))
+    registry.register(_Outbox(_outbox_counts()))
+    encode, content_type = choose_encoder(request.headers.get("Accept", ""))
+    return Response(encode(registry), headers={"Content-Type": content_type})
+
+
+class _Collected(Collector):
+    def __init__(self, source: CollectorRegistry) -> None:
+        self.source = source
+
+    def collect(self) -> Iterable[Metric]:
+        return self.source.collect()
+
+
+class _Outbox(Collector):
+    def __init__(self, counts: Mapping[str, int] | None) -> None:
+        self.counts = counts
+
+    def collect(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "authapp_outbox_up",
+            "1 when this scrape read the outbox counts from the database, else 0 (and no counts).",
+            value=0 if self.counts is None else 1,
+        )
+        if self.counts is None:
+            return
+        messages = GaugeMetricFamily(
+            "authapp_outbox_messages",
+            "Outbox messages by status: pending (the backlog) and dead (given up on).",
+            labels=["status"],
+        )
+        for status in OUTBOX_STATUSES:
+            messages.add_metric([status], self.counts.get(status, 0))
+        yield messages
+
+
+def _outbox_counts() -> dict[str, int] | None:
+    """One statement on the (status, next_attempt_at) index; None when the database fails."""
+    statement = (
+        sa.select(OutboxMessage.status, sa.func.count())
+        .where(OutboxMessage.status.in_(OUTBOX_STATUSES))
+        .group_by(OutboxMessage.status)
+    )
+    try:
+        rows = db.session.execute(statement).all()
+    except sa.exc.SQLAlchemyError as exc:  # an outage must not fail the scrape (nor be a 500)
+        db.session.rollback()
+        log.warning("metrics.outbox_unavailable", error_type=type(exc).__name__)
+        return None
+    return {status: count for status, count in rows}
+
+
+def _series() -> Series:
+    series: Series = current_app.extensions[EXTENSION]
+    return series
+
+
+def _of(app: Flask) -> Series | None:
+    return app.extensions.get(EXTENSION)  # None: an app built without metrics
+
+
+def _word(value: Any) -> str:
+    return value if isinstance(value, str) and LABEL_WORD.fullmatch(value) else "other"
+
+
+def audited(event: str, data: Mapping[str, Any]) -> None:
+    """audit.record's hook: a login's outcome, counted with its audit row. A new failure reason
+    (invalid_mfa_code, mfa_required, ...) becomes a label value by itself."""
+    outcome = LOGIN_EVENTS.get(event)
+    if outcome is None:
+        return
+    series = _of(current_app)
+    if series is not None:
+        reason = "" if outcome == "succeeded" else _word(data.get("reason"))
+        series.logins.labels(outcome=outcome, reason=reason).inc()
+
+
+def refused(source: str, scope: str) -> None:
+    """A 429 is being decided; counted once when the answer leaves (`_count_refusal`), however
+    it is rendered: by the error handlers, or by a page that shows the refusal in its form."""
+    if has_request_context():
+        g.rate_limit_refusal = (source, _word(scope.removeprefix("authapp.")))
+
+
+def refused_by_limiter(exc: Exception) -> None:
+    """errors' 429 handler: Flask-Limiter names the breached limit's scope (login, signup, ...)."""
+    if isinstance(exc, RateLimitExceeded):
+        scope = exc.limit.scope
+        refused("limiter", scope if isinstance(scope, str) else request.endpoint or "unknown")
+
+
+def _count_refusal(series: Series, response: Response) -> Response:
+    if response.status_code == 429:
+        source, scope = g.pop("rate_limit_refusal", ("other", "unknown"))
+        series.rate_limited.labels(source=source, scope=scope).inc()
+    return response
+
+
+def offload_accepted(app: Flask) -> None:
+    series = _of(app)
+    if series is not None:
+        series.offload_depth.inc()
+
+
+def offload_finished(app: Flask) -> None:
+    series = _of(app)
+    if series is not None:
+        series.offload_depth.dec()
+
+
+def offload_rejected(app: Flask, task: str, reason: str) -> None:
+    series = _of(app)
+    if series is not None:
+        series.offload_rejected.labels(task=task, reason=reason).inc()
+
+
+class _BreakerState(pybreaker.CircuitBreakerListener):
+    def __init__(self, gauge: Gauge) -> None:
+        self.gauge = gauge
+
+    def state_change(
+        self,
+        cb: pybreaker.CircuitBreaker,
+        old_state: pybreaker.CircuitBreakerState | None,
+        new_state: pybreaker.CircuitBreakerState,
+    ) -> None:
+        self.gauge.set(BREAKER_STATES.get(new_state.name, BREAKER_STATES[pybreaker.STATE_OPEN]))
+
+
+def watch_breaker(app: Flask, breaker: pybreaker.CircuitBreaker) -> None:
+    """Export a new breaker's state. pybreaker leaves `open` on the next call after its reset
+    timeout, so an idle dependency shows `open` until something tries it again."""
+    series = _of(app)
+    if series is None:
+        return
+    # Names come from code (`smtp`, `webhook:<host>`): one series per dependency.
+    gauge = series.breaker_state.labels(breaker=breaker.name or "unnamed")
+    gauge.set(BREAKER_STATES.get(breaker.current_state, 0))
+    breaker.add_listener(_BreakerState(gauge))
