@@ -22,10 +22,24 @@ from authapp.errors import RateLimited
 from authapp.extensions import limiter
 
 log = structlog.get_logger(__name__)
+EXTENSION = "authapp.budgets"
 STORAGE_RETRY_SECONDS = 5.0  # a failed storage is not asked again for this long
 
-_local = FixedWindowRateLimiter(MemoryStorage())
-_storage_down_until = 0.0
+
+class _Fallback:
+    """One app's per-process count, and until when its storage is not asked (per app, so that
+    apps built in one process, as tests do, never share a failure)."""
+
+    def __init__(self) -> None:
+        self.local = FixedWindowRateLimiter(MemoryStorage())
+        self.storage_down_until = 0.0
+
+
+def _fallback() -> _Fallback:
+    found: _Fallback | None = current_app.extensions.get(EXTENSION)
+    if found is None:  # first use in this app; a race makes two, and one is kept
+        found = current_app.extensions.setdefault(EXTENSION, _Fallback())
+    return found
 
 
 def configured(name: str) -> RateLimitItem:
@@ -35,16 +49,17 @@ def configured(name: str) -> RateLimitItem:
 
 def spend(item: RateLimitItem, namespace: str, identifier: str, message: str) -> None:
     """Count one use of `identifier`'s budget; raises RateLimited (with Retry-After) when spent."""
-    global _storage_down_until
     if not current_app.config["RATELIMIT_ENABLED"]:
         return
-    strategy: RateLimiter = _local if time.monotonic() < _storage_down_until else limiter.limiter
+    fallback = _fallback()
+    shared = time.monotonic() >= fallback.storage_down_until
+    strategy: RateLimiter = limiter.limiter if shared else fallback.local
     try:
         allowed, reset_at = _hit(strategy, item, namespace, identifier)
     except Exception:  # a boundary: whatever the storage raises, the request goes on
         log.warning("ratelimit.storage_failed", budget=namespace, exc_info=True)
-        _storage_down_until = time.monotonic() + STORAGE_RETRY_SECONDS
-        allowed, reset_at = _hit(_local, item, namespace, identifier)
+        fallback.storage_down_until = time.monotonic() + STORAGE_RETRY_SECONDS
+        allowed, reset_at = _hit(fallback.local, item, namespace, identifier)
     if not allowed:
         # reset_at is the storage's wall clock, so the wait is read against time.time().
         retry_after = math.ceil(reset_at - time.time())

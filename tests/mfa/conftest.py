@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,11 +14,25 @@ from flask.testing import FlaskClient
 from tests.conftest import auth_header
 
 STEP = 30
+SECRET_SHOWN = re.compile(r'<code class="secret" data-testid="totp-secret">([A-Z2-7]+)</code>')
 
 
 def code_at(secret: str, steps_from_now: int = 0) -> str:
     """The code an authenticator shows `steps_from_now` 30-second steps from now."""
     return pyotp.TOTP(secret).at(time.time() + steps_from_now * STEP)
+
+
+def wrong_code(secret: str) -> str:
+    """Six digits that are no code of the window (nor of the steps next to it)."""
+    near = {code_at(secret, steps) for steps in range(-2, 3)}
+    return next(code for code in (f"{d}" * 6 for d in range(10)) if code not in near)
+
+
+def shown_secret(body: str) -> str:
+    """The TOTP key on the set-up page's answer."""
+    match = SECRET_SHOWN.search(body)
+    assert match is not None, "no TOTP key on the page"
+    return match.group(1)
 
 
 class Account:
