@@ -195,4 +195,4 @@ def test_an_api_key_works_while_the_limit_store_is_down(app, client, tenants):
         client.get("/api/v1/settings/members", headers={"X-API-Key": key}).status_code
         for _ in range(3)
     ]
-    assert 500 not in answers
+    assert answers == [200, 429, 429]  # counted in this process meanwhile, never a 500
