@@ -56,9 +56,17 @@ class Password(fields.String):
         super().__init__(validate=validate.Length(min=1, max=4096), **kwargs)
 
 
+class NewPassword(Password):
+    """A password being set (sign-up, change, reset). The policy judges it as a Password; the
+    OpenAPI document shows the policy's bounds (its minimum comes from the configuration)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(metadata={"maxLength": passwords.MAX_LENGTH}, **kwargs)
+
+
 class SignupIn(Schema):
     email = Email(required=True)
-    password = Password(required=True)
+    password = NewPassword(required=True)
     full_name = Text(max_length=200, load_default="")
     username = Username(load_default=None)
     organization_name = Text(max_length=100, min_length=1, load_default=None)
@@ -109,7 +117,7 @@ class LinkTokenIn(Schema):
 
 
 class ResetPasswordIn(LinkTokenIn):
-    new_password = Password(required=True)
+    new_password = NewPassword(required=True)
 
 
 class AcceptedOut(Schema):

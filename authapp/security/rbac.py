@@ -5,7 +5,8 @@ A principal is a user acting through a session (an access token) or an organizat
 and permissions, or the key joined to its organization. Authorization reads those rows, never
 the `roles` claim of a token (JW-9), and a guard adds no statement of its own.
 
-Guards for every route, the adopter's blueprints included:
+Guards for every route, the adopter's blueprints included (each marks its wrapper with the
+credentials it `accepts`, which the OpenAPI document shows as the operation's `security`):
 
     @bp.route("/commodities", methods=["POST"])
     @require_permission("commodities:write")  # 401 without credentials, 403 without the code
@@ -201,6 +202,7 @@ def require_login(*, api_keys: bool = False) -> Callable[[F], F]:
                 raise Forbidden("API keys cannot use this route: it acts on a user's own account.")
             return view(*args, **kwargs)
 
+        guarded.accepts = ("bearer", "apiKey") if api_keys else ("bearer",)  # type: ignore[attr-defined]
         return guarded  # type: ignore[return-value]
 
     return decorator
@@ -217,6 +219,7 @@ def require_permission(code: str) -> Callable[[F], F]:
                 deny(principal, code)
             return view(*args, **kwargs)
 
+        guarded.accepts = ("bearer", "apiKey")  # type: ignore[attr-defined]  # keys: their scopes
         return guarded  # type: ignore[return-value]
 
     return decorator

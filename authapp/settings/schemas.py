@@ -7,7 +7,7 @@ import re
 from marshmallow import EXCLUDE, Schema, fields, validate, validates_schema
 from marshmallow import ValidationError as SchemaError
 
-from authapp.auth.schemas import TIME_FORMAT, Password, Text, Username, UserOut
+from authapp.auth.schemas import TIME_FORMAT, NewPassword, Password, Text, Username, UserOut
 
 PERMISSION_CODE = re.compile(r"\A[a-z][a-z0-9_.-]*(:[a-z0-9_.-]+)+\Z")
 PERMISSION_CODE_RULE = "lowercase words joined by colons, such as commodities:write"
@@ -56,7 +56,7 @@ class ProfilePatchIn(NotEmpty):
 
 class PasswordChangeIn(Schema):
     current_password = Password(required=True)
-    new_password = Password(required=True)
+    new_password = NewPassword(required=True)
 
 
 class MfaCode(Text):
