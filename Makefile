@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := authapp
 
-.PHONY: install e2e-tools run test lint fmt e2e bench clean
+.PHONY: install e2e-tools run test lint fmt e2e bench soak clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -57,6 +57,21 @@ test: lint e2e-tools
 
 e2e: install e2e-tools
 	$(BIN)/pytest -n 2 -m e2e $(PYTEST_ARGS)
+
+# Issue 9's benchmark (README "Benchmark"): authapp and a bare baseline on gunicorn and PostgreSQL,
+# loaded by wrk (Debian's, installed when missing); BENCH_DURATION=5s for a quick try. `soak` runs
+# a mixed load for SOAK_DURATION (10m) and watches worker memory, connections and the outbox.
+WRK := /usr/bin/wrk
+
+$(WRK):
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y wrk || { apt-get update && apt-get install -y wrk; }
+
+bench: install $(WRK)
+	$(BIN)/python -m bench.run
+
+soak: install $(WRK)
+	$(BIN)/python -m bench.soak
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""The benchmark harness (README "Benchmark"): `make bench`, `make soak`."""
