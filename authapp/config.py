@@ -80,6 +80,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "PASSWORD_MIN_LENGTH": (int, "15"),
     "PASSWORD_HASH_CONCURRENCY": (int, str(os.cpu_count() or 1)),
     "PASSWORD_HASH_WAIT_SECONDS": (float, "1.0"),
+    "PASSWORD_HASH_NICE": (int, "10"),  # hashing threads' nice value: requests come first
     "MAX_CONTENT_LENGTH": (int, "65536"),
     "DATA_ENCRYPTION_KEY": (str, ""),
     "DATABASE_POOL_SIZE": (int, "10"),
@@ -158,6 +159,7 @@ def _check_ranges(settings: dict[str, Any]) -> None:
         "BCRYPT_ROUNDS": (4, 31),
         "PASSWORD_MIN_LENGTH": (8, 256),
         "PASSWORD_HASH_CONCURRENCY": (1, 1024),
+        "PASSWORD_HASH_NICE": (0, 19),
         "MAX_CONTENT_LENGTH": (1024, 2**31),
     }
     for name, (low, high) in ranges.items():

@@ -160,6 +160,9 @@ def log_in(
     with MFA on (MF-2)."""
     backoff.check(login)
     user = _find_by_login(login)
+    # The database connection goes back to the pool for the ~250 ms of bcrypt: a login flood
+    # must not hold the connections that every other request needs.
+    db.session.commit()
     password_ok = passwords.verify_password(password, user.password_hash if user else None)
     if user is None or not password_ok:
         reason = "unknown_account" if user is None else "bad_password"

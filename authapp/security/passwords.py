@@ -3,6 +3,11 @@
 Stored form: bcrypt(base64(HMAC-SHA384(PASSWORD_PEPPER, NFKC(password)))). The pre-hash makes
 every character count despite bcrypt's 72-byte limit, base64 keeps NUL bytes out of bcrypt, and
 the pepper lives outside the database.
+
+bcrypt runs on the process's own hashing threads, PASSWORD_HASH_CONCURRENCY of them, at a lower
+OS priority (PASSWORD_HASH_NICE): a login flood then takes only the CPU that token checks and the
+other requests leave, instead of starving them (issue 9). A request waits at most
+PASSWORD_HASH_WAIT_SECONDS for one of those threads, then gets a fast 503 (F11).
 """
 
 from __future__ import annotations
@@ -10,21 +15,27 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import os
 import re
 import threading
 import unicodedata
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from functools import cache
 from importlib import resources
+from typing import TypeVar
 
 import bcrypt
+import structlog
 from flask import Flask, current_app
 
 from authapp.errors import ServiceUnavailable
 
+log = structlog.get_logger(__name__)
+T = TypeVar("T")
 MAX_LENGTH = 256
 SLOTS_KEY = "authapp.password_slots"
+HASHERS_KEY = "authapp.password_hashers"
 # Context words shorter than this are too common inside unrelated passwords to forbid.
 MIN_CONTEXT_WORD = 4
 _UNPAIRED_SURROGATE = re.compile("[\ud800-\udfff]")
@@ -33,7 +44,31 @@ _NOT_ALNUM = re.compile(r"[\W_]+")
 
 def init_app(app: Flask) -> None:
     # Per process and never shared: bcrypt releases the GIL, this bounds how many cores it takes.
-    app.extensions[SLOTS_KEY] = threading.BoundedSemaphore(app.config["PASSWORD_HASH_CONCURRENCY"])
+    concurrency = app.config["PASSWORD_HASH_CONCURRENCY"]
+    app.extensions[SLOTS_KEY] = threading.BoundedSemaphore(concurrency)
+    app.extensions[HASHERS_KEY] = _hashers(concurrency, app.config["PASSWORD_HASH_NICE"])
+
+
+@cache  # one pool per process and setting (tests build many apps in one process)
+def _hashers(concurrency: int, nice: int) -> ThreadPoolExecutor:
+    """As many threads as slots, so a request holding a slot never waits for a thread; they
+    start on first use."""
+    return ThreadPoolExecutor(
+        max_workers=concurrency,
+        thread_name_prefix="bcrypt",
+        initializer=_lower_priority,
+        initargs=(nice,),
+    )
+
+
+def _lower_priority(nice: int) -> None:
+    """Raise this thread's nice value (Linux schedules threads on their own): the scheduler
+    then serves the request threads first whenever both want a core. Lowering one's own
+    priority needs no privilege."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except (OSError, AttributeError) as exc:  # not Linux, or a sandbox refusing it
+        log.warning("passwords.priority_unchanged", error=str(exc))
 
 
 def normalize(password: str) -> str:
@@ -47,9 +82,9 @@ def _prehash(password: str) -> bytes:
     return base64.b64encode(hmac.new(pepper, message, hashlib.sha384).digest())
 
 
-@contextmanager
-def _hashing_slot() -> Iterator[None]:
-    """One of the process's hashing slots, or a fast 503 rather than a queue (F11)."""
+def _on_hashing_thread(work: Callable[[], T]) -> T:
+    """Run `work` (bcrypt) on one of the process's hashing threads, or answer a fast 503 rather
+    than queue when none frees within PASSWORD_HASH_WAIT_SECONDS (F11)."""
     slots: threading.BoundedSemaphore = current_app.extensions[SLOTS_KEY]
     if not slots.acquire(timeout=current_app.config["PASSWORD_HASH_WAIT_SECONDS"]):
         raise ServiceUnavailable(
@@ -57,23 +92,25 @@ def _hashing_slot() -> Iterator[None]:
             headers={"Retry-After": "1"},
         )
     try:
-        yield
+        hashers: ThreadPoolExecutor = current_app.extensions[HASHERS_KEY]
+        return hashers.submit(work).result()
     finally:
         slots.release()
 
 
 def hash_password(password: str) -> str:
-    rounds = current_app.config["BCRYPT_ROUNDS"]
-    with _hashing_slot():
-        return bcrypt.hashpw(_prehash(password), bcrypt.gensalt(rounds)).decode()
+    salt, prehashed = bcrypt.gensalt(current_app.config["BCRYPT_ROUNDS"]), _prehash(password)
+    return _on_hashing_thread(lambda: bcrypt.hashpw(prehashed, salt).decode())
 
 
 def verify_password(password: str, stored_hash: str | None) -> bool:
     """Checks against a dummy hash when there is no account, so both take the same time."""
-    candidate = (stored_hash or _dummy_hash(current_app.config["BCRYPT_ROUNDS"])).encode()
-    with _hashing_slot():
-        matches = bcrypt.checkpw(_prehash(password), candidate)
-    return matches and stored_hash is not None
+    prehashed, rounds = _prehash(password), current_app.config["BCRYPT_ROUNDS"]
+
+    def check() -> bool:
+        return bcrypt.checkpw(prehashed, (stored_hash or _dummy_hash(rounds)).encode())
+
+    return _on_hashing_thread(check) and stored_hash is not None
 
 
 def needs_rehash(stored_hash: str) -> bool:
@@ -84,8 +121,18 @@ def _rounds(stored_hash: str) -> int:
     return int(stored_hash.split("$")[2])  # $2b$12$<salt+hash>
 
 
-@cache
+_dummy_lock = threading.Lock()
+
+
 def _dummy_hash(rounds: int) -> str:
+    """Made once per process (under a lock: a flood right after a worker starts must not make
+    it on every thread at once), on a hashing thread."""
+    with _dummy_lock:
+        return _make_dummy_hash(rounds)
+
+
+@cache
+def _make_dummy_hash(rounds: int) -> str:
     return bcrypt.hashpw(b"no such account", bcrypt.gensalt(rounds)).decode()
 
 

@@ -1,11 +1,13 @@
+import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import jwt
 import pytest
 
 from authapp.extensions import db
 from authapp.models import User
-from authapp.security.passwords import SLOTS_KEY
+from authapp.security.passwords import HASHERS_KEY, SLOTS_KEY
 from tests.conftest import PASSWORD, build_app
 
 LOGIN = "/api/v1/auth/login"
@@ -107,6 +109,22 @@ def test_login_is_503_with_retry_after_when_no_hashing_slot_frees(app, client, m
     assert response.headers["Retry-After"] == "1"
     retry = client.post(LOGIN, json={"login": "ada@example.com", "password": PASSWORD})
     assert retry.status_code == 200
+
+
+@pytest.mark.config(PASSWORD_HASH_NICE=7)
+def test_bcrypt_runs_on_threads_of_lower_priority(app, client, make_user):
+    """A login flood takes only the CPU the other requests leave (issue 9): the hashing
+    threads run at PASSWORD_HASH_NICE, the request threads at the process's own priority."""
+    make_user()
+    login = client.post(LOGIN, json={"login": "ada@example.com", "password": PASSWORD})
+    assert login.status_code == 200
+    hashers: ThreadPoolExecutor = app.extensions[HASHERS_KEY]
+
+    def priority() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    assert hashers.submit(priority).result() == 7
+    assert priority() == os.getpriority(os.PRIO_PROCESS, 0) < 7
 
 
 def test_login_requires_both_fields(client):
