@@ -100,6 +100,18 @@ def test_password_change_is_limited_per_account(client, make_user, login):
     assert statuses(client, 1, "/api/v1/settings/password", body, headers=other) == [422]
 
 
+@pytest.mark.config(**LIMITED)
+def test_email_resend_is_five_an_hour_per_account(client, make_user, login):
+    """RL-4: the default 5/hour per account; another account keeps its own allowance."""
+    first, second = make_user(), make_user(email="grace@example.com")
+    headers = auth_header(login(first)["access_token"])
+    answers = [client.post("/api/v1/auth/email/resend", headers=headers) for _ in range(6)]
+    assert [answer.status_code for answer in answers] == [202] * 5 + [429]
+    assert 3000 < int(answers[-1].headers["Retry-After"]) <= 3600
+    other = auth_header(login(second)["access_token"])
+    assert client.post("/api/v1/auth/email/resend", headers=other).status_code == 202
+
+
 @pytest.mark.config(**LIMITED, RATELIMIT_REFRESH="2/minute")
 def test_refresh_is_limited_per_address(client):
     body = {"refresh_token": "not.a.token"}
