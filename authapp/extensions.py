@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import sqlalchemy as sa
+import structlog
 from flask import Flask
 from flask_jwt_extended import JWTManager
 from flask_limiter import Limiter
@@ -14,6 +15,7 @@ from authapp.models.base import Base
 from authapp.openapi import Api
 from authapp.security.network import client_ip
 
+log = structlog.get_logger(__name__)
 # expire_on_commit=False: the answer built after a commit reads loaded attributes, no SELECT.
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
 migrate = Migrate(compare_type=True, render_as_batch=True)  # batch: SQLite cannot ALTER much
@@ -35,11 +37,25 @@ limiter = Limiter(key_func=lambda: f"ip:{client_ip()}")
 
 def init_app(app: Flask) -> None:
     db.init_app(app)
+    # Registered after Flask-SQLAlchemy's own, so it runs first (Flask runs them in reverse).
+    app.teardown_appcontext(_end_session)
     migrate.init_app(app, db, directory=_migrations_dir(app))
     jwt.init_app(app)
     api.init_app(app)
     csrf.init_app(app)
     limiter.init_app(app)
+
+
+def _end_session(_error: BaseException | None) -> None:
+    """End the request's session. When the database dropped the connection after the request's
+    last statement (a restart, a failover), the closing ROLLBACK fails outside every error
+    handler and gunicorn would answer a bare 500 for a request that succeeded: the dead
+    connection is discarded instead, and the answer stands (F1)."""
+    try:
+        db.session.remove()
+    except sa.exc.DBAPIError as exc:
+        log.warning("database.connection_lost_at_teardown", error_type=type(exc).__name__)
+        db.session.remove()  # the connection is invalidated now: this close cannot fail
 
 
 def _migrations_dir(app: Flask) -> str:

@@ -262,3 +262,22 @@ def describe(answers: list[Response | BaseException]) -> list[Any]:
         answer if isinstance(answer, BaseException) else (answer[0], answer[2])
         for answer in answers
     ]
+
+
+def gunicorn_processes(server: Server) -> tuple[int, set[int]]:
+    """(master pid, worker pids), found in /proc by the GUNICORN_BIND only this server has."""
+    marker = f"GUNICORN_BIND={server.host}:{server.port}".encode()
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            stat = (entry / "stat").read_text()
+        except OSError:  # gone meanwhile, or not ours
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    masters = [pid for pid, parent in parents.items() if parent not in parents]
+    assert len(masters) == 1, parents
+    return masters[0], {pid for pid, parent in parents.items() if parent == masters[0]}

@@ -239,6 +239,26 @@ def test_killed_pooled_connections_cost_no_failed_request(outage_database, outag
     assert login.status_code == 200, login.json
 
 
+def test_a_connection_dropped_after_the_last_statement_costs_no_500(outage_app: Flask):
+    """F1, ER-1: the database drops the connection between a request's last statement and its
+    end (a restart at that moment): the closing ROLLBACK fails, yet the answer stands, and the
+    next request gets a working connection."""
+
+    @outage_app.get("/_probe/dropped")
+    def dropped() -> dict[str, int]:
+        pid = db.session.scalar(sa.text("SELECT pg_backend_pid()"))
+        with admin_engine().connect() as admin:
+            admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        return {"pid": pid}
+
+    client = outage_app.test_client()
+    answer = client.get("/_probe/dropped")
+    after = client.get("/readyz")
+
+    assert answer.status_code == 200
+    assert after.status_code == 200
+
+
 def test_app_starts_while_the_database_is_unreachable_and_reports_not_ready():
     """F2, ER-1: creating the app touches no database; liveness 200, readiness 503."""
     app = build_app(UNREACHABLE_URL)  # must not raise

@@ -17,7 +17,13 @@ import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.platform.conftest import REQUEST_TIMEOUT, Server, all_at_once, request_json
+from tests.platform.conftest import (
+    REQUEST_TIMEOUT,
+    Server,
+    all_at_once,
+    gunicorn_processes,
+    request_json,
+)
 from tests.servers import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -28,25 +34,6 @@ LABELS = {"method": "DELETE", "url_rule": ROUTE, "status": "401"}
 BATCH = 10
 MAX_REQUESTS = 300
 SCRAPES = 8  # fresh connections: both workers answer some of them
-
-
-def gunicorn_processes(server: Server) -> tuple[int, set[int]]:
-    """(master pid, worker pids), found in /proc by the GUNICORN_BIND only this server has."""
-    marker = f"GUNICORN_BIND={server.host}:{server.port}".encode()
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if marker not in (entry / "environ").read_bytes().split(b"\0"):
-                continue
-            line = (entry / "stat").read_text()
-        except OSError:  # gone meanwhile, or not ours
-            continue
-        parents[int(entry.name)] = int(line.rsplit(")", 1)[1].split()[1])
-    masters = [pid for pid, parent in parents.items() if parent not in parents]
-    assert len(masters) == 1, parents
-    return masters[0], {pid for pid, parent in parents.items() if parent == masters[0]}
 
 
 def two_workers(server: Server, gone: int | None = None) -> set[int]:

@@ -21,7 +21,6 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +32,7 @@ from tests.platform.conftest import (
     ROOT,
     Server,
     bearer,
+    gunicorn_processes,
     request_json,
     sign_up,
     unique,
@@ -132,25 +132,6 @@ def all_arrived(mailbox: Mailbox, addresses: list[str]) -> Callable[[], bool]:
 
 def delivery_ids(mailbox: Mailbox, address: str) -> list[str]:
     return [str(message["X-Authapp-Delivery"]) for message in mailbox.to(address)]
-
-
-def gunicorn_processes(server: Server) -> tuple[int, set[int]]:
-    """(master pid, worker pids), found in /proc by the GUNICORN_BIND only this server has."""
-    marker = f"GUNICORN_BIND={server.host}:{server.port}".encode()
-    parents: dict[int, int] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if marker not in (entry / "environ").read_bytes().split(b"\0"):
-                continue
-            stat = (entry / "stat").read_text()
-        except OSError:  # gone meanwhile, or not ours
-            continue
-        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
-    masters = [pid for pid, parent in parents.items() if parent not in parents]
-    assert len(masters) == 1, parents
-    return masters[0], {pid for pid, parent in parents.items() if parent == masters[0]}
 
 
 def both_workers(server: Server) -> set[int]:
