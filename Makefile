@@ -58,6 +58,13 @@ test: lint e2e-tools
 e2e: install e2e-tools
 	$(BIN)/pytest -n 2 -m e2e $(PYTEST_ARGS)
 
+# Issue 9's fault scenarios (README "Fault scenarios"): tests/faults, marked slow and left out of
+# `make test`, run one at a time on real gunicorn and PostgreSQL; their figures print at the end.
+# One restarts the local PostgreSQL server (as root): nothing else may be using it meanwhile.
+.PHONY: faults
+faults: install
+	$(BIN)/pytest -m slow $(PYTEST_ARGS) tests/faults
+
 # Issue 9's benchmark (README "Benchmark"): authapp and a bare baseline on gunicorn and PostgreSQL,
 # loaded by wrk (Debian's, installed when missing); BENCH_DURATION=5s for a quick try. `soak` runs
 # a mixed load for SOAK_DURATION (10m) and watches worker memory, connections and the outbox.
