@@ -31,11 +31,10 @@ from tests.conftest import SERVER, TEST_SECRETS
 from tests.platform.conftest import (
     ADMIN_EMAIL,
     ADMIN_PASSWORD,
-    BIN,
-    ROOT,
     Server,
     request_json,
     run_flask,
+    start_gunicorn,
 )
 from tests.servers import free_port, wait_for
 
@@ -309,17 +308,7 @@ def launch(
     env = server_env(app_database_url or database_url, extra or {})
     port = free_port()
     server = Server("127.0.0.1", port, logs / "gunicorn.log", logs / "stdout.log", env)
-    env = {**env, "GUNICORN_BIND": f"127.0.0.1:{port}"}
-    with server.log_path.open("wb") as stderr, server.stdout_path.open("wb") as stdout:
-        process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-            cwd=ROOT,
-            env=env,
-            stdout=stdout,
-            stderr=stderr,
-            start_new_session=True,
-        )
-    running = Gunicorn(server, process)
+    running = Gunicorn(server, start_gunicorn(server, env))
     try:
         _wait_for_health(running)
         yield running

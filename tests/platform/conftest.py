@@ -232,22 +232,27 @@ def server(
             "GUNICORN_WORKERS": "2",
             "GUNICORN_GRACEFUL_TIMEOUT": "5",
             **extra,  # a module may ask for other workers or threads too
-            "GUNICORN_BIND": f"127.0.0.1:{port}",
         }
-        with server.log_path.open("wb") as stderr, server.stdout_path.open("wb") as stdout:
-            process = subprocess.Popen(
-                [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-                cwd=ROOT,
-                env=env,
-                stdout=stdout,
-                stderr=stderr,
-                start_new_session=True,
-            )
+        process = start_gunicorn(server, env)
         try:
             _wait_for_health(server, process)
             yield server
         finally:
             _stop(process)
+
+
+def start_gunicorn(server: Server, env: Mapping[str, str]) -> subprocess.Popen[bytes]:
+    """`gunicorn -c gunicorn.conf.py wsgi:app` as the README deploys it, bound to `server`'s
+    port, logging to its files, in a session of its own (a stop reaches every worker)."""
+    with server.log_path.open("wb") as stderr, server.stdout_path.open("wb") as stdout:
+        return subprocess.Popen(
+            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
+            cwd=ROOT,
+            env={**env, "GUNICORN_BIND": f"{server.host}:{server.port}"},
+            stdout=stdout,
+            stderr=stderr,
+            start_new_session=True,
+        )
 
 
 def refresh_race(server: Server, token: str, racers: int) -> list[Response | BaseException]:

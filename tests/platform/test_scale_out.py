@@ -40,8 +40,6 @@ from authapp.extensions import db
 from authapp.seed import seed_database
 from tests.conftest import PASSWORD, build_app, scratch_database, worker_name
 from tests.platform.conftest import (
-    BIN,
-    ROOT,
     Response,
     Server,
     _free_port,
@@ -49,6 +47,7 @@ from tests.platform.conftest import (
     _wait_for_health,
     bearer,
     request_json,
+    start_gunicorn,
     unique,
 )
 
@@ -210,21 +209,9 @@ def masters(
                 **env,
                 "GUNICORN_WORKERS": "2",
                 "GUNICORN_GRACEFUL_TIMEOUT": "5",
-                "GUNICORN_BIND": f"127.0.0.1:{port}",
                 "PROMETHEUS_MULTIPROC_DIR": str(logs / "metrics"),
             }
-            stderr = stack.enter_context(server.log_path.open("wb"))
-            stdout = stack.enter_context(server.stdout_path.open("wb"))
-            processes.append(
-                subprocess.Popen(
-                    [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"],
-                    cwd=ROOT,
-                    env=master_env,
-                    stdout=stdout,
-                    stderr=stderr,
-                    start_new_session=True,
-                )
-            )
+            processes.append(start_gunicorn(server, master_env))
             servers.append(server)
         for server, process in zip(servers, processes, strict=True):
             _wait_for_health(server, process)
