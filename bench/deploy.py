@@ -140,8 +140,8 @@ def gunicorn_note(**overrides: str) -> str:
 
     return (
         "gunicorn -c gunicorn.conf.py: 2 gthread workers, "
-        f"{setting('GUNICORN_THREADS', '8')} threads, "
-        f"max_requests {setting('GUNICORN_MAX_REQUESTS', '2000')}"
+        f"{setting('GUNICORN_THREADS', '32')} threads, "
+        f"max_requests {setting('GUNICORN_MAX_REQUESTS', '100000')}"
     )
 
 

@@ -38,15 +38,15 @@ def settings(opts: Options) -> dict[str, Any]:
 
 
 def noise_note(machine: dict[str, Any]) -> str:
-    """Ratios are taken in one run, but a busy machine still skews them: say how busy."""
-    busiest = max(machine["loadavg_start"][0], machine["loadavg_end"][0])
+    """Ratios are taken in one run, but a busy machine still skews them: say how busy. The load
+    at the end is the run's own (wrk and two servers); only the start tells of other work."""
     note = (
         f"load average {machine['loadavg_start'][0]} at the start and "
         f"{machine['loadavg_end'][0]} at the end on {machine['cores']} cores; wrk shares "
         "those cores with the servers"
     )
-    if busiest > machine["cores"]:
-        note += ": other work was running, so these figures are noisy"
+    if machine["loadavg_start"][0] > machine["cores"] / 2:
+        note += ": other work was running before the run, so these figures are noisy"
     return note
 
 

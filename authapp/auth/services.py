@@ -158,6 +158,7 @@ def log_in(
     Forbidden(account_disabled) only after a correct password (SE-4), RateLimited while the
     login's back-off runs (RL-2), MfaRequired or Unauthorized(invalid_mfa_code) for an account
     with MFA on (MF-2)."""
+    passwords.refuse_if_full()
     backoff.check(login)
     user = _find_by_login(login)
     # The database connection goes back to the pool for the ~250 ms of bcrypt: a login flood

@@ -6,8 +6,11 @@ the pepper lives outside the database.
 
 bcrypt runs on the process's own hashing threads, PASSWORD_HASH_CONCURRENCY of them, at a lower
 OS priority (PASSWORD_HASH_NICE): a login flood then takes only the CPU that token checks and the
-other requests leave, instead of starving them (issue 9). A request waits at most
-PASSWORD_HASH_WAIT_SECONDS for one of those threads, then gets a fast 503 (F11).
+other requests leave, instead of starving them (issue 9). The requests for those threads form a
+line of at most PASSWORD_HASH_QUEUE waiting places: one that finds the line full is answered 503
+at once, before any other work, and one in line waits at most PASSWORD_HASH_WAIT_SECONDS (F11).
+A waiting request holds a gunicorn thread, so the line is kept shorter than GUNICORN_THREADS:
+token checks always find a thread, however many logins arrive.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import os
 import re
 import threading
 import unicodedata
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import cache
 from importlib import resources
 from typing import TypeVar
@@ -34,7 +38,7 @@ from authapp.errors import ServiceUnavailable
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
 MAX_LENGTH = 256
-SLOTS_KEY = "authapp.password_slots"
+LINE_KEY = "authapp.password_line"
 HASHERS_KEY = "authapp.password_hashers"
 # Context words shorter than this are too common inside unrelated passwords to forbid.
 MIN_CONTEXT_WORD = 4
@@ -42,10 +46,44 @@ _UNPAIRED_SURROGATE = re.compile("[\ud800-\udfff]")
 _NOT_ALNUM = re.compile(r"[\W_]+")
 
 
+class HashingLine:
+    """The requests of one process that need a hashing thread: at most `concurrency` hashing
+    (bcrypt releases the GIL, so this bounds how many cores it takes) and `queue` waiting."""
+
+    def __init__(self, concurrency: int, queue: int) -> None:
+        self._slots = threading.BoundedSemaphore(concurrency)
+        self._places = concurrency + queue
+        self._in_line = 0
+        self._lock = threading.Lock()
+
+    @property
+    def full(self) -> bool:
+        return self._in_line >= self._places  # read without the lock: a hint, see refuse_if_full
+
+    @contextmanager
+    def turn(self, wait: float) -> Iterator[None]:
+        """Holds a hashing slot for the block, or raises the 503 when the line is full or no
+        slot frees within `wait` seconds."""
+        with self._lock:
+            if self._in_line >= self._places:
+                raise _busy()
+            self._in_line += 1
+        try:
+            if not self._slots.acquire(timeout=wait):
+                raise _busy()
+            try:
+                yield
+            finally:
+                self._slots.release()
+        finally:
+            with self._lock:
+                self._in_line -= 1
+
+
 def init_app(app: Flask) -> None:
-    # Per process and never shared: bcrypt releases the GIL, this bounds how many cores it takes.
+    # Per process and never shared between processes.
     concurrency = app.config["PASSWORD_HASH_CONCURRENCY"]
-    app.extensions[SLOTS_KEY] = threading.BoundedSemaphore(concurrency)
+    app.extensions[LINE_KEY] = HashingLine(concurrency, app.config["PASSWORD_HASH_QUEUE"])
     app.extensions[HASHERS_KEY] = _hashers(concurrency, app.config["PASSWORD_HASH_NICE"])
 
 
@@ -82,20 +120,27 @@ def _prehash(password: str) -> bytes:
     return base64.b64encode(hmac.new(pepper, message, hashlib.sha384).digest())
 
 
+def _busy() -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "The service is busy checking passwords; try again in a moment.",
+        headers={"Retry-After": "1"},
+    )
+
+
+def refuse_if_full() -> None:
+    """Raises the 503 now when the hashing line is full, so that a request bound to be refused
+    does no database or Redis work first: in a flood, those refusals are most requests."""
+    line: HashingLine = current_app.extensions[LINE_KEY]
+    if line.full:
+        raise _busy()
+
+
 def _on_hashing_thread(work: Callable[[], T]) -> T:
-    """Run `work` (bcrypt) on one of the process's hashing threads, or answer a fast 503 rather
-    than queue when none frees within PASSWORD_HASH_WAIT_SECONDS (F11)."""
-    slots: threading.BoundedSemaphore = current_app.extensions[SLOTS_KEY]
-    if not slots.acquire(timeout=current_app.config["PASSWORD_HASH_WAIT_SECONDS"]):
-        raise ServiceUnavailable(
-            "The service is busy checking passwords; try again in a moment.",
-            headers={"Retry-After": "1"},
-        )
-    try:
+    """Run `work` (bcrypt) on one of the process's hashing threads, in turn (F11)."""
+    line: HashingLine = current_app.extensions[LINE_KEY]
+    with line.turn(current_app.config["PASSWORD_HASH_WAIT_SECONDS"]):
         hashers: ThreadPoolExecutor = current_app.extensions[HASHERS_KEY]
         return hashers.submit(work).result()
-    finally:
-        slots.release()
 
 
 def hash_password(password: str) -> str:

@@ -4,10 +4,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import jwt
 import pytest
+import sqlalchemy as sa
 
+from authapp.errors import ServiceUnavailable
 from authapp.extensions import db
-from authapp.models import User
-from authapp.security.passwords import HASHERS_KEY, SLOTS_KEY
+from authapp.models import AuditEvent, User
+from authapp.security.passwords import HASHERS_KEY, LINE_KEY, HashingLine
 from tests.conftest import PASSWORD, build_app
 
 LOGIN = "/api/v1/auth/login"
@@ -95,20 +97,74 @@ def test_stored_hash_is_bcrypt_over_a_prehash(app, make_user):
 
 @pytest.mark.config(PASSWORD_HASH_CONCURRENCY=1, PASSWORD_HASH_WAIT_SECONDS=0.05)
 def test_login_is_503_with_retry_after_when_no_hashing_slot_frees(app, client, make_user):
-    """F11: a flood gets a fast 503, not a queue."""
+    """F11: a login in line waits at most PASSWORD_HASH_WAIT_SECONDS, then gets a 503."""
     make_user()
-    slots: threading.BoundedSemaphore = app.extensions[SLOTS_KEY]
-    assert slots.acquire(timeout=1)  # another request is hashing
-    try:
+    line: HashingLine = app.extensions[LINE_KEY]
+    with line.turn(wait=1):  # another request is hashing
         response = client.post(LOGIN, json={"login": "ada@example.com", "password": PASSWORD})
-    finally:
-        slots.release()
 
     assert response.status_code == 503
     assert response.json["error"]["code"] == "service_unavailable"
     assert response.headers["Retry-After"] == "1"
     retry = client.post(LOGIN, json={"login": "ada@example.com", "password": PASSWORD})
     assert retry.status_code == 200
+
+
+@pytest.mark.config(PASSWORD_HASH_CONCURRENCY=1, PASSWORD_HASH_QUEUE=0)
+def test_a_full_hashing_line_refuses_a_login_before_any_other_work(
+    app, client, make_user, count_sql
+):
+    """F11: when the line is full the 503 comes first: no statement, no failure counted
+    towards the account's back-off, nothing audited."""
+    make_user()
+    line: HashingLine = app.extensions[LINE_KEY]
+    with line.turn(wait=1), count_sql() as statements:
+        refused = client.post(LOGIN, json={"login": "ada@example.com", "password": "wrong" * 4})
+
+    assert refused.status_code == 503
+    assert refused.headers["Retry-After"] == "1"
+    assert statements == []
+    with app.app_context():
+        assert db.session.scalar(sa.select(User.failed_login_count)) == 0
+        failures = sa.select(sa.func.count()).where(AuditEvent.event == "login.failed")
+        assert db.session.scalar(failures) == 0
+    assert (
+        client.post(LOGIN, json={"login": "ada@example.com", "password": PASSWORD}).status_code
+        == 200
+    )
+
+
+@pytest.mark.config(
+    PASSWORD_HASH_CONCURRENCY=1, PASSWORD_HASH_QUEUE=2, PASSWORD_HASH_WAIT_SECONDS=5
+)
+def test_the_hashing_line_holds_concurrency_plus_queue_requests(app):
+    """Two wait behind the one hashing; the fourth is refused at once, whatever the wait."""
+    line: HashingLine = app.extensions[LINE_KEY]
+    hashing, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with line.turn(wait=5):
+            hashing.set()
+            release.wait(10)
+
+    def wait_in_line() -> str:
+        with line.turn(wait=5):
+            return "hashed"
+
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(hold)
+        assert hashing.wait(5)
+        behind = [pool.submit(wait_in_line) for _ in range(2)]
+        for _ in range(500):  # until both have taken their place and wait for the slot
+            if line.full:
+                break
+            release.wait(0.01)
+        with pytest.raises(ServiceUnavailable), line.turn(wait=5):
+            pass
+        release.set()
+        first.result(10)
+        assert [f.result(10) for f in behind] == ["hashed", "hashed"]
+    assert not line.full
 
 
 @pytest.mark.config(PASSWORD_HASH_NICE=7)
