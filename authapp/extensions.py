@@ -6,7 +6,7 @@ import sqlalchemy as sa
 import structlog
 from flask import Flask
 from flask_jwt_extended import JWTManager
-from flask_limiter import Limiter
+from flask_limiter import Limiter, RequestLimit
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
@@ -31,8 +31,19 @@ def changed_rows(statement: sa.Update | sa.Delete) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+class RefusalHeadersLimiter(Limiter):
+    """Flask-Limiter writing its RateLimit-* headers on refusals (429) only. On a success they
+    would cost every limited request another round trip to Redis for the window's state: a
+    refresh made three round trips with them and makes one without (issue 9)."""
+
+    @property
+    def current_limit(self) -> RequestLimit | None:
+        limit = super().current_limit
+        return limit if limit is not None and limit.breached else None
+
+
 # Limits are per client address unless a route names another key (security/limits.py).
-limiter = Limiter(key_func=lambda: f"ip:{client_ip()}")
+limiter = RefusalHeadersLimiter(key_func=lambda: f"ip:{client_ip()}")
 
 
 def init_app(app: Flask) -> None:

@@ -65,7 +65,7 @@ def _connection() -> Iterator[connection]:
     if _pool is None:
         with _pool_lock:
             if _pool is None:
-                threads = int(os.environ.get("GUNICORN_THREADS", "32"))
+                threads = int(os.environ.get("GUNICORN_THREADS", "48"))
                 _pool = ThreadedConnectionPool(1, threads, os.environ["BASELINE_DATABASE_URL"])
     conn = _pool.getconn()
     conn.autocommit = True

@@ -140,7 +140,7 @@ def gunicorn_note(**overrides: str) -> str:
 
     return (
         "gunicorn -c gunicorn.conf.py: 2 gthread workers, "
-        f"{setting('GUNICORN_THREADS', '32')} threads, "
+        f"{setting('GUNICORN_THREADS', '48')} threads, "
         f"max_requests {setting('GUNICORN_MAX_REQUESTS', '100000')}"
     )
 

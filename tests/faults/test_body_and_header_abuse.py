@@ -165,7 +165,7 @@ def test_oversized_bodies_and_headers_are_refused_fast_with_flat_memory(start, f
     assert gunicorn.worker_timeouts() == []
 
 
-THREADS = 32  # gunicorn.conf.py's default GUNICORN_THREADS
+THREADS = 48  # gunicorn.conf.py's default GUNICORN_THREADS
 SLOW_HOLD = 6.0
 
 
