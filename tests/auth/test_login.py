@@ -6,6 +6,7 @@ import jwt
 import pytest
 import sqlalchemy as sa
 
+from authapp import config
 from authapp.errors import ServiceUnavailable
 from authapp.extensions import db
 from authapp.models import AuditEvent, User
@@ -188,3 +189,21 @@ def test_login_requires_both_fields(client):
 
     assert response.status_code == 422
     assert response.json["error"]["fields"] == {"password": ["Missing data for required field."]}
+
+
+@pytest.mark.parametrize(
+    ("cores", "workers", "explicit", "expected"),
+    [(8, "1", None, 8), (8, "", None, 1), (8, "3", None, 2), (2, "16", None, 1), (8, "8", "5", 5)],
+)
+def test_hashing_threads_default_to_the_host_s_cores_shared_by_its_workers(
+    monkeypatch, tmp_path, cores, workers, explicit, expected
+):
+    """One hash per core on the host in all (issue 9); an explicit setting wins."""
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    monkeypatch.setenv("GUNICORN_WORKERS", workers)
+    if explicit is None:
+        monkeypatch.delenv("PASSWORD_HASH_CONCURRENCY", raising=False)
+    else:
+        monkeypatch.setenv("PASSWORD_HASH_CONCURRENCY", explicit)
+
+    assert config.load(str(tmp_path))["PASSWORD_HASH_CONCURRENCY"] == expected
