@@ -22,6 +22,7 @@ import os
 import re
 import threading
 import unicodedata
+from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -48,36 +49,65 @@ _NOT_ALNUM = re.compile(r"[\W_]+")
 
 class HashingLine:
     """The requests of one process that need a hashing thread: at most `concurrency` hashing
-    (bcrypt releases the GIL, so this bounds how many cores it takes) and `queue` waiting."""
+    (bcrypt releases the GIL, so this bounds how many cores it takes) and `queue` waiting, served
+    first come, first served. A semaphore lets a newcomer take a slot that frees before the
+    longest waiter wakes, and under load some waiters then sat out their whole wait and got a
+    503 while others passed in milliseconds; here a freed slot goes to the head of the line."""
 
     def __init__(self, concurrency: int, queue: int) -> None:
-        self._slots = threading.BoundedSemaphore(concurrency)
+        self._free = concurrency
         self._places = concurrency + queue
         self._in_line = 0
+        self._waiting: deque[threading.Event] = deque()
         self._lock = threading.Lock()
 
     @property
+    def in_line(self) -> int:
+        return self._in_line  # read without the lock: a hint (refuse_if_full, metrics, tests)
+
+    @property
     def full(self) -> bool:
-        return self._in_line >= self._places  # read without the lock: a hint, see refuse_if_full
+        return self.in_line >= self._places
 
     @contextmanager
     def turn(self, wait: float) -> Iterator[None]:
         """Holds a hashing slot for the block, or raises the 503 when the line is full or no
-        slot frees within `wait` seconds."""
+        slot comes within `wait` seconds."""
         with self._lock:
             if self._in_line >= self._places:
                 raise _busy()
             self._in_line += 1
+            granted = self._free > 0 and not self._waiting
+            if granted:
+                self._free -= 1
+            else:
+                ticket = threading.Event()
+                self._waiting.append(ticket)
         try:
-            if not self._slots.acquire(timeout=wait):
+            if not granted and not ticket.wait(wait) and not self._withdraw(ticket):
                 raise _busy()
             try:
                 yield
             finally:
-                self._slots.release()
+                self._release()
         finally:
             with self._lock:
                 self._in_line -= 1
+
+    def _withdraw(self, ticket: threading.Event) -> bool:
+        """Leaves the line after the wait ran out; True when the slot came just then."""
+        with self._lock:
+            if ticket.is_set():
+                return True
+            self._waiting.remove(ticket)
+            return False
+
+    def _release(self) -> None:
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().set()  # the slot passes straight to the longest waiter
+            else:
+                self._free += 1
 
 
 def init_app(app: Flask) -> None:

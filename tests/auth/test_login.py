@@ -207,3 +207,57 @@ def test_hashing_threads_default_to_the_host_s_cores_shared_by_its_workers(
         monkeypatch.setenv("PASSWORD_HASH_CONCURRENCY", explicit)
 
     assert config.load(str(tmp_path))["PASSWORD_HASH_CONCURRENCY"] == expected
+
+
+@pytest.mark.config(PASSWORD_HASH_CONCURRENCY=1, PASSWORD_HASH_QUEUE=3)
+def test_the_hashing_line_serves_first_come_first_served(app):
+    """A freed slot goes to the longest waiter, not to whichever thread wakes first."""
+    line: HashingLine = app.extensions[LINE_KEY]
+    served: list[int] = []
+    pause = threading.Event()
+
+    def wait_in_line(number: int) -> None:
+        with line.turn(wait=10):
+            served.append(number)
+
+    with ThreadPoolExecutor(3) as pool:
+        with line.turn(wait=1):
+            waiters = []
+            for number in range(3):
+                waiters.append(pool.submit(wait_in_line, number))
+                for _ in range(500):  # until this one has its place, so the order is known
+                    if line.in_line == number + 2:
+                        break
+                    pause.wait(0.01)
+            assert line.full
+            assert served == []
+        for waiter in waiters:
+            waiter.result(10)
+    assert served == [0, 1, 2]
+
+
+@pytest.mark.config(PASSWORD_HASH_CONCURRENCY=1, PASSWORD_HASH_QUEUE=3)
+def test_a_newcomer_does_not_take_a_freed_slot_from_a_waiter(app):
+    """The slot passes to the waiter at release, before its thread even wakes: a request that
+    arrives just then waits behind it (here: past its short wait, so a 503)."""
+    line: HashingLine = app.extensions[LINE_KEY]
+    hashing, done = threading.Event(), threading.Event()
+
+    def wait_in_line() -> None:
+        with line.turn(wait=10):
+            hashing.set()
+            done.wait(10)
+
+    with ThreadPoolExecutor(1) as pool:
+        with line.turn(wait=1):
+            waiter = pool.submit(wait_in_line)
+            for _ in range(500):
+                if line.in_line == 2:
+                    break
+                done.wait(0.01)
+        with pytest.raises(ServiceUnavailable), line.turn(wait=0.05):
+            pass
+        assert hashing.wait(5)
+        done.set()
+        waiter.result(10)
+    assert line.in_line == 0
