@@ -15,8 +15,7 @@ bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
 worker_class = "gthread"
 # 48, not 8: a login waiting for a hashing thread holds its gunicorn thread (up to
-# PASSWORD_HASH_WAIT_SECONDS), and token checks must still find one during a login flood. The
-# app keeps its hashing line (PASSWORD_HASH_CONCURRENCY + PASSWORD_HASH_QUEUE) below this.
+# PASSWORD_HASH_WAIT_SECONDS), and token checks must still find one during a login flood.
 threads = int(os.environ.get("GUNICORN_THREADS", "48"))
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))

@@ -79,8 +79,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "BCRYPT_ROUNDS": (int, "12"),
     "PASSWORD_MIN_LENGTH": (int, "15"),
     "PASSWORD_HASH_CONCURRENCY": (int, None),  # unset: one per core on the host (below)
-    "PASSWORD_HASH_QUEUE": (int, "30"),  # keep below GUNICORN_THREADS (README "Deployment")
-    "PASSWORD_HASH_WAIT_SECONDS": (float, "10.0"),
+    "PASSWORD_HASH_QUEUE": (int, "64"),  # above GUNICORN_THREADS: threads bound the line (README)
+    "PASSWORD_HASH_WAIT_SECONDS": (float, "20.0"),
     "PASSWORD_HASH_NICE": (int, "10"),  # hashing threads' nice value: requests come first
     "MAX_CONTENT_LENGTH": (int, "65536"),
     "DATA_ENCRYPTION_KEY": (str, ""),

@@ -7,10 +7,12 @@ the pepper lives outside the database.
 bcrypt runs on the process's own hashing threads, PASSWORD_HASH_CONCURRENCY of them, at a lower
 OS priority (PASSWORD_HASH_NICE): a login flood then takes only the CPU that token checks and the
 other requests leave, instead of starving them (issue 9). The requests for those threads form a
-line of at most PASSWORD_HASH_QUEUE waiting places: one that finds the line full is answered 503
-at once, before any other work, and one in line waits at most PASSWORD_HASH_WAIT_SECONDS (F11).
-A waiting request holds a gunicorn thread, so the line is kept shorter than GUNICORN_THREADS:
-token checks always find a thread, however many logins arrive.
+line, first come, first served, of at most PASSWORD_HASH_QUEUE waiting places: one that finds the
+line full is answered 503 at once, before any other work, and one in line waits at most
+PASSWORD_HASH_WAIT_SECONDS (F11). A waiting request holds its gunicorn thread. By default the
+line is longer than a worker's threads, so the threads bound it and a burst (F8's 100 sign-ups at
+once) waits its turn instead of failing; a line shorter than GUNICORN_THREADS keeps threads free
+for token checks during a flood larger than the thread count, at the price of 503s in bursts.
 """
 
 from __future__ import annotations
