@@ -1,5 +1,7 @@
 import os
 import threading
+import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import jwt
@@ -96,6 +98,14 @@ def test_stored_hash_is_bcrypt_over_a_prehash(app, make_user):
     assert PASSWORD not in stored
 
 
+def _until(condition: Callable[[], bool], seconds: float = 5.0) -> None:
+    """Waits for another thread of the test to reach a state."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "the state never came"
+        time.sleep(0.01)
+
+
 @pytest.mark.config(PASSWORD_HASH_CONCURRENCY=1, PASSWORD_HASH_WAIT_SECONDS=0.05)
 def test_login_is_503_with_retry_after_when_no_hashing_slot_frees(app, client, make_user):
     """F11: a login in line waits at most PASSWORD_HASH_WAIT_SECONDS, then gets a 503."""
@@ -156,10 +166,7 @@ def test_the_hashing_line_holds_concurrency_plus_queue_requests(app):
         first = pool.submit(hold)
         assert hashing.wait(5)
         behind = [pool.submit(wait_in_line) for _ in range(2)]
-        for _ in range(500):  # until both have taken their place and wait for the slot
-            if line.full:
-                break
-            release.wait(0.01)
+        _until(lambda: line.full)  # both have taken their place and wait for the slot
         with pytest.raises(ServiceUnavailable), line.turn(wait=5):
             pass
         release.set()
@@ -214,7 +221,6 @@ def test_the_hashing_line_serves_first_come_first_served(app):
     """A freed slot goes to the longest waiter, not to whichever thread wakes first."""
     line: HashingLine = app.extensions[LINE_KEY]
     served: list[int] = []
-    pause = threading.Event()
 
     def wait_in_line(number: int) -> None:
         with line.turn(wait=10):
@@ -225,10 +231,8 @@ def test_the_hashing_line_serves_first_come_first_served(app):
             waiters = []
             for number in range(3):
                 waiters.append(pool.submit(wait_in_line, number))
-                for _ in range(500):  # until this one has its place, so the order is known
-                    if line.in_line == number + 2:
-                        break
-                    pause.wait(0.01)
+                # This one has its place before the next comes, so the order is known.
+                _until(lambda n=number: line.in_line == n + 2)
             assert line.full
             assert served == []
         for waiter in waiters:
@@ -251,10 +255,7 @@ def test_a_newcomer_does_not_take_a_freed_slot_from_a_waiter(app):
     with ThreadPoolExecutor(1) as pool:
         with line.turn(wait=1):
             waiter = pool.submit(wait_in_line)
-            for _ in range(500):
-                if line.in_line == 2:
-                    break
-                done.wait(0.01)
+            _until(lambda: line.in_line == 2)
         with pytest.raises(ServiceUnavailable), line.turn(wait=0.05):
             pass
         assert hashing.wait(5)
