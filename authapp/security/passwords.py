@@ -65,7 +65,7 @@ class HashingLine:
 
     @property
     def in_line(self) -> int:
-        return self._in_line  # read without the lock: a hint (refuse_if_full, metrics, tests)
+        return self._in_line  # read without the lock: a hint (refuse_if_full, tests)
 
     @property
     def full(self) -> bool:
