@@ -27,13 +27,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from tests.conftest import SERVER, TEST_SECRETS
+from tests.conftest import SERVER
 from tests.platform.conftest import (
-    ADMIN_EMAIL,
-    ADMIN_PASSWORD,
     Server,
     request_json,
     run_flask,
+    server_env,
     start_gunicorn,
 )
 from tests.servers import free_port, wait_for
@@ -187,25 +186,18 @@ def by_label(answers: Sequence[Answer]) -> dict[str, list[Answer]]:
     return grouped
 
 
-def server_env(database_url: str, extra: Mapping[str, str]) -> dict[str, str]:
-    """The environment tests/platform's `server` fixture gives gunicorn and `flask`."""
-    env = {
-        **os.environ,
-        **TEST_SECRETS,
-        "DATABASE_URL": database_url,
-        "AUTHAPP_ENV": "testing",
-        "BCRYPT_ROUNDS": "4",
-        "SEED_ADMIN_EMAIL": ADMIN_EMAIL,
-        "SEED_ADMIN_PASSWORD": ADMIN_PASSWORD,
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
-        "RATELIMIT_ENABLED": "false",
-        "GUNICORN_WORKERS": "2",
-        "GUNICORN_GRACEFUL_TIMEOUT": "5",
-        **extra,
-    }
-    env.pop("FLASK_APP", None)
-    return env
+def lock_waiters(engine: sa.Engine) -> int:
+    """Connections to the engine's database waiting on a lock (a held row or table lock)."""
+    with engine.connect() as conn:
+        return int(
+            conn.execute(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = :db AND wait_event_type = 'Lock'"
+                ),
+                {"db": engine.url.database},
+            ).scalar_one()
+        )
 
 
 @contextmanager

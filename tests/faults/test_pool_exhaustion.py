@@ -18,9 +18,8 @@ import threading
 import time
 
 import pytest
-import sqlalchemy as sa
 
-from tests.faults.harness import Answer, exchange, summary
+from tests.faults.harness import Answer, exchange, lock_waiters, summary
 from tests.platform.conftest import all_at_once, bearer, sign_up
 
 pytestmark = pytest.mark.slow
@@ -40,26 +39,12 @@ GUNICORN_ENV = {
 ME = "/api/v1/auth/me"
 
 
-def lock_waiters(engine: sa.Engine, database: str) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.execute(
-                sa.text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = :db AND wait_event_type = 'Lock'"
-                ),
-                {"db": database},
-            ).scalar_one()
-        )
-
-
 def test_requests_beyond_the_pool_get_a_503_after_pool_timeout_not_a_hang(start, engine, figures):
     gunicorn = start(GUNICORN_ENV)
     server = gunicorn.server
     workers = gunicorn.worker_pids()
     token = sign_up(server)["access_token"]
     assert exchange(server, "warm", "GET", ME, headers=bearer(token)).status == 200
-    name = engine.url.database
 
     holder = engine.connect()
     try:
@@ -71,7 +56,7 @@ def test_requests_beyond_the_pool_get_a_503_after_pool_timeout_not_a_hang(start,
         def watch() -> None:
             deadline = time.monotonic() + HOLD
             while time.monotonic() < deadline:
-                peak[0] = max(peak[0], lock_waiters(engine, name))
+                peak[0] = max(peak[0], lock_waiters(engine))
                 time.sleep(0.2)
 
         watcher = threading.Thread(target=watch)

@@ -20,10 +20,9 @@ import threading
 import time
 
 import pytest
-import sqlalchemy as sa
 
 from tests.conftest import PASSWORD
-from tests.faults.harness import Answer, Load, exchange, summary
+from tests.faults.harness import Answer, Load, exchange, lock_waiters, summary
 from tests.platform.conftest import bearer, sign_up, unique
 from tests.servers import wait_for
 
@@ -34,19 +33,6 @@ HELD_LOGINS = 4
 HELD_AFTER_SIGTERM = 2.0  # the held logins are still running this long into the shutdown
 GUNICORN_ENV = {"GUNICORN_GRACEFUL_TIMEOUT": str(GRACEFUL_TIMEOUT)}
 ME = "/api/v1/auth/me"
-
-
-def waiting_logins(engine: sa.Engine) -> int:
-    with engine.connect() as conn:
-        return int(
-            conn.execute(
-                sa.text(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = :db AND wait_event_type = 'Lock'"
-                ),
-                {"db": engine.url.database},
-            ).scalar_one()
-        )
 
 
 def test_sigterm_under_load_finishes_what_was_accepted_and_exits_0(start, engine, figures):
@@ -85,7 +71,7 @@ def test_sigterm_under_load_finishes_what_was_accepted_and_exits_0(start, engine
             senders = [threading.Thread(target=held_login) for _ in range(HELD_LOGINS)]
             for sender in senders:
                 sender.start()
-            wait_for(lambda: waiting_logins(engine) == HELD_LOGINS, timeout=10)
+            wait_for(lambda: lock_waiters(engine) == HELD_LOGINS, timeout=10)
 
             signalled = time.monotonic()
             os.kill(gunicorn.pid, signal.SIGTERM)

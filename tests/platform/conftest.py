@@ -201,38 +201,41 @@ def _database_name(request: pytest.FixtureRequest, extra: Mapping[str, str]) -> 
     return worker_name(f"live_{module[:32]}_{digest}")
 
 
+def server_env(database_url: str, extra: Mapping[str, str]) -> dict[str, str]:
+    """The environment the `server` fixture (and tests/faults) give gunicorn and `flask`: a
+    module's `extra` (GUNICORN_ENV) wins."""
+    env = {
+        **os.environ,
+        **TEST_SECRETS,
+        "DATABASE_URL": database_url,
+        "AUTHAPP_ENV": "testing",
+        "BCRYPT_ROUNDS": "4",
+        "SEED_ADMIN_EMAIL": ADMIN_EMAIL,
+        "SEED_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "INFO",
+        "RATELIMIT_ENABLED": "false",
+        "GUNICORN_WORKERS": "2",
+        "GUNICORN_GRACEFUL_TIMEOUT": "5",
+        **extra,
+    }
+    env.pop("FLASK_APP", None)
+    return env
+
+
 @pytest.fixture(scope="module")
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     extra = _extra_env(request)
     with scratch_database(_database_name(request, extra)) as url:
-        env = {
-            **os.environ,
-            **TEST_SECRETS,
-            "DATABASE_URL": url,
-            "AUTHAPP_ENV": "testing",
-            "BCRYPT_ROUNDS": "4",
-            "SEED_ADMIN_EMAIL": ADMIN_EMAIL,
-            "SEED_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "LOG_FORMAT": "json",
-            "LOG_LEVEL": "INFO",
-            "RATELIMIT_ENABLED": "false",  # a module turns it on through GUNICORN_ENV
-            **extra,
-        }
-        env.pop("FLASK_APP", None)
+        env = server_env(url, extra)
         run_flask(env, "db", "upgrade")
         run_flask(env, "seed")
 
         logs = tmp_path_factory.mktemp("gunicorn")
         port = _free_port()
         server = Server("127.0.0.1", port, logs / "gunicorn.log", logs / "stdout.log", env)
-        env = {
-            **env,
-            "GUNICORN_WORKERS": "2",
-            "GUNICORN_GRACEFUL_TIMEOUT": "5",
-            **extra,  # a module may ask for other workers or threads too
-        }
         process = start_gunicorn(server, env)
         try:
             _wait_for_health(server, process)

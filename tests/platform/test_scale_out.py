@@ -20,7 +20,6 @@ import ipaddress
 import json
 import os
 import random
-import secrets
 import subprocess
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -32,12 +31,12 @@ from typing import Any
 import flask_migrate
 import jwt
 import pytest
-from cryptography.fernet import Fernet
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
 from authapp.extensions import db
 from authapp.seed import seed_database
+from bench.stack import production_secrets
 from tests.conftest import PASSWORD, build_app, scratch_database, worker_name
 from tests.platform.conftest import (
     Response,
@@ -142,16 +141,6 @@ class Pair:
     @property
     def both(self) -> tuple[Server, Server]:
         return self.a, self.b
-
-
-def production_secrets() -> dict[str, str]:
-    """What every host of one deployment shares, generated the way an operator would."""
-    return {
-        "SECRET_KEY": secrets.token_urlsafe(48),
-        "JWT_SECRET_KEY": secrets.token_urlsafe(48),
-        "PASSWORD_PEPPER": secrets.token_urlsafe(48),
-        "DATA_ENCRYPTION_KEY": Fernet.generate_key().decode(),
-    }
 
 
 @pytest.fixture(scope="module")
