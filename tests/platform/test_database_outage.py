@@ -71,31 +71,31 @@ def _set_allow_connections(conn: sa.Connection, name: str, allowed: bool) -> Non
     conn.execute(sa.text(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}'))
 
 
-def _backends(conn: sa.Connection, name: str) -> int:
-    return conn.execute(
-        sa.text(
-            "SELECT count(*) FROM pg_stat_activity "
-            "WHERE datname = :name AND pid <> pg_backend_pid()"
-        ),
-        {"name": name},
-    ).scalar_one()
-
-
 def _terminate_backends(conn: sa.Connection, name: str) -> None:
     """Kill every connection to the database, as a failover or a restart would."""
-    conn.execute(
-        sa.text(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = :name AND pid <> pg_backend_pid()"
-        ),
-        {"name": name},
-    )
-    # pg_terminate_backend only signals: wait until the backends are really gone, or a
-    # pooled connection could still answer the next request.
+    # pg_terminate_backend in the select list: a WHERE clause may evaluate it on any row.
+    killed = {
+        pid
+        for pid, _ in conn.execute(
+            sa.text(
+                "SELECT pid, pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = :name AND pid <> pg_backend_pid()"
+            ),
+            {"name": name},
+        )
+    }
+    # pg_terminate_backend only signals: wait until those backends are really gone, or a pooled
+    # connection could still answer the next request. Only those: during a restart the app's
+    # own threads (an outbox delivery) may already have opened new ones.
     deadline = time.monotonic() + 10
-    while _backends(conn, name) and time.monotonic() < deadline:
+    while _alive(conn, killed) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert _backends(conn, name) == 0, "backends survived pg_terminate_backend"
+    assert not _alive(conn, killed), "backends survived pg_terminate_backend"
+
+
+def _alive(conn: sa.Connection, pids: set[int]) -> set[int]:
+    running = conn.execute(sa.text("SELECT pid FROM pg_stat_activity")).scalars()
+    return pids & set(running)
 
 
 @contextmanager
