@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := authapp
 
-.PHONY: install e2e-tools run test lint fmt e2e bench soak clean
+.PHONY: install e2e-tools run test lint fmt e2e bench cost soak clean
 
 $(BIN)/activate: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -76,6 +76,11 @@ $(WRK):
 
 bench: install $(WRK)
 	$(BIN)/python -m bench.run
+
+# The cost probe (bench/README.md "Cost probe"): CPU µs, PostgreSQL round trips and Redis
+# commands per request, in process, and the share of each layer.
+cost: install
+	$(BIN)/python -m bench.cost
 
 soak: install $(WRK)
 	$(BIN)/python -m bench.soak

@@ -12,7 +12,7 @@ from authapp.auth import pages as auth_pages
 from authapp.auth import routes as auth_routes
 from authapp.extensions import api
 from authapp.extensions import init_app as init_extensions
-from authapp.security import cookies, keys, passwords, rbac, tokens
+from authapp.security import cookies, keys, passwords, tokens
 from authapp.settings import pages as settings_pages
 from authapp.settings import routes as settings_routes
 
@@ -28,7 +28,6 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     errors.init_app(app)  # after extensions: flask-smorest installs its own handler
     keys.init_app(app)  # before any token is made or read
     tokens.init_app(app)
-    rbac.init_app(app)
     passwords.init_app(app)
     cookies.init_app(app)  # sets or clears the auth cookies a request decided on
     web.init_app(app)

@@ -58,7 +58,17 @@ def about_account(event: str, user: User | None, origin: Origin, **data: Any) ->
     )
 
 
-def by_user(event: str, user: User, origin: Origin, **data: Any) -> None:
+class Member(Protocol):
+    """An account acting on itself (a `User` row or a principal's `Account`)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def organization_id(self) -> str: ...
+
+
+def by_user(event: str, user: Member, origin: Origin, **data: Any) -> None:
     """An action the user took on their own account."""
     record(
         event,

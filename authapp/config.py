@@ -235,7 +235,8 @@ def _database_url(url: str) -> str:
 
 def _derived(s: dict[str, Any]) -> dict[str, Any]:
     url = _database_url(s["DATABASE_URL"])
-    engine: dict[str, Any] = {"pool_pre_ping": True}  # a restarted database costs no request
+    # No pool_pre_ping: connections.py finds a closed connection without a round trip (F1).
+    engine: dict[str, Any] = {}
     if url.startswith("postgresql"):
         engine |= {
             "pool_size": s["DATABASE_POOL_SIZE"],

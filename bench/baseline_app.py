@@ -1,13 +1,17 @@
-"""The baseline: a bare Flask app doing only the work no auth service can avoid.
+"""The baseline, the bench's floor: a bare Flask app doing only the work no auth service can
+avoid, on plain gunicorn.
 
+    GET  /ping                constant JSON: the server and framework alone (validates the floor)
     GET  /api/v1/auth/me      one JWT decode (PyJWT, HS256) + one primary-key SELECT
     POST /api/v1/auth/login   one SELECT + one bcrypt check + one JWT encode
     POST /api/v1/auth/signup  one bcrypt hash + one INSERT
 
-Served by the same `gunicorn -c gunicorn.conf.py` as authapp (same workers, threads, keep-alive,
-access log and worker recycling), so authapp's figures divided by these show what authapp adds.
-Connections come from a psycopg2 pool per worker, in autocommit: one statement, one round trip.
-Configured by BASELINE_DATABASE_URL, BASELINE_JWT_SECRET and BCRYPT_ROUNDS.
+Served by `gunicorn -k gthread -w 2 --threads 8 ...` with no configuration file (bench/stack.py,
+`plain_gunicorn_command`): no access log, no logging setup, no hooks, nothing from authapp. It
+must not import authapp nor read its settings, or it stops being a floor (bench/README.md).
+Connections come from a psycopg2 pool per worker, one per gunicorn thread, in autocommit: one
+statement, one round trip. Configured by BASELINE_DATABASE_URL, BASELINE_JWT_SECRET,
+BASELINE_THREADS (the pool size: gunicorn's --threads, 8) and BCRYPT_ROUNDS.
 """
 
 from __future__ import annotations
@@ -41,8 +45,6 @@ CREATE TABLE users (
 TOKEN_SECONDS = 900
 
 app = Flask(__name__)
-# gunicorn.conf.py's post_worker_init starts authapp's outbox sweeper; here there is none.
-app.config["OUTBOX_SWEEP_SECONDS"] = 0
 
 _pool: ThreadedConnectionPool | None = None
 _pool_lock = threading.Lock()
@@ -65,8 +67,13 @@ def _connection() -> Iterator[connection]:
     if _pool is None:
         with _pool_lock:
             if _pool is None:
-                threads = int(os.environ.get("GUNICORN_THREADS", "48"))
-                _pool = ThreadedConnectionPool(1, threads, os.environ["BASELINE_DATABASE_URL"])
+                threads = int(os.environ.get("BASELINE_THREADS", "8"))
+                # minconn = maxconn: psycopg2's pool closes a returned connection when it
+                # already holds minconn idle ones, so a smaller minconn would reconnect (a new
+                # PostgreSQL backend) on most requests under load.
+                _pool = ThreadedConnectionPool(
+                    threads, threads, os.environ["BASELINE_DATABASE_URL"]
+                )
     conn = _pool.getconn()
     conn.autocommit = True
     try:
@@ -81,6 +88,11 @@ def _error(status: int, code: str) -> tuple[Any, int]:
 
 @app.get("/healthz")
 def healthz() -> Any:
+    return jsonify(status="ok")
+
+
+@app.get("/ping")
+def ping() -> Any:
     return jsonify(status="ok")
 
 

@@ -1,5 +1,6 @@
 """Bringing up what a bench or soak run measures: authapp as operators deploy it (migrated,
-seeded, production settings) and the baseline, each on its own scratch database."""
+seeded, production settings) and the baseline (the floor: a bare app on plain gunicorn), each on
+its own scratch database."""
 
 from __future__ import annotations
 
@@ -17,6 +18,12 @@ from authapp.config import SECRET_NAMES, SETTINGS
 from bench import calibrate, prepare, stack
 from bench.loadgen import wrk_path
 from bench.options import Options
+
+# The floor's gunicorn: gthread, 2 workers as authapp, 8 threads each (its pool has as many
+# connections). Fixed, not read from GUNICORN_*: those configure authapp's gunicorn.conf.py.
+BASELINE_WORKERS = 2
+BASELINE_THREADS = 8
+BASELINE_APP = "bench.baseline_app:app"
 
 
 def show(text: str) -> None:
@@ -75,8 +82,8 @@ def start_authapp(
 def start_baseline(
     opts: Options, exits: ExitStack, workdir: Path, nonce: str
 ) -> tuple[stack.Server, list[str]]:
-    """The baseline with `opts.users` accounts (the same addresses as authapp's); their
-    access tokens."""
+    """The baseline with `opts.users` accounts (the same addresses as authapp's) on plain
+    gunicorn; their access tokens."""
     database = exits.enter_context(
         stack.scratch_database(opts.postgres_url, f"bench_{nonce}_baseline")
     )
@@ -84,11 +91,20 @@ def start_baseline(
     env = stack.base_env() | {
         "BASELINE_DATABASE_URL": database,
         "BASELINE_JWT_SECRET": jwt_secret,
+        "BASELINE_THREADS": str(BASELINE_THREADS),
         "BCRYPT_ROUNDS": "12",
     }
     say(f"baseline: {opts.users} users, tokens signed by the bench")
     tokens = prepare.baseline_accounts(database, opts.users, nonce, jwt_secret)
-    server = stack.start_gunicorn("baseline", "bench.baseline_app:app", env, workdir)
+    say(f"baseline: {baseline_note()}")
+    server = stack.start_plain_gunicorn(
+        "baseline",
+        BASELINE_APP,
+        env,
+        workdir,
+        workers=BASELINE_WORKERS,
+        threads=BASELINE_THREADS,
+    )
     exits.callback(server.stop)
     return server, tokens
 
@@ -142,6 +158,15 @@ def gunicorn_note(**overrides: str) -> str:
         "gunicorn -c gunicorn.conf.py: 2 gthread workers, "
         f"{setting('GUNICORN_THREADS', '48')} threads, "
         f"max_requests {setting('GUNICORN_MAX_REQUESTS', '100000')}"
+    )
+
+
+def baseline_note() -> str:
+    command = stack.plain_gunicorn_command(
+        BASELINE_APP, "127.0.0.1:PORT", workers=BASELINE_WORKERS, threads=BASELINE_THREADS
+    )
+    return " ".join([Path(command[0]).name, *command[1:]]) + (
+        " (no configuration file, no access log, no hooks)"
     )
 
 

@@ -6,6 +6,11 @@ import os
 from dataclasses import dataclass
 
 UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+# BENCH_SCENARIOS names, in the order they run (bench/README.md says what each does).
+SCENARIOS = ("ping", "me", "me8", "flood", "api_key", "login", "signup", "refresh", "many")
+# Run with a scenario whatever BENCH_SCENARIOS says: the floor check divides the baseline's /me
+# by its /ping, measured in the same run.
+IMPLIES = {"me": ("ping",)}
 
 
 def seconds(raw: str) -> float:
@@ -32,7 +37,7 @@ class Options:
     ratelimit: str  # "redis" (per-address limits raised, counted in Redis) or "off"
     redis_url: str
     postgres_url: str  # the server's maintenance database; scratch databases go beside it
-    scenarios: frozenset[str]  # empty: all
+    scenarios: frozenset[str]  # empty: all; else those asked for and those they imply
     keep_logs: bool
 
     @classmethod
@@ -40,7 +45,16 @@ class Options:
         ratelimit = _env("BENCH_RATELIMIT", "redis")
         if ratelimit not in ("redis", "off"):
             raise SystemExit(f"BENCH_RATELIMIT={ratelimit!r}: expected redis or off")
-        scenarios = frozenset(s.strip() for s in _env("BENCH_SCENARIOS", "").split(",") if s)
+        scenarios = frozenset(
+            s.strip() for s in _env("BENCH_SCENARIOS", "").split(",") if s.strip()
+        )
+        unknown = sorted(scenarios - set(SCENARIOS))
+        if unknown:
+            raise SystemExit(
+                f"BENCH_SCENARIOS: unknown {', '.join(unknown)}; expected some of "
+                f"{','.join(SCENARIOS)}"
+            )
+        scenarios |= {implied for name in scenarios for implied in IMPLIES.get(name, ())}
         return cls(
             duration=seconds(_env("BENCH_DURATION", "20s")),
             warmup=seconds(_env("BENCH_WARMUP", "3s")),

@@ -32,6 +32,7 @@ def settings(opts: Options) -> dict[str, Any]:
         "api_keys": opts.api_keys,
         "ratelimit": deploy.ratelimit_note(opts),
         "gunicorn": deploy.gunicorn_note(),
+        "baseline": deploy.baseline_note(),
         "authapp": deploy.AUTHAPP_NOTE,
         "environment": deploy.overrides(),
     }
@@ -104,6 +105,20 @@ def main() -> None:
     show(f"\n{report.table(rows, figures, found)}\n")
     say(document["note"])
     say(f"written: {report.write(document).relative_to(stack.ROOT)}")
+    check_floor(report.floor_target(figures))
+
+
+def check_floor(floor: report.Target) -> None:
+    """The run fails when the baseline is no floor: every ratio to it would flatter authapp."""
+    if floor.passed is not False:
+        return
+    say(
+        f"FAIL: the baseline is not a floor. Its /me answered {floor.figure:.2f}x its own /ping "
+        f"(under {floor.limit:.2f}x): something besides a JWT decode and one SELECT slows it "
+        "(a configuration, logging, a hook, a small pool, a busy machine), so the ratios above "
+        'understate what authapp adds. See bench/README.md, "The floor".'
+    )
+    raise SystemExit(1)
 
 
 if __name__ == "__main__":

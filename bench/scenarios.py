@@ -1,5 +1,6 @@
 """The scenarios of `make bench`, each a wrk run (or two at once) against authapp or the
-baseline. Pairs run back to back, so a noisy neighbour skews both sides of a ratio alike."""
+baseline (the floor). Pairs run back to back, so a noisy neighbour skews both sides of a ratio
+alike."""
 
 from __future__ import annotations
 
@@ -16,11 +17,19 @@ from bench.options import Options
 from bench.stack import PASSWORD, Server
 
 ME = "/api/v1/auth/me"
+PING = "/ping"  # the baseline's constant answer
 ORGANIZATION = "/api/v1/settings/organization"
 FLOOD_HEAD_START = 1.0  # the flood saturates the cores before /me is measured
+ME8_CONNECTIONS = 8  # `me8`: /me below saturation, for latency rather than throughput
+# ... paced: each connection pauses this long after an answer, so 8 connections ask for at most
+# 8 / (latency + pause), a few hundred requests a second: well below what the server can do.
+ME8_PAUSE_MS = 20
 # After wrk stops, gunicorn still finishes the requests its threads hold (a queue of bcrypt
-# checks can take seconds): the next scenario starts once the log has been quiet this long.
+# checks can take seconds): the next scenario starts once, for this long, the log has not grown
+# and the workers have used under IDLE_CPU of a core. The baseline writes no access log: only
+# the CPU tells when it is done.
 QUIET_SECONDS = 2.0
+IDLE_CPU = 0.05
 SETTLE_LIMIT = 120.0
 
 
@@ -86,9 +95,9 @@ class Bench:
         kw.setdefault("threads", self.opts.wrk_threads)
         return Load(script, server.url, args=args, **kw)
 
-    def _me(self, server: Server, **kw: Any) -> Load:
+    def _me(self, server: Server, path: str = ME, **kw: Any) -> Load:
         return self._load(
-            "get.lua", server, ME, "Authorization", "Bearer ", str(self._tokens(server)), **kw
+            "get.lua", server, path, "Authorization", "Bearer ", str(self._tokens(server)), **kw
         )
 
     def _measure(self, scenario: str, title: str, server: Server, load: Load) -> Row:
@@ -112,9 +121,27 @@ class Bench:
             run(self._me(server, duration=self.opts.warmup))
             settle(server)
 
+    def ping(self) -> None:
+        """The floor's check: the baseline's /ping under the same load as its /me, bearer
+        tokens included (ignored there), so wrk spends the same on both."""
+        self._measure("ping", "GET /ping", self.baseline, self._me(self.baseline, PING))
+
     def me(self) -> None:
         for server in (self.baseline, self.authapp):
             self._measure("me", "GET /auth/me", server, self._me(server))
+
+    def me8(self) -> None:
+        load = self._load(
+            "get.lua",
+            self.authapp,
+            ME,
+            "Authorization",
+            "Bearer ",
+            str(self._tokens(self.authapp)),
+            str(ME8_PAUSE_MS),
+            connections=ME8_CONNECTIONS,
+        )
+        self._measure("me8", f"GET /auth/me, {load.connections} conns", self.authapp, load)
 
     def flood(self) -> None:
         """/me measured while a login flood keeps every core hashing."""
@@ -191,7 +218,9 @@ class Bench:
 
     def run_all(self) -> list[Row]:
         steps: list[tuple[str, Callable[[], None]]] = [
+            ("ping", self.ping),
             ("me", self.me),
+            ("me8", self.me8),
             ("flood", self.flood),
             ("api_key", self.api_key),
             ("bcrypt", self.calibrate),
@@ -208,13 +237,15 @@ class Bench:
 
 
 def settle(server: Server) -> None:
-    """Wait until `server` has finished what the last load left in its threads."""
+    """Wait until `server` has finished what the last load left in its threads: one interval
+    with a quiet log and idle workers (SETTLE_LIMIT at most)."""
     deadline = time.monotonic() + SETTLE_LIMIT
-    size = server.log_size()
+    size, cpu = server.log_size(), server.cpu_seconds()
     while time.monotonic() < deadline:
         time.sleep(QUIET_SECONDS)
-        size, before = server.log_size(), size
-        if size == before:
+        size_before, cpu_before = size, cpu
+        size, cpu = server.log_size(), server.cpu_seconds()
+        if size == size_before and cpu - cpu_before < IDLE_CPU * QUIET_SECONDS:
             return
 
 

@@ -1,5 +1,6 @@
-"""What a run stands on: scratch PostgreSQL databases and gunicorn masters started as operators
-start them (`gunicorn -c gunicorn.conf.py ...`), each in its own process group."""
+"""What a run stands on: scratch PostgreSQL databases and gunicorn masters, each in its own
+process group: authapp's started as operators start it (`gunicorn -c gunicorn.conf.py ...`), the
+baseline's on plain gunicorn (its command-line defaults, no configuration file)."""
 
 from __future__ import annotations
 
@@ -141,8 +142,8 @@ def flask(env: Mapping[str, str], *args: str) -> str:
 
 @dataclass
 class Server:
-    """A gunicorn master on 127.0.0.1:`port`; its JSON log (gunicorn's and the app's) in
-    `log_path`."""
+    """A gunicorn master on 127.0.0.1:`port`; its output in `log_path` (for authapp the JSON
+    log, gunicorn's and the app's; for plain gunicorn only gunicorn's own lines)."""
 
     name: str
     port: int
@@ -176,6 +177,19 @@ class Server:
                 pids.append(int(entry.name))
         return sorted(pids)
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the workers alive now, read from /proc."""
+        ticks = 0
+        for pid in self.worker_pids():
+            try:
+                stat = Path(f"/proc/{pid}/stat").read_text()
+            except OSError:
+                continue  # gone meanwhile
+            # After "pid (comm)": state is field 3, utime field 14 and stime field 15.
+            fields = stat.rsplit(")", 1)[1].split()
+            ticks += int(fields[11]) + int(fields[12])
+        return ticks / os.sysconf("SC_CLK_TCK")
+
     def stop(self) -> None:
         if self.process.poll() is not None:
             return
@@ -192,13 +206,68 @@ def start_gunicorn(
 ) -> Server:
     """`gunicorn -c gunicorn.conf.py APP` with `workers` gthread workers; waits for /healthz."""
     port = free_port()
-    log_path = logdir / f"{name}.log"
     full_env = {**env, "GUNICORN_WORKERS": str(workers), "GUNICORN_BIND": f"127.0.0.1:{port}"}
+    command = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", app]
+    return start_server(name, command, full_env, logdir, port)
+
+
+def plain_gunicorn_command(app: str, bind: str, *, workers: int, threads: int) -> list[str]:
+    """gunicorn with nothing but its defaults and these flags: no configuration file, no hooks,
+    no access log (gunicorn's own lines go to stderr), no control socket."""
+    return [
+        str(BIN / "gunicorn"),
+        "-k",
+        "gthread",
+        "-w",
+        str(workers),
+        "--threads",
+        str(threads),
+        "--bind",
+        bind,
+        "--no-control-socket",
+        # Run from `logdir` (below): gunicorn reads ./gunicorn.conf.py when no -c is given, and
+        # the repository's would bring authapp's logging and hooks. --chdir then lets the
+        # workers import APP from the repository.
+        "--chdir",
+        str(ROOT),
+        app,
+    ]
+
+
+def start_plain_gunicorn(
+    name: str,
+    app: str,
+    env: Mapping[str, str],
+    logdir: Path,
+    *,
+    workers: int = 2,
+    threads: int = 8,
+) -> Server:
+    """APP on plain gunicorn (`plain_gunicorn_command`); waits for /healthz."""
+    port = free_port()
+    command = plain_gunicorn_command(app, f"127.0.0.1:{port}", workers=workers, threads=threads)
+    # GUNICORN_CMD_ARGS in the environment would add settings of its own.
+    plain_env = {k: v for k, v in env.items() if k != "GUNICORN_CMD_ARGS"}
+    return start_server(name, command, plain_env, logdir, port, cwd=logdir)
+
+
+def start_server(
+    name: str,
+    command: list[str],
+    env: Mapping[str, str],
+    logdir: Path,
+    port: int,
+    *,
+    cwd: Path = ROOT,
+) -> Server:
+    """`command` (a gunicorn master listening on 127.0.0.1:`port`) in its own process group,
+    its output in `logdir`/NAME.log; waits for /healthz."""
+    log_path = logdir / f"{name}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", app],
-            cwd=ROOT,
-            env=full_env,
+            command,
+            cwd=cwd,
+            env=dict(env),
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -21,7 +21,12 @@ from authapp.auth.schemas import (
 )
 from authapp.security import cookies, limits
 from authapp.security.network import request_client
-from authapp.security.rbac import current_principal, current_user, require_login
+from authapp.security.rbac import (
+    current_account,
+    current_principal,
+    current_user,
+    require_login,
+)
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign-up, login, tokens")
 
@@ -49,7 +54,7 @@ def login(body: dict[str, Any]) -> sessions.TokenPair:
 @bp.response(200, UserEnvelopeOut)
 def me() -> dict[str, Any]:
     """The calling user."""
-    return {"user": current_user()}
+    return {"user": current_account()}
 
 
 @bp.route("/refresh", methods=["POST"])
@@ -73,7 +78,7 @@ def refresh(body: dict[str, Any]) -> sessions.TokenPair:
 def logout(body: dict[str, Any]) -> None:
     """End the current session now."""
     session_id = current_principal().session_id or ""
-    sessions.log_out(current_user(), session_id, request_client(), body["refresh_token"])
+    sessions.log_out(current_account(), session_id, request_client(), body["refresh_token"])
     cookies.clear()
 
 
@@ -82,7 +87,7 @@ def logout(body: dict[str, Any]) -> None:
 @bp.response(204)
 def logout_all() -> None:
     """End every session of the caller now."""
-    sessions.log_out_all(current_user(), request_client())
+    sessions.log_out_all(current_account(), request_client())
     cookies.clear()
 
 

@@ -124,7 +124,7 @@ def sign_up(
     )
     db.session.commit()
     outbox.dispatch(message_ids)  # after the commit: the pool thread must find the rows
-    return sessions.token_pair(user, session, refresh)
+    return sessions.started(user, session, refresh)
 
 
 def flush_unique() -> None:
@@ -215,7 +215,7 @@ def _start_session(user: User, client: sessions.Client) -> sessions.TokenPair:
     audit.by_user("login.succeeded", user, client, session_id=session.id)
     db.session.commit()
     outbox.dispatch(events.ids(notice))
-    return sessions.token_pair(user, session, refresh)
+    return sessions.started(user, session, refresh)
 
 
 def _new_device_notice(user: User, client: sessions.Client) -> str | None:

@@ -2,24 +2,30 @@
 
 DESIGN.md "Token lifecycle". Each public function that changes state owns its commit; the
 conditional UPDATE on `refresh_tokens.used_at` decides every race between refreshes.
+
+A rotation is one statement on PostgreSQL (rotation.py): consume the presented token, insert its
+child, touch the session and read the principal, in one round trip.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 
 from authapp import audit, clock, events, outbox
+from authapp.auth import rotation
 from authapp.errors import TokenError
 from authapp.extensions import changed_rows, db
 from authapp.models import RefreshToken, Session, User
 from authapp.models.base import new_id
 from authapp.security import tokens
 from authapp.security.network import Client
-from authapp.security.rbac import live_session
+from authapp.security.rbac import Account
 
 
 @dataclass(frozen=True)
@@ -27,7 +33,7 @@ class TokenPair:
     access_token: str
     refresh_token: str
     expires_in: int
-    user: User
+    user: Account
     session_id: str
     token_type: str = "Bearer"
 
@@ -54,21 +60,26 @@ def start(user: User, client: Client) -> tuple[Session, RefreshToken]:
     return session, refresh
 
 
-def token_pair(user: User, session: Session, refresh: RefreshToken) -> TokenPair:
+def token_pair(account: Account, session_id: str, jti: str, expires_at: datetime) -> TokenPair:
     return TokenPair(
         access_token=tokens.access_token(
-            user_id=user.id,
-            session_id=session.id,
-            organization_id=user.organization_id,
-            roles=user.role_names,
+            user_id=account.id,
+            session_id=session_id,
+            organization_id=account.organization_id,
+            roles=account.role_names,
         ),
         refresh_token=tokens.refresh_token(
-            user_id=user.id, session_id=session.id, jti=refresh.jti, expires_at=refresh.expires_at
+            user_id=account.id, session_id=session_id, jti=jti, expires_at=expires_at
         ),
         expires_in=current_app.config["ACCESS_TOKEN_TTL"],
-        user=user,
-        session_id=session.id,
+        user=account,
+        session_id=session_id,
     )
+
+
+def started(user: User, session: Session, refresh: RefreshToken) -> TokenPair:
+    """The pair of a session `start` made (the user loaded with `user_with_access`)."""
+    return token_pair(Account.of(user), session.id, refresh.jti, refresh.expires_at)
 
 
 def refresh(encoded: str, client: Client, *, csrf: str | None = None) -> TokenPair:
@@ -77,38 +88,20 @@ def refresh(encoded: str, client: Client, *, csrf: str | None = None) -> TokenPa
     cookie's token comes without its `csrf` echo."""
     claims = tokens.decode_refresh(encoded, csrf=csrf)
     now = clock.now()
-    user, session = live_session(claims["sub"], claims["sid"], reused_code="token_reused")
-    next_jti = new_id()
-    consumed = changed_rows(
-        sa.update(RefreshToken)
-        .where(
-            RefreshToken.jti == claims["jti"],
-            RefreshToken.session_id == session.id,
-            RefreshToken.used_at.is_(None),
-            RefreshToken.expires_at > now,
-        )
-        .values(used_at=now, replaced_by=next_jti)
-    )
-    if consumed != 1:
+    idle_expiry = now + timedelta(seconds=current_app.config["REFRESH_TOKEN_TTL"])
+    done = rotation.rotate(claims, now=now, idle_expiry=idle_expiry, child_jti=new_id())
+    if done.child_expires_at is None:
         # Lost the race, or replayed: only the immediate parent within the window is a retry.
-        return _retry_or_revoke(claims["jti"], session, user, now, client)
-    child = RefreshToken(
-        jti=next_jti,
-        session_id=session.id,
-        issued_at=now,
-        expires_at=tokens.refresh_expiry(session.expires_at),
-    )
-    db.session.add(child)
-    session.last_seen_at = now
-    db.session.commit()
-    return token_pair(user, session, child)
+        return _retry_or_revoke(claims, done.account, now, client)
+    return token_pair(done.account, claims["sid"], done.child_jti, done.child_expires_at)
 
 
 def _retry_or_revoke(
-    jti: str, session: Session, user: User, now: datetime, client: Client
+    claims: Mapping[str, Any], account: Account, now: datetime, client: Client
 ) -> TokenPair:
+    jti, session_id = claims["jti"], claims["sid"]
     presented = db.session.get(RefreshToken, jti)
-    if presented is None or presented.session_id != session.id:
+    if presented is None or presented.session_id != session_id:
         raise TokenError("The refresh token is unknown.")
     if presented.used_at is None:  # unused, so the UPDATE missed it for its age
         raise TokenError("The refresh token has expired.", code="token_expired")
@@ -125,21 +118,22 @@ def _retry_or_revoke(
     )
     if is_retry and current is not None:
         db.session.commit()  # nothing changed; end the read transaction
-        return token_pair(user, session, current)  # the same jti again: idempotent
-    revoke(session.id, reason="token_reused")
+        # The same jti again: idempotent.
+        return token_pair(account, session_id, current.jti, current.expires_at)
+    revoke(session_id, reason="token_reused")
     audit.record(
         "session.reuse_detected",
-        organization_id=user.organization_id,
-        user_id=user.id,
+        organization_id=account.organization_id,
+        user_id=account.id,
         actor="system",
         ip=client.ip,
         user_agent=client.user_agent,
-        data={"session_id": session.id, "jti": jti},
+        data={"session_id": session_id, "jti": jti},
     )
     message_id = events.webhook(
-        user.organization_id,
+        account.organization_id,
         "session.reuse_detected",
-        {"user_id": user.id, "session_id": session.id},
+        {"user_id": account.id, "session_id": session_id},
     )
     db.session.commit()
     outbox.dispatch(events.ids(message_id))
@@ -167,7 +161,9 @@ def _revoke(*criteria: sa.ColumnElement[bool], reason: str) -> int:
     )
 
 
-def log_out(user: User, session_id: str, client: Client, refresh_token: str | None = None) -> None:
+def log_out(
+    user: Account, session_id: str, client: Client, refresh_token: str | None = None
+) -> None:
     """End the caller's session (SE-1); a refresh token sent along must belong to this user."""
     if refresh_token is not None:
         claims = tokens.decode_refresh(refresh_token)
@@ -179,7 +175,7 @@ def log_out(user: User, session_id: str, client: Client, refresh_token: str | No
     db.session.commit()
 
 
-def log_out_all(user: User, client: Client) -> None:
+def log_out_all(user: Account, client: Client) -> None:
     """End every session of the caller (SE-2)."""
     count = revoke_all(user.id, reason="logout_all")
     audit.by_user("logout_all", user, client, sessions_revoked=count)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import jwt as pyjwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from flask import Flask, current_app
@@ -111,6 +112,23 @@ def _decode_key(header: dict[str, Any], _claims: dict[str, Any]) -> Any:
     if key is None or header.get("alg") != key.algorithm:
         raise TokenError("The token names a key this service does not have.")
     return key.public_key
+
+
+def verifying_key(encoded: str) -> tuple[Any, list[str]]:
+    """The key and algorithm a token must be verified with (tokens._decode). With HS256 that
+    needs nothing from the token; with a key ring, its header's `kid` picks the key."""
+    current = ring()
+    if current is None:
+        return current_app.config["JWT_SECRET_KEY"], ["HS256"]
+    header = pyjwt.get_unverified_header(encoded)
+    key = _decode_key(header, {})
+    return key, [header["alg"]]
+
+
+def check_header(header: dict[str, Any]) -> None:
+    """After verification: an HS256 token naming a `kid` names a key we do not have (JW-7)."""
+    if ring() is None and "kid" in header:
+        raise TokenError("The token names a key this service does not have.")
 
 
 def init_app(app: Flask) -> None:

@@ -15,37 +15,99 @@ credentials it `accepts`, which the OpenAPI document shows as the operation's `s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import wraps
 from typing import Any, NoReturn, TypeVar
 
 import sqlalchemy as sa
-from flask import Flask, g, request
-from flask_jwt_extended import get_current_user, verify_jwt_in_request
+from flask import g, request
 from limits import RateLimitItemPerMinute
 from sqlalchemy.orm import joinedload
 
-from authapp import audit, clock
+from authapp import audit, clock, connections
 from authapp.errors import Forbidden, TokenError
-from authapp.extensions import db, jwt
-from authapp.models import ApiKey, Organization, Role, Session, User
-from authapp.security import api_keys, budgets, network
+from authapp.extensions import db
+from authapp.models import ApiKey, Organization, Permission, Role, Session, User
+from authapp.models.role import role_permissions, user_roles
+from authapp.security import api_keys, budgets, network, tokens
 
 F = TypeVar("F", bound=Callable[..., Any])
 API_KEY_HEADER = "X-API-Key"
 # last_used_at is kept to the minute: a write on every keyed request would cost a statement.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
+# Role names and permission codes never hold a line break (their schemas refuse control
+# characters), so one joins each list into a single column of the principal's statement.
+SEPARATOR = "\n"
+
+
+@dataclass(frozen=True)
+class OrganizationView:
+    """The caller's organization as `GET /settings/organization` shows it."""
+
+    id: str
+    name: str
+    tier: str
+    rate_limit_per_minute: int
+    webhook_url: str | None
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Account:
+    """The logged-in user as every `user` answer shows it (auth.schemas.UserOut), read by the
+    principal's one statement: plain values, no ORM object, nothing loaded later."""
+
+    id: str
+    email: str
+    username: str | None
+    full_name: str
+    email_verified: bool
+    mfa_enabled: bool
+    created_at: datetime
+    last_login_at: datetime | None
+    organization: OrganizationView
+    role_names: list[str]
+    permission_codes: list[str]
+
+    @property
+    def organization_id(self) -> str:
+        return self.organization.id
+
+    @classmethod
+    def of(cls, user: User) -> Account:
+        """The account of a `User` loaded with `user_with_access` (after a login or refresh)."""
+        org = user.organization
+        return cls(
+            id=user.id,
+            email=user.email,
+            username=user.username,
+            full_name=user.full_name,
+            email_verified=user.email_verified,
+            mfa_enabled=user.mfa_enabled,
+            created_at=user.created_at,
+            last_login_at=user.last_login_at,
+            organization=OrganizationView(
+                org.id,
+                org.name,
+                org.tier,
+                org.rate_limit_per_minute,
+                org.webhook_url,
+                org.created_at,
+            ),  # fmt: skip
+            role_names=user.role_names,
+            permission_codes=user.permission_codes,
+        )
 
 
 @dataclass(frozen=True)
 class Principal:
     """The caller: `user` and `session_id` for a login, `api_key_id` for a key."""
 
-    organization: Organization
+    organization: OrganizationView
     permissions: frozenset[str]
-    user: User | None = None
+    user: Account | None = None
     session_id: str | None = None
     api_key_id: str | None = None
     ip: str | None = None  # where the request came from, for the audit log
@@ -66,7 +128,8 @@ class Principal:
 
 
 def user_with_access(*criteria: sa.ColumnElement[bool]) -> sa.Select[User]:
-    """Users with everything a `user` answer shows, loaded in the same statement."""
+    """Users with everything a `user` answer shows, loaded in the same statement (for the
+    services that change an account and answer with it)."""
     return (
         sa.select(User)
         .where(*criteria)
@@ -77,54 +140,142 @@ def user_with_access(*criteria: sa.ColumnElement[bool]) -> sa.Select[User]:
     )
 
 
-def live_session(
-    user_id: str, session_id: str, *, reused_code: str = "token_revoked"
-) -> tuple[User, Session]:
-    """The token's user and session, in one statement, if both may still act (JW-9, SE-1..4).
+def _joined(column: Any, joins: sa.FromClause) -> sa.ScalarSelect[str]:
+    return (
+        sa.select(sa.func.aggregate_strings(column, SEPARATOR))
+        .select_from(joins)
+        .where(user_roles.c.user_id == User.id)
+        .scalar_subquery()
+    )
+
+
+ORGANIZATION_COLUMNS = (
+    Organization.id,
+    Organization.name,
+    Organization.tier,
+    Organization.rate_limit_per_minute,
+    Organization.webhook_url,
+    Organization.created_at,
+)
+ACCOUNT_COLUMNS = (
+    User.id,
+    User.email,
+    User.username,
+    User.full_name,
+    User.email_verified_at,
+    User.mfa_enabled,
+    User.created_at,
+    User.last_login_at,
+)
+# JW-9, SE-1..4: the session, its user and what they may do, in one statement and one round
+# trip (DESIGN.md rule 5). Authorization reads these rows, never the token's `roles` claim.
+PRINCIPAL_COLUMNS = (
+    Session.revoked_at,
+    Session.revoked_reason,
+    Session.expires_at,
+    User.is_active,
+    *ACCOUNT_COLUMNS,
+    *ORGANIZATION_COLUMNS,
+    _joined(Role.name, user_roles.join(Role, Role.id == user_roles.c.role_id)),
+    _joined(
+        Permission.code,
+        user_roles.join(role_permissions, role_permissions.c.role_id == user_roles.c.role_id).join(
+            Permission, Permission.id == role_permissions.c.permission_id
+        ),
+    ),
+)
+
+
+# Parameters: a token's `sub` and `sid` (named after no column: in a statement that also
+# updates, SQLAlchemy would take a parameter named like a column for a value to SET).
+PRINCIPAL_STATEMENT = (
+    sa.select(*PRINCIPAL_COLUMNS)
+    .select_from(Session)
+    .join(User, User.id == Session.user_id)
+    .join(Organization, Organization.id == User.organization_id)
+    .where(Session.id == sa.bindparam("sid"), Session.user_id == sa.bindparam("sub"))
+)
+
+
+def _listed(joined: str | None) -> list[str]:
+    return sorted(set(joined.split(SEPARATOR))) if joined else []
+
+
+def live_account(user_id: str, session_id: str) -> Account:
+    """The token's account, if its session and user may still act. Raises TokenError."""
+    params = {"sub": user_id, "sid": session_id}
+
+    def run() -> Any:
+        # A connection of its own, not the request's ORM session: a read of plain columns
+        # needs none of the ORM's bookkeeping (a third of this statement's CPU).
+        with db.engine.connect() as conn:
+            return conn.execute(PRINCIPAL_STATEMENT, params).first()
+
+    return account_of(connections.first_statement(run))
+
+
+def account_of(row: Any, *, reused_code: str = "token_revoked") -> Account:
+    """The account in a row of PRINCIPAL_COLUMNS, if its session and user may still act.
 
     A session revoked for refresh-token reuse answers `reused_code`: the refresh endpoint tells
     every racer of a replay `token_reused`, while access tokens are simply `token_revoked`.
     """
-    statement = (
-        user_with_access(User.id == user_id)
-        .add_columns(Session)
-        .join(Session, sa.and_(Session.user_id == User.id, Session.id == session_id))
-    )
-    row = db.session.execute(statement).unique().first()
     if row is None:
         raise TokenError("The session no longer exists.", code="token_revoked")
-    user, session = row
-    if session.revoked_reason == "token_reused":
+    revoked_at, revoked_reason, expires_at, is_active, *values = row[: len(PRINCIPAL_COLUMNS)]
+    if revoked_reason == "token_reused":
         raise TokenError("The session was revoked: a refresh token was reused.", code=reused_code)
-    if session.revoked_at is not None or not user.is_active:
+    if revoked_at is not None or not is_active:
         raise TokenError("The session was revoked.", code="token_revoked")
-    if session.expires_at <= clock.now():
+    if expires_at <= clock.now():
         raise TokenError("The session has reached its maximum age.", code="token_expired")
-    return user, session
+    account, organization = values[: len(ACCOUNT_COLUMNS)], values[len(ACCOUNT_COLUMNS) :]
+    uid, email, username, full_name, verified_at, mfa_enabled, created_at, last_login_at = account
+    return Account(
+        id=str(uid),
+        email=email,
+        username=username,
+        full_name=full_name,
+        email_verified=verified_at is not None,
+        mfa_enabled=mfa_enabled,
+        created_at=created_at,
+        last_login_at=last_login_at,
+        organization=OrganizationView(*organization[: len(ORGANIZATION_COLUMNS)]),
+        role_names=_listed(organization[-2]),
+        permission_codes=_listed(organization[-1]),
+    )
 
 
-def principal_of(user: User, session_id: str) -> Principal:
-    """A logged-in user's principal; `user` was loaded by `user_with_access`."""
+def principal_of(account: Account, session_id: str) -> Principal:
+    """A logged-in user's principal."""
     return Principal(
-        organization=user.organization,
-        permissions=frozenset(user.permission_codes),
-        user=user,
+        organization=account.organization,
+        permissions=frozenset(account.permission_codes),
+        user=account,
         session_id=session_id,
         ip=network.client_ip(),
         user_agent=network.user_agent(),
     )
 
 
-def access_principal(claims: dict[str, Any]) -> Principal:
+def access_principal(claims: Mapping[str, Any]) -> Principal:
     """The principal of verified access-token claims (header or cookie). Raises TokenError."""
-    if claims["type"] != "access":
-        raise TokenError("An access token is required.")
-    user, _session = live_session(claims["sub"], claims["sid"])
-    return principal_of(user, claims["sid"])
+    return principal_of(live_account(claims["sub"], claims["sid"]), claims["sid"])
 
 
-def _load_principal(_header: dict[str, Any], claims: dict[str, Any]) -> Principal:
-    return access_principal(claims)
+API_KEY_STATEMENT = (
+    sa.select(
+        ApiKey.id,
+        ApiKey.key_hash,
+        ApiKey.scopes,
+        ApiKey.revoked_at,
+        ApiKey.expires_at,
+        ApiKey.last_used_at,
+        *ORGANIZATION_COLUMNS,
+    )
+    .join(Organization, Organization.id == ApiKey.organization_id)
+    .where(ApiKey.prefix == sa.bindparam("prefix"))
+)
 
 
 def _api_key_principal(presented: str) -> Principal:
@@ -132,32 +283,34 @@ def _api_key_principal(presented: str) -> Principal:
     prefix = api_keys.prefix_of(presented)
     row = None
     if prefix is not None:
-        row = db.session.execute(
-            sa.select(ApiKey, Organization)
-            .join(Organization, Organization.id == ApiKey.organization_id)
-            .where(ApiKey.prefix == prefix)
-        ).first()
-    if row is None or not api_keys.matches(presented, row[0].key_hash):
+
+        def run() -> Any:
+            with db.engine.connect() as conn:
+                return conn.execute(API_KEY_STATEMENT, {"prefix": prefix}).first()
+
+        row = connections.first_statement(run)
+    if row is None or not api_keys.matches(presented, row.key_hash):
         raise TokenError("The API key is invalid.")
-    key, organization = row
+    key_id, _hash, scopes, revoked_at, expires_at, last_used_at, *org = row
     now = clock.now()
-    if key.revoked_at is not None:
+    if revoked_at is not None:
         raise TokenError("The API key was revoked.", code="token_revoked")
-    if key.expires_at is not None and key.expires_at <= now:
+    if expires_at is not None and expires_at <= now:
         raise TokenError("The API key has expired.", code="token_expired")
+    organization = OrganizationView(*org)
     budgets.spend(
         RateLimitItemPerMinute(organization.rate_limit_per_minute),
         "api_key",
-        key.id,
+        str(key_id),
         "This API key is over its organization's requests per minute.",
     )
-    if key.last_used_at is None or now - key.last_used_at >= LAST_USED_RESOLUTION:
-        key.last_used_at = now
+    if last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION:
+        db.session.execute(sa.update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
         db.session.commit()  # recorded even when the route itself only reads
     return Principal(
         organization=organization,
-        permissions=frozenset(key.scopes),
-        api_key_id=key.id,
+        permissions=frozenset(scopes),
+        api_key_id=str(key_id),
         ip=network.client_ip(),
         user_agent=network.user_agent(),
     )
@@ -171,8 +324,8 @@ def authenticate() -> Principal:
         if presented is not None:
             principal = _api_key_principal(presented)
         else:
-            verify_jwt_in_request()
-            principal = get_current_user()
+            encoded, csrf = tokens.presented_access_token()
+            principal = access_principal(tokens.decode_access(encoded, csrf=csrf))
         g.principal = principal
     return principal
 
@@ -183,11 +336,20 @@ def current_principal() -> Principal:
     return principal
 
 
-def current_user() -> User:
-    """The logged-in user of a `require_login()` route."""
-    user = current_principal().user
-    if user is None:  # unreachable behind require_login(); a guard left off is a 403, not a 500
+def current_account() -> Account:
+    """The logged-in user of a `require_login()` route, as the principal's statement read it."""
+    account = current_principal().user
+    if account is None:  # unreachable behind require_login(); a guard left off is a 403, not 500
         raise Forbidden("This route needs a user's login.")
+    return account
+
+
+def current_user() -> User:
+    """The logged-in user's row, for a route that changes the account (one more statement)."""
+    account = current_account()
+    user = db.session.execute(user_with_access(User.id == account.id)).unique().scalar_one_or_none()
+    if user is None:  # gone since the principal's statement: like a revoked session
+        raise TokenError("The session was revoked.", code="token_revoked")
     return user
 
 
@@ -237,7 +399,3 @@ def deny(principal: Principal, code: str) -> NoReturn:
     )
     db.session.commit()
     raise Forbidden("You do not have permission to do this.")
-
-
-def init_app(app: Flask) -> None:
-    jwt.user_lookup_loader(_load_principal)

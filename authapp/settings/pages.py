@@ -10,7 +10,7 @@ from werkzeug.wrappers import Response
 from authapp.auth import recovery, second_factor
 from authapp.errors import AppError
 from authapp.security import cookies, limits
-from authapp.security.rbac import current_principal, current_user
+from authapp.security.rbac import current_account, current_principal, current_user
 from authapp.settings import schemas
 from authapp.settings.services import account, api_keys, mfa, organization, roles
 from authapp.web import (
@@ -75,7 +75,7 @@ def password() -> PageAnswer:
 @bp.get("/sessions")
 @page_login_required()
 def sessions() -> PageAnswer:
-    listed = account.live_sessions(current_user().id)
+    listed = account.live_sessions(current_account().id)
     return render_form("settings/sessions.html", sessions=listed)
 
 

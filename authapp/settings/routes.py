@@ -7,9 +7,17 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from authapp.auth.schemas import UserEnvelopeOut
-from authapp.models import ApiKey, Organization, Role, User
+from authapp.models import ApiKey, Role, User
 from authapp.security import limits
-from authapp.security.rbac import current_principal, current_user, require_login, require_permission
+from authapp.security.rbac import (
+    Account,
+    OrganizationView,
+    current_account,
+    current_principal,
+    current_user,
+    require_login,
+    require_permission,
+)
 from authapp.settings import schemas
 from authapp.settings.pagination import Page
 from authapp.settings.services import account, api_keys, audit_log, mfa, organization, roles
@@ -28,9 +36,9 @@ bp = Blueprint(
 @bp.route("/profile", methods=["GET"])
 @require_login()
 @bp.response(200, UserEnvelopeOut)
-def get_profile() -> dict[str, User]:
+def get_profile() -> dict[str, Account]:
     """The caller's profile."""
-    return {"user": current_user()}
+    return {"user": current_account()}
 
 
 @bp.route("/profile", methods=["PATCH"])
@@ -58,7 +66,7 @@ def change_password(body: dict[str, str]) -> None:
 def list_sessions() -> dict[str, Any]:
     """The caller's live sessions, the current one marked."""
     current = current_principal().session_id
-    listed = account.live_sessions(current_user().id)
+    listed = account.live_sessions(current_account().id)
     return {"sessions": [_session_out(session, current) for session in listed]}
 
 
@@ -112,7 +120,7 @@ def disable_mfa(body: dict[str, str]) -> None:
 @bp.route("/organization", methods=["GET"])
 @require_login(api_keys=True)
 @bp.response(200, schemas.OrganizationOut)
-def get_organization() -> Organization:
+def get_organization() -> OrganizationView:
     """The caller's organization."""
     return current_principal().organization
 

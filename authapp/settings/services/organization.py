@@ -17,7 +17,7 @@ from authapp.extensions import db
 from authapp.models import TIER_RATE_LIMITS, Organization, Role, User, user_roles
 from authapp.models.base import is_id
 from authapp.security import secretbox
-from authapp.security.rbac import Principal, user_with_access
+from authapp.security.rbac import Account, Principal, user_with_access
 from authapp.settings.pagination import Page, page
 from authapp.settings.services import roles as role_services
 
@@ -192,7 +192,7 @@ def _as_of_now(principal: Principal) -> Principal:
     )
     if user is None:
         raise Forbidden("Your account was disabled.")
-    return replace(principal, user=user, permissions=frozenset(user.permission_codes))
+    return replace(principal, user=Account.of(user), permissions=frozenset(user.permission_codes))
 
 
 def _lock(organization_id: str) -> None:

@@ -1,0 +1,232 @@
+"""The hot path's shape (DESIGN.md rule 5, issue 14): round trips to PostgreSQL as psycopg2 sends
+them, BEGIN, COMMIT, ROLLBACK and pings included (bench/wire.py), not as SQLAlchemy sees them.
+
+- an authenticated read (a token check, an API key, a page) is one statement in one round trip;
+- a refresh is one round trip on PostgreSQL;
+- a write is BEGIN, its statements and COMMIT, with no ROLLBACK after;
+- a pooled connection that the server dropped costs no failed request (F1).
+
+These tests run with AUTHAPP_ENV=development: under `testing` the testing clock adds its one
+documented statement (DESIGN.md "Time"), which `test_the_testing_clock_adds_one_statement` pins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import jwt
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask.testing import FlaskClient
+
+from authapp import connections
+from authapp.extensions import db
+from bench import wire
+from tests.conftest import auth_header
+
+ME = "/api/v1/auth/me"
+DEVELOPMENT = pytest.mark.config(AUTHAPP_ENV="development")
+
+
+@pytest.fixture
+def round_trips(app: Flask) -> Callable[[], Any]:
+    """`with round_trips() as sent:` lists what this thread sent to PostgreSQL in the block."""
+    wire.install()
+    with app.app_context():
+        db.engine.dispose()  # every connection from now on counts
+    return wire.counting
+
+
+@pytest.fixture
+def admin(database_url: str) -> Iterator[sa.Connection]:
+    engine = sa.create_engine(database_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        yield conn
+    engine.dispose()
+
+
+def _terminate_others(admin: sa.Connection) -> int:
+    """What a restart or a failover does to the pool: every other backend of this database ends.
+    Waits until they are gone."""
+    killed = admin.execute(
+        sa.text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+    ).scalar_one()
+    admin.execute(sa.text("SELECT pg_sleep(0.2)"))
+    return int(killed)
+
+
+@DEVELOPMENT
+def test_a_token_check_is_one_statement_in_one_round_trip(client, make_user, login, round_trips):
+    access = login(make_user())["access_token"]
+    client.get(ME, headers=auth_header(access))  # the pool's first connection is made here
+
+    with round_trips() as sent:
+        response = client.get(ME, headers=auth_header(access))
+
+    assert response.status_code == 200
+    assert len(sent) == 1, sent  # no pre-ping, no BEGIN, no ROLLBACK
+    assert sent[0].lstrip().startswith("SELECT sessions.revoked_at")
+
+
+@DEVELOPMENT
+def test_an_api_key_read_is_one_round_trip(client, make_user, login, round_trips):
+    admin_user = make_user(email="root@example.com", role_names=("owner",))
+    token = login(admin_user)["access_token"]
+    key = client.post(
+        "/api/v1/settings/api-keys",
+        json={"name": "reader", "scopes": ["users:read"]},
+        headers=auth_header(token),
+    ).json["key"]
+    organization = "/api/v1/settings/organization"
+    client.get(organization, headers={"X-API-Key": key})  # records last_used_at (a write)
+
+    with round_trips() as sent:
+        response = client.get(organization, headers={"X-API-Key": key})
+
+    assert response.status_code == 200
+    assert response.json["name"] == "Default"
+    assert len(sent) == 1, sent
+
+
+@DEVELOPMENT
+def test_a_page_view_is_one_round_trip(app, client, make_user, login, round_trips):
+    access = login(make_user(email="page@example.com"))["access_token"]
+    client.set_cookie(app.config["JWT_ACCESS_COOKIE_NAME"], access)
+    client.get("/")
+
+    with round_trips() as sent:
+        response = client.get("/")
+
+    assert response.status_code == 200
+    assert "page@example.com" in response.get_data(as_text=True)
+    assert len(sent) == 1, sent
+
+
+@DEVELOPMENT
+def test_a_refresh_is_one_round_trip(client, make_user, login, round_trips):
+    pair = login(make_user())
+    first = client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+
+    with round_trips() as sent:
+        response = client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": first.json["refresh_token"]}
+        )
+
+    assert response.status_code == 200
+    assert len(sent) == 1, sent  # consume, insert the child, touch the session, read: one go
+    assert sent[0].lstrip().startswith("WITH consumed AS")
+
+
+@DEVELOPMENT
+def test_a_write_is_begin_statements_commit_and_no_rollback(client, make_user, login, round_trips):
+    access = login(make_user())["access_token"]
+    client.get(ME, headers=auth_header(access))
+
+    with round_trips() as sent:
+        response = client.post("/api/v1/auth/logout", json={}, headers=auth_header(access))
+
+    assert response.status_code == 204
+    assert sent[0].lstrip().startswith("SELECT sessions.revoked_at")  # the token check: no BEGIN
+    assert sent[1] == "BEGIN"
+    assert sent[-1] == "COMMIT"
+    assert "ROLLBACK" not in sent
+
+
+@pytest.mark.parametrize(
+    ("statement", "read"),
+    [
+        ("SELECT 1", True),
+        ("  select id FROM users", True),
+        ("SELECT id FROM organizations WHERE id = %(id)s FOR UPDATE", False),
+        ("SELECT id FROM outbox FOR UPDATE SKIP LOCKED", False),
+        ("SELECT id FROM users FOR NO KEY UPDATE", False),
+        ("SELECT id FROM users FOR SHARE", False),
+        ("SELECT pg_advisory_xact_lock(1)", False),
+        ("WITH consumed AS (UPDATE refresh_tokens SET used_at = now()) SELECT 1", False),
+        ("UPDATE users SET full_name = ''", False),
+        ("SAVEPOINT sa_savepoint_1", False),
+    ],
+)
+def test_only_plain_selects_run_outside_a_transaction(statement, read):
+    assert connections.is_read(statement) is read
+
+
+@DEVELOPMENT
+def test_pooled_connections_the_server_ended_cost_no_failed_request(
+    client, make_user, login, round_trips, admin
+):
+    """F1: a restart or failover ended every pooled connection while they sat idle."""
+    access = login(make_user())["access_token"]
+    client.get(ME, headers=auth_header(access))
+    assert _terminate_others(admin) >= 1
+
+    with round_trips() as sent:
+        response = client.get(ME, headers=auth_header(access))
+
+    assert response.status_code == 200
+    assert len(sent) == 1, sent  # found dead at checkout, without a round trip
+
+
+@DEVELOPMENT
+def test_a_connection_that_dies_unseen_is_tried_once_more(app, client, make_user, login, admin):
+    """A drop the checkout cannot see (the backend ends between checkout and the statement):
+    the token check, the request's first statement, runs again on a fresh connection."""
+    access = login(make_user())["access_token"]
+    client.get(ME, headers=auth_header(access))
+    ended: list[int] = []
+
+    def end_backend(_conn, cursor, statement, *_args):  # noqa: ANN001
+        if not ended and statement.lstrip().startswith("SELECT sessions.revoked_at"):
+            pid = cursor.connection.info.backend_pid
+            admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            admin.execute(sa.text("SELECT pg_sleep(0.2)"))
+            ended.append(pid)
+
+    with app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "before_cursor_execute", end_backend)
+    try:
+        response = client.get(ME, headers=auth_header(access))
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", end_backend)
+
+    assert ended, "the backend was not ended"
+    assert response.status_code == 200
+
+
+def test_the_testing_clock_adds_one_statement(client, make_user, login, round_trips):
+    access = login(make_user())["access_token"]
+    client.get(ME, headers=auth_header(access))
+
+    with round_trips() as sent:
+        response = client.get(ME, headers=auth_header(access))
+
+    assert response.status_code == 200
+    assert [s.split()[:4] for s in sent] == [
+        ["SELECT", "offset_seconds", "FROM", "testing_clock"],
+        ["SELECT", "sessions.revoked_at,", "sessions.revoked_reason,", "sessions.expires_at,"],
+    ]
+
+
+def test_a_token_is_verified_once_per_process(client, make_user, login, monkeypatch):
+    """The signature of a token presented again is not checked again (its claims are kept);
+    expiry, type and revocation still are, on every request."""
+    access = login(make_user())["access_token"]
+    loads: list[str] = []
+    original = jwt.api_jws.PyJWS._load
+
+    def counting(self, token):  # noqa: ANN001
+        loads.append(token)
+        return original(self, token)
+
+    monkeypatch.setattr(jwt.api_jws.PyJWS, "_load", counting)
+    first = client.get(ME, headers=auth_header(access))
+    second = client.get(ME, headers=auth_header(access))
+
+    assert first.status_code == second.status_code == 200
+    assert len(loads) == 1
