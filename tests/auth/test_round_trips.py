@@ -19,7 +19,6 @@ import jwt
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from flask.testing import FlaskClient
 
 from authapp import connections
 from authapp.extensions import db
