@@ -19,6 +19,8 @@ from typing import Any
 
 from cryptography.fernet import Fernet
 
+from authapp import connections
+
 ENVIRONMENTS = ("development", "testing", "production")
 SECRET_NAMES = ("SECRET_KEY", "JWT_SECRET_KEY", "PASSWORD_PEPPER")
 MIN_SECRET_BYTES = 32
@@ -241,7 +243,10 @@ def _derived(s: dict[str, Any]) -> dict[str, Any]:
         engine |= {
             "pool_size": s["DATABASE_POOL_SIZE"],
             "pool_timeout": s["DATABASE_POOL_TIMEOUT"],
-            "connect_args": {"connect_timeout": s["DATABASE_CONNECT_TIMEOUT"]},
+            "connect_args": {
+                "connect_timeout": s["DATABASE_CONNECT_TIMEOUT"],
+                **connections.connect_args(url),
+            },
         }
     testing = s["AUTHAPP_ENV"] == "testing"
     production = s["AUTHAPP_ENV"] == "production"

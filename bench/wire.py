@@ -14,7 +14,9 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg2
-from psycopg2.extensions import STATUS_BEGIN, STATUS_READY, connection, cursor
+from psycopg2.extensions import STATUS_BEGIN, STATUS_READY
+
+from authapp import connections
 
 _counts = threading.local()
 
@@ -25,9 +27,10 @@ def _record(what: str) -> None:
         log.append(what)
 
 
-class CountingCursor(cursor):
+class CountingCursor(connections.Cursor):
     def execute(self, query: Any, vars: Any = None) -> Any:  # noqa: A002 - psycopg2's name
         conn = self.connection
+        connections.begin_if_writing(conn, query)  # as the parent will: now BEGIN shows
         if not conn.autocommit and conn.status == STATUS_READY:
             _record("BEGIN")
         _record(query.decode() if isinstance(query, bytes) else str(query))
@@ -36,6 +39,7 @@ class CountingCursor(cursor):
     def executemany(self, query: Any, vars_list: Any) -> Any:
         rows = list(vars_list)
         conn = self.connection
+        connections.begin_if_writing(conn, query)
         if rows and not conn.autocommit and conn.status == STATUS_READY:
             _record("BEGIN")
         for _ in rows:  # psycopg2 sends one statement per parameter set
@@ -43,7 +47,7 @@ class CountingCursor(cursor):
         return super().executemany(query, rows)
 
 
-class CountingConnection(connection):
+class CountingConnection(connections.Connection):
     def cursor(self, *args: Any, **kwargs: Any) -> Any:
         kwargs.setdefault("cursor_factory", CountingCursor)
         return super().cursor(*args, **kwargs)
@@ -63,7 +67,8 @@ _original_connect = psycopg2.connect
 
 
 def _connect(*args: Any, **kwargs: Any) -> Any:
-    kwargs.setdefault("connection_factory", CountingConnection)
+    # authapp's own connection class (connections.py), counting as well.
+    kwargs["connection_factory"] = CountingConnection
     return _original_connect(*args, **kwargs)
 
 

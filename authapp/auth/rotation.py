@@ -107,10 +107,9 @@ def rotate(
         "child_jti": child_jti,
         "idle_expiry": idle_expiry,
     }
-    engine = connections.autocommit(db.engine)
 
     def run() -> Any:
-        with engine.connect() as conn:
+        with connections.single_statement(db.engine) as conn:
             return conn.execute(ONE_STATEMENT, params).first()
 
     row = connections.first_statement(run)

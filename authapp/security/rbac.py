@@ -24,7 +24,9 @@ from typing import Any, NoReturn, TypeVar
 import sqlalchemy as sa
 from flask import g, request
 from limits import RateLimitItemPerMinute
+from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import joinedload
+from sqlalchemy.sql.functions import FunctionElement
 
 from authapp import audit, clock, connections
 from authapp.errors import Forbidden, TokenError
@@ -39,7 +41,7 @@ API_KEY_HEADER = "X-API-Key"
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 # Role names and permission codes never hold a line break (their schemas refuse control
 # characters), so one joins each list into a single column of the principal's statement.
-SEPARATOR = "\n"
+SEPARATOR = "\n"  # char(10), chr(10) in the SQL of _Lines
 
 
 @dataclass(frozen=True)
@@ -140,9 +142,30 @@ def user_with_access(*criteria: sa.ColumnElement[bool]) -> sa.Select[User]:
     )
 
 
+class _Lines(FunctionElement[str]):
+    """Strings joined with line breaks, as one column: string_agg on PostgreSQL, group_concat
+    elsewhere. The separator is written into the SQL: SQLAlchemy's aggregate_strings passes it
+    as a literal parameter, which it renders into the statement at every execution (half the
+    Python cost of the principal's statement)."""
+
+    type = sa.String()
+    inherit_cache = True
+    name = "lines"
+
+
+@compiles(_Lines)
+def _group_concat(element: _Lines, compiler: Any, **kw: Any) -> str:
+    return f"group_concat({compiler.process(element.clauses, **kw)}, char(10))"
+
+
+@compiles(_Lines, "postgresql")
+def _string_agg(element: _Lines, compiler: Any, **kw: Any) -> str:
+    return f"string_agg({compiler.process(element.clauses, **kw)}, chr(10))"
+
+
 def _joined(column: Any, joins: sa.FromClause) -> sa.ScalarSelect[str]:
     return (
-        sa.select(sa.func.aggregate_strings(column, SEPARATOR))
+        sa.select(_Lines(column))
         .select_from(joins)
         .where(user_roles.c.user_id == User.id)
         .scalar_subquery()
