@@ -7,7 +7,7 @@ import re
 import uuid
 
 import structlog
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, g, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from authapp.errors import AppError
@@ -39,6 +39,96 @@ class InvalidJson(AppError):
     status, code = 400, "invalid_json"
 
 
+class Hooks:
+    """The per-request work, with what it needs from the configuration read once: these run on
+    every request, and each `current_app.config` lookup goes through a context-local proxy."""
+
+    def __init__(self, app: Flask) -> None:
+        config = app.config
+        self.max_body = config["MAX_CONTENT_LENGTH"]
+        self.cors_origins = frozenset(config["CORS_ORIGINS"]) - {"null"}
+        self.docs_path = config["OPENAPI_URL_PREFIX"] + "/docs"
+        # Set on every answer unless a view set its own (setdefault), then always these two.
+        self.defaults: tuple[tuple[str, str], ...] = (
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-Frame-Options", "DENY"),
+            ("Cross-Origin-Opener-Policy", "same-origin"),
+        )
+        self.hsts = (
+            "max-age=31536000; includeSubDomains" if config["AUTHAPP_ENV"] == "production" else None
+        )
+
+    def before(self) -> Response | None:
+        _bind_request_id()
+        if request.path.startswith("/api/"):
+            if _is_preflight():
+                return Response(status=204)  # after() adds the grant when the origin is listed
+            if request.method in BODY_METHODS:
+                self._require_json_body()
+        return None
+
+    def after(self, response: Response) -> Response:
+        if request.path.startswith("/api/"):
+            self._cors(response)
+        self._security_headers(response)
+        return response
+
+    def _require_json_body(self) -> None:
+        """415 for a non-JSON body and 400 for broken JSON, before any view or schema runs."""
+        limit = self.max_body
+        if request.content_length is not None and request.content_length > limit:
+            raise RequestEntityTooLarge()
+        body = request.get_data(cache=True)
+        if len(body) >= limit:
+            # A chunked body has no length: Werkzeug stops reading at the limit without an error.
+            raise RequestEntityTooLarge()
+        if not body and not request.mimetype:
+            return  # nothing sent: the schema says whether a body was required
+        if not _is_json(request.mimetype):
+            raise UnsupportedMediaType(
+                "Request bodies must be JSON (Content-Type: application/json)."
+            )
+        if not body:
+            return
+        try:
+            json.loads(body)
+        except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
+            raise InvalidJson("The request body is not valid JSON.") from None
+
+    def _cors(self, response: Response) -> None:
+        """WB-5: only listed origins, echoed exactly, with credentials; never `*`, never `null`."""
+        response.vary.add("Origin")
+        origin = request.headers.get("Origin")
+        if origin is None or origin not in self.cors_origins:
+            return
+        headers = response.headers
+        headers["Access-Control-Allow-Origin"] = origin
+        headers["Access-Control-Allow-Credentials"] = "true"
+        headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
+        if _is_preflight():
+            headers["Access-Control-Allow-Methods"] = CORS_ALLOW_METHODS
+            headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
+            headers["Access-Control-Max-Age"] = "600"
+
+    def _security_headers(self, response: Response) -> None:
+        headers = response.headers
+        present = {name.lower() for name, _value in headers.items()}
+        path = request.path
+        for name, value in self.defaults:
+            if name.lower() not in present:
+                headers.add(name, value)
+        if "referrer-policy" not in present:
+            headers.add("Referrer-Policy", g.get("referrer_policy", "same-origin"))
+        if "content-security-policy" not in present:
+            headers.add("Content-Security-Policy", DOCS_CSP if path == self.docs_path else BASE_CSP)
+        headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
+        if not path.startswith("/static/"):
+            # API answers and pages alike show accounts, tokens or keys: never from a cache.
+            headers["Cache-Control"] = "no-store"
+        if self.hsts:
+            headers["Strict-Transport-Security"] = self.hsts
+
+
 def _bind_request_id() -> None:
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if SANE_REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
@@ -52,79 +142,12 @@ def _is_json(mimetype: str) -> bool:
     )
 
 
-def _require_json_body() -> None:
-    """415 for a non-JSON body and 400 for broken JSON, before any view or schema runs."""
-    if not request.path.startswith("/api/") or request.method not in BODY_METHODS:
-        return
-    limit = current_app.config["MAX_CONTENT_LENGTH"]
-    if request.content_length is not None and request.content_length > limit:
-        raise RequestEntityTooLarge()
-    body = request.get_data(cache=True)
-    if len(body) >= limit:
-        # A chunked body has no length: Werkzeug stops reading at the limit without an error.
-        raise RequestEntityTooLarge()
-    if not body and not request.mimetype:
-        return  # nothing sent: the schema says whether a body was required
-    if not _is_json(request.mimetype):
-        raise UnsupportedMediaType("Request bodies must be JSON (Content-Type: application/json).")
-    if not body:
-        return
-    try:
-        json.loads(body)
-    except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
-        raise InvalidJson("The request body is not valid JSON.") from None
-
-
 def _is_preflight() -> bool:
     return request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers
 
 
-def _answer_preflight() -> Response | None:
-    if _is_preflight() and request.path.startswith("/api/"):
-        return Response(status=204)  # _cors adds the grant when the origin is listed
-    return None
-
-
-def _cors(response: Response) -> Response:
-    """WB-5: only listed origins, echoed exactly, with credentials; never `*`, never `null`."""
-    if not request.path.startswith("/api/"):
-        return response
-    response.vary.add("Origin")
-    origin = request.headers.get("Origin")
-    if origin is None or origin == "null" or origin not in current_app.config["CORS_ORIGINS"]:
-        return response
-    headers = response.headers
-    headers["Access-Control-Allow-Origin"] = origin
-    headers["Access-Control-Allow-Credentials"] = "true"
-    headers["Access-Control-Expose-Headers"] = CORS_EXPOSE_HEADERS
-    if _is_preflight():
-        headers["Access-Control-Allow-Methods"] = CORS_ALLOW_METHODS
-        headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
-        headers["Access-Control-Max-Age"] = "600"
-    return response
-
-
-def _security_headers(response: Response) -> Response:
-    headers = response.headers
-    headers["X-Request-ID"] = g.get("request_id") or uuid.uuid4().hex
-    headers.setdefault("X-Content-Type-Options", "nosniff")
-    headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", g.get("referrer_policy", "same-origin"))
-    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    docs = request.path == current_app.config["OPENAPI_URL_PREFIX"] + "/docs"
-    headers.setdefault("Content-Security-Policy", DOCS_CSP if docs else BASE_CSP)
-    if not request.path.startswith("/static/"):
-        # API answers and pages alike show accounts, tokens or keys: never from a cache.
-        headers["Cache-Control"] = "no-store"
-    if current_app.config["AUTHAPP_ENV"] == "production":
-        headers["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-    return response
-
-
 def init_app(app: Flask) -> None:
     app.json.mimetype = "application/json; charset=utf-8"  # type: ignore[attr-defined]
-    app.before_request(_bind_request_id)
-    app.before_request(_answer_preflight)  # before the body checks: a preflight has no body
-    app.before_request(_require_json_body)
-    app.after_request(_cors)
-    app.after_request(_security_headers)
+    hooks = Hooks(app)
+    app.before_request(hooks.before)  # a preflight is answered before the body checks
+    app.after_request(hooks.after)

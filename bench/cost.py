@@ -138,6 +138,9 @@ def profile(app: Any, kind: Kind, count: int) -> str:
         profiler.disable()
         kind.after(status, body)
     out = io.StringIO()
+    callers = _env("BENCH_COST_CALLERS", "")
+    if callers:
+        pstats.Stats(profiler, stream=out).print_callers(callers)
     pstats.Stats(profiler, stream=out).sort_stats(_env("BENCH_COST_SORT", "tottime")).print_stats(
         45
     )
@@ -219,6 +222,7 @@ def kinds(app: Any, made: dict[str, str]) -> list[Kind]:
 
     cookie = f"{app.config['JWT_ACCESS_COOKIE_NAME']}={made['access']}"
     return [
+        Kind("healthz", "GET /healthz (no credentials, no SQL)", builder("GET", "/healthz")),
         Kind("me", "GET /auth/me (bearer)", builder("GET", ME, headers=bearer)),
         Kind(
             "api_key",

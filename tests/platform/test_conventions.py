@@ -1,9 +1,13 @@
 """The JSON conventions of API.md on every endpoint: IN-1, IN-4, ER-1."""
 
+import json
+import logging
 import re
 
 import pytest
+import structlog
 
+from authapp import logs
 from tests.conftest import PASSWORD
 
 SIGNUP = "/api/v1/auth/signup"
@@ -171,3 +175,37 @@ def test_duplicate_json_keys_take_the_last_value_consistently(client, make_user)
 
     assert response.status_code == 200
     assert response.json["user"]["email"] == "ada@example.com"
+
+
+def test_the_short_access_line_is_the_processor_chains_line():
+    """logs.Formatter writes gunicorn's JSON access lines itself (a request's cheapest log
+    line); it must be the line structlog's processor chain writes, timestamp aside."""
+
+    atoms = {
+        "h": "127.0.0.1",
+        "r": "GET /api/v1/auth/me HTTP/1.1",
+        "m": "GET",
+        "U": "/api/v1/auth/me",
+        "s": "200",
+        "B": "321",
+        "D": "1500",
+        "{x-request-id}o": "abc-123",
+        "a": "-",
+    }
+    record = logging.LogRecord(
+        "gunicorn.access", logging.INFO, __file__, 1, '%(h)s "%(r)s" %(s)s', (atoms,), None
+    )
+    structlog.contextvars.bind_contextvars(request_id="abc-123")
+    try:
+        short = json.loads(logs.make_formatter("json").format(record))
+        chain = json.loads(
+            structlog.stdlib.ProcessorFormatter.format(logs.make_formatter(), record)
+        )
+    finally:
+        structlog.contextvars.clear_contextvars()
+
+    assert short.pop("timestamp").endswith("Z")
+    chain.pop("timestamp")
+    assert short == chain
+    assert short["status"] == 200
+    assert "user_agent" not in short
