@@ -48,7 +48,27 @@ SHARED_PROCESSORS: list[Any] = [
 
 
 class Handler(logging.StreamHandler):  # type: ignore[type-arg]
-    """Our stderr handler, recognisable so a second app in one process adds no duplicate."""
+    """Our stderr handler, recognisable so a second app in one process adds no duplicate.
+
+    A line is formatted before the handler's lock is taken, not under it: every request writes
+    one (gunicorn's access line), and with dozens of threads per worker the lock held through
+    the formatting made threads queue for it."""
+
+    def handle(self, record: logging.LogRecord) -> bool:
+        if not self.filter(record):
+            return False
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:  # logging's own rule: a bad record is reported, never raised
+            self.handleError(record)
+            return True
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                self.stream.write(line)
+                self.flush()
+            except Exception:
+                self.handleError(record)
+        return True
 
 
 class Formatter(structlog.stdlib.ProcessorFormatter):

@@ -3,7 +3,8 @@
 Every message that waits for the server's answer counts: a statement, the `BEGIN` psycopg2
 sends by itself before the first statement of a transaction, and a `COMMIT` or `ROLLBACK` of an
 open transaction (psycopg2 sends nothing for one that never began). SQLAlchemy's pre-ping is a
-statement too. The cost probe and the shape tests install it with `counting()`.
+statement too, and so are authapp's `PREPARE` and `EXECUTE` (shown as "EXECUTE name: the
+statement it stands for"). The cost probe and the shape tests install it with `counting()`.
 """
 
 from __future__ import annotations
@@ -27,14 +28,24 @@ def _record(what: str) -> None:
         log.append(what)
 
 
+def _text(query: Any) -> str:
+    return query.decode() if isinstance(query, bytes) else str(query)
+
+
 class CountingCursor(connections.Cursor):
     def execute(self, query: Any, vars: Any = None) -> Any:  # noqa: A002 - psycopg2's name
+        self.statement = _text(query)  # what an EXECUTE of a prepared statement stands for
+        return super().execute(query, vars)
+
+    def send(self, query: Any, vars: Any = None) -> Any:  # noqa: A002
         conn = self.connection
-        connections.begin_if_writing(conn, query)  # as the parent will: now BEGIN shows
         if not conn.autocommit and conn.status == STATUS_READY:
             _record("BEGIN")
-        _record(query.decode() if isinstance(query, bytes) else str(query))
-        return super().execute(query, vars)
+        text = _text(query)
+        if text.startswith(("EXECUTE ", "PREPARE ")):
+            text = f"{text.split(' (')[0].split(' AS ')[0]}: {self.statement}"
+        _record(text)
+        return super().send(query, vars)
 
     def executemany(self, query: Any, vars_list: Any) -> Any:
         rows = list(vars_list)
@@ -43,7 +54,7 @@ class CountingCursor(connections.Cursor):
         if rows and not conn.autocommit and conn.status == STATUS_READY:
             _record("BEGIN")
         for _ in rows:  # psycopg2 sends one statement per parameter set
-            _record(query.decode() if isinstance(query, bytes) else str(query))
+            _record(_text(query))
         return super().executemany(query, rows)
 
 
@@ -67,13 +78,15 @@ _original_connect = psycopg2.connect
 
 
 def _connect(*args: Any, **kwargs: Any) -> Any:
-    # authapp's own connection class (connections.py), counting as well.
-    kwargs["connection_factory"] = CountingConnection
+    # authapp's engines ask for its connection class (connections.py): they get it, counting.
+    # Other engines (a test's admin connection) keep psycopg2's own, which is not counted.
+    if kwargs.get("connection_factory") is connections.Connection:
+        kwargs["connection_factory"] = CountingConnection
     return _original_connect(*args, **kwargs)
 
 
 def install() -> None:
-    """Make every new psycopg2 connection count (call before the engine connects)."""
+    """Make every new connection of authapp's engines count (call before they connect)."""
     psycopg2.connect = _connect
 
 

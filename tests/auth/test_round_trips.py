@@ -73,6 +73,34 @@ def test_a_token_check_is_one_statement_in_one_round_trip(client, make_user, log
 
 
 @DEVELOPMENT
+def test_a_statement_sent_often_is_prepared_once_then_executed(
+    client, make_user, login, round_trips
+):
+    """PostgreSQL plans the principal's statement once per connection, not once per request."""
+    access = login(make_user())["access_token"]
+
+    with round_trips() as sent:
+        for _ in range(6):
+            assert client.get(ME, headers=auth_header(access)).status_code == 200
+
+    kinds = [statement.split()[0] for statement in sent]
+    assert kinds == ["SELECT", "SELECT", "PREPARE", "EXECUTE", "EXECUTE", "EXECUTE", "EXECUTE"]
+    assert all("SELECT sessions.revoked_at" in statement for statement in sent)
+
+
+def test_a_statement_postgresql_cannot_prepare_is_sent_as_text(app):
+    """`unknown + unknown` has no operator PostgreSQL can pick, so the statement cannot be
+    prepared; as text its values are numbers, and it keeps working."""
+    statement = "SELECT %(x)s + %(y)s AS total"
+    with app.app_context(), db.engine.connect() as conn:
+        totals = [conn.exec_driver_sql(statement, {"x": n, "y": 1}).scalar() for n in range(5)]
+        statements = conn.connection.dbapi_connection.statements
+
+    assert totals == [1, 2, 3, 4, 5]
+    assert statements[statement] is None
+
+
+@DEVELOPMENT
 def test_an_api_key_read_is_one_round_trip(client, make_user, login, round_trips):
     admin_user = make_user(email="root@example.com", role_names=("owner",))
     token = login(admin_user)["access_token"]
