@@ -89,6 +89,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "DATABASE_POOL_SIZE": (int, "10"),
     "DATABASE_POOL_TIMEOUT": (float, "10"),
     "DATABASE_CONNECT_TIMEOUT": (int, "5"),
+    "DATABASE_PREPARE_AFTER": (int, "3"),  # 0: never prepare (PgBouncer in transaction mode)
     "RATELIMIT_ENABLED": (_bool, "true"),
     "RATELIMIT_STORAGE_URI": (str, "memory://"),
     # API.md's limits, as Flask-Limiter strings.
@@ -179,6 +180,7 @@ def _check_ranges(settings: dict[str, Any]) -> None:
         "PASSWORD_HASH_QUEUE": (0, 100_000),
         "PASSWORD_HASH_NICE": (0, 19),
         "MAX_CONTENT_LENGTH": (1024, 2**31),
+        "DATABASE_PREPARE_AFTER": (0, 1_000_000),
     }
     for name, (low, high) in ranges.items():
         if not low <= settings[name] <= high:

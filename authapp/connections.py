@@ -35,7 +35,6 @@ import sqlalchemy as sa
 from psycopg2.extensions import STATUS_READY
 
 T = TypeVar("T")
-PREPARE_AFTER = 3  # sends of one statement on one connection before it is prepared there
 PREPARED_MAX = 200  # prepared statements per connection
 PARAMETER = re.compile(r"%\((\w+)\)s")
 # A statement that only reads: SELECT without a row lock or an advisory lock.
@@ -78,8 +77,9 @@ class Connection(psycopg2.extensions.connection):
 
     **Prepared statements.** psycopg2 sends every statement as text with its values inlined,
     so PostgreSQL parses and plans it each time: for the principal's statement, planning took
-    0.45 ms of the server's CPU against 0.05 ms to run it. A statement sent `PREPARE_AFTER`
-    times on one connection, outside a transaction, is prepared there (`PREPARE`, one round
+    0.45 ms of the server's CPU against 0.05 ms to run it. A statement sent `prepare_after`
+    times (DATABASE_PREPARE_AFTER; 0 never) on one connection, outside a transaction, is
+    prepared there (`PREPARE`, one round
     trip, once) and from then on sent as `EXECUTE` with its values: PostgreSQL plans it once.
     Prepared statements belong to the server session, so they live and die with this
     connection; they are not transactional, and only statements with named parameters (as
@@ -88,6 +88,7 @@ class Connection(psycopg2.extensions.connection):
     """
 
     keep_autocommit = False
+    prepare_after = 0  # set by the engine's connect hook (`configure`)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -104,8 +105,10 @@ class Connection(psycopg2.extensions.connection):
         """The prepared name and parameter order of `query`, preparing it when it is due."""
         if query in self.statements:
             return self.statements[query]
+        if not self.prepare_after or len(self.statements) >= PREPARED_MAX:
+            return None
         count = self.sent[query] = self.sent.get(query, 0) + 1
-        if count < PREPARE_AFTER or len(self.statements) >= PREPARED_MAX:
+        if count < self.prepare_after:
             return None
         del self.sent[query]
         names = tuple(dict.fromkeys(PARAMETER.findall(query)))
@@ -153,11 +156,17 @@ def connect_args(url: str) -> dict[str, Any]:
     return {"connection_factory": Connection} if url.startswith("postgresql+psycopg2") else {}
 
 
-def configure(engine: sa.Engine) -> None:
+def configure(engine: sa.Engine, *, prepare_after: int) -> None:
     """The pool hooks of a psycopg2 engine made with `connect_args`; others are left alone."""
     if engine.dialect.driver != "psycopg2":
         return
-    sa.event.listen(engine, "connect", _rest_in_autocommit)
+
+    def connected(dbapi_connection: Any, *_args: Any) -> None:
+        if isinstance(dbapi_connection, Connection):
+            dbapi_connection.prepare_after = prepare_after
+            _rest_in_autocommit(dbapi_connection)
+
+    sa.event.listen(engine, "connect", connected)
     sa.event.listen(engine, "checkout", _closed_by_server)
     sa.event.listen(engine, "checkin", _rest_in_autocommit)
 

@@ -59,7 +59,7 @@ limiter = RefusalHeadersLimiter(key_func=lambda: f"ip:{client_ip()}")
 def init_app(app: Flask) -> None:
     db.init_app(app)
     with app.app_context():
-        connections.configure(db.engine)
+        connections.configure(db.engine, prepare_after=app.config["DATABASE_PREPARE_AFTER"])
     # Registered after Flask-SQLAlchemy's own, so it runs first (Flask runs them in reverse).
     app.teardown_appcontext(_end_session)
     migrate.init_app(app, db, directory=_migrations_dir(app))

@@ -88,6 +88,18 @@ def test_a_statement_sent_often_is_prepared_once_then_executed(
     assert all("SELECT sessions.revoked_at" in statement for statement in sent)
 
 
+@pytest.mark.config(AUTHAPP_ENV="development", DATABASE_PREPARE_AFTER=0)
+def test_prepared_statements_can_be_turned_off(client, make_user, login, round_trips):
+    """DATABASE_PREPARE_AFTER=0: for a pooler that does not keep a server session per client."""
+    access = login(make_user())["access_token"]
+
+    with round_trips() as sent:
+        for _ in range(6):
+            assert client.get(ME, headers=auth_header(access)).status_code == 200
+
+    assert [statement.split()[0] for statement in sent] == ["SELECT"] * 6
+
+
 def test_a_statement_postgresql_cannot_prepare_is_sent_as_text(app):
     """`unknown + unknown` has no operator PostgreSQL can pick, so the statement cannot be
     prepared; as text its values are numbers, and it keeps working."""
