@@ -1,0 +1,73 @@
+"""The embedded default, SQLite (`make run`): the token check and the refresh take their
+portable paths there (no prepared statements, no data-modifying CTEs: auth/rotation.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import flask_migrate
+import jwt
+import pytest
+from flask import Flask
+
+from authapp import create_app, offload
+from authapp.extensions import db
+from authapp.seed import seed_database
+from tests.conftest import PASSWORD, TEST_SECRETS, auth_header
+
+ME = "/api/v1/auth/me"
+REFRESH = "/api/v1/auth/refresh"
+
+
+def _jti(token: str) -> str:
+    return str(jwt.decode(token, options={"verify_signature": False})["jti"])
+
+
+@pytest.fixture
+def sqlite_app(tmp_path: Path) -> Iterator[Flask]:
+    app = create_app(
+        {
+            "AUTHAPP_ENV": "testing",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'authapp.db'}",
+            "BCRYPT_ROUNDS": 4,
+            "RATELIMIT_ENABLED": False,
+            "OUTBOX_SWEEP_SECONDS": 0,
+            **TEST_SECRETS,
+        }
+    )
+    with app.app_context():
+        flask_migrate.upgrade()
+        seed_database()
+    yield app
+    offload.shutdown(app)
+    with app.app_context():
+        db.engine.dispose()
+
+
+def test_sign_up_check_tokens_and_rotate_on_sqlite(sqlite_app):
+    client = sqlite_app.test_client()
+    pair = client.post(
+        "/api/v1/auth/signup",
+        json={"email": "ada@example.com", "password": PASSWORD, "organization_name": "Acme"},
+    ).json
+
+    me = client.get(ME, headers=auth_header(pair["access_token"]))
+    rotated = client.post(REFRESH, json={"refresh_token": pair["refresh_token"]})
+    retried = client.post(REFRESH, json={"refresh_token": pair["refresh_token"]})  # in the grace
+    again = client.post(REFRESH, json={"refresh_token": rotated.json["refresh_token"]})
+    replayed = client.post(REFRESH, json={"refresh_token": pair["refresh_token"]})
+
+    assert me.status_code == 200
+    assert me.json["user"]["roles"] == ["owner"]
+    assert "users:manage" in me.json["user"]["permissions"]
+    assert me.json["user"]["organization"]["name"] == "Acme"
+    assert rotated.status_code == 200
+    assert retried.status_code == 200
+    assert _jti(retried.json["refresh_token"]) == _jti(rotated.json["refresh_token"])
+    assert again.status_code == 200
+    assert replayed.status_code == 401  # an older ancestor: the session is revoked
+    assert replayed.json["error"]["code"] == "token_reused"
+    after = client.get(ME, headers=auth_header(again.json["access_token"]))
+    assert after.status_code == 401
+    assert after.json["error"]["code"] == "token_revoked"
