@@ -2,7 +2,14 @@ import base64
 import json
 
 import jwt
+import pytest
+from marshmallow import Schema
 
+from authapp import clock
+from authapp.auth.schemas import UserOut
+from authapp.extensions import db
+from authapp.models import User
+from authapp.security.rbac import Account, user_with_access
 from tests.conftest import TEST_SECRETS, auth_header
 
 
@@ -113,3 +120,18 @@ def test_disabled_user_token_is_revoked_at_once(app, client, make_user, login):
     response = client.get("/api/v1/auth/me", headers=auth_header(access))
     assert response.status_code == 401
     assert response.json["error"]["code"] == "token_revoked"
+
+
+@pytest.mark.parametrize(("username", "logged_in"), [("ada", True), (None, False)])
+def test_the_direct_user_answer_equals_marshmallows(app, make_user, username, logged_in):
+    """UserOut.dump builds the answer itself: it must be what the declared fields make."""
+    user = make_user(username=username)
+    with app.app_context():
+        loaded = db.session.scalars(user_with_access(User.id == user["id"])).unique().one()
+        loaded.last_login_at = clock.now() if logged_in else None
+        account = Account.of(loaded)
+        for subject in (account, loaded):
+            direct = UserOut().dump(subject)
+            assert direct == Schema.dump(UserOut(), subject)
+            assert UserOut(many=True).dump([subject]) == [direct]
+        assert (direct["last_login_at"] is None) is not logged_in
