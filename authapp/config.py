@@ -289,7 +289,10 @@ def _derived(s: dict[str, Any]) -> dict[str, Any]:
         # Redis down or hung: per-process limits and a log line, never a 500 or a hang (F12).
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "RATELIMIT_SWALLOW_ERRORS": True,
-        "RATELIMIT_STORAGE_OPTIONS": (
+        # The store's own failures arrive as limits' StorageError: the only error that moves
+        # the limits to this process (extensions.RefusalHeadersLimiter, security/budgets.py).
+        "RATELIMIT_STORAGE_OPTIONS": {"wrap_exceptions": True}
+        | (
             {
                 "socket_timeout": s["RATELIMIT_STORAGE_TIMEOUT"],
                 "socket_connect_timeout": s["RATELIMIT_STORAGE_TIMEOUT"],

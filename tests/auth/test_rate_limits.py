@@ -9,8 +9,9 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from authapp.extensions import db
+from authapp.extensions import db, limiter
 from authapp.models import Organization
+from authapp.security import network
 from tests.conftest import PASSWORD, auth_header, build_app, seeded_app
 from tests.servers import Tarpit, free_port
 from tests.settings import conftest as settings_fixtures
@@ -140,6 +141,78 @@ def test_a_trusted_proxy_s_forwarded_for_names_the_client(client):
         assert statuses(client, 10, body=body, headers=headers) == [401] * 10
     third = {**WRONG, "login": "nobody3@example.com"}
     assert statuses(client, 1, body=third, headers={"X-Forwarded-For": "203.0.113.1"}) == [429]
+
+
+def shared_counts(scope: str) -> list[int]:
+    """The counts Redis holds for a limit's scope (the per-worker fallback holds none)."""
+    store = redis.Redis.from_url(REDIS_URI)
+    return [int(store.get(key) or 0) for key in store.keys(f"*/{scope}/*")]
+
+
+@pytest.mark.config(**LIMITED, RATELIMIT_FORGOT_IP="2/hour")
+def test_a_lone_surrogate_is_counted_in_the_shared_store_like_any_request(client):
+    """F12, RL-4: a lone surrogate in the email made the per-email key raise; Flask-Limiter
+    took that for a Redis outage, moved the worker to in-memory counts and let the request
+    through uncounted."""
+    forgot = "/api/v1/auth/password/forgot"
+    poison = client.post(forgot, data='{"email": "\\ud800@x"}', content_type="application/json")
+    assert poison.status_code == 422  # an invalid address, not a 500
+
+    after = [client.post(forgot, json={"email": f"{n}@example.com"}).status_code for n in range(2)]
+
+    assert after == [202, 429]  # the poisoning request was the first of the two allowed
+    assert shared_counts("forgot_ip") == [3]
+    assert shared_counts("forgot_email") != []
+
+
+@pytest.mark.config(**LIMITED)
+def test_only_a_storage_failure_moves_the_limits_to_the_process(app, client):
+    """F12: any other error while a limit is checked is a bug; it must not turn the shared
+    limits into per-worker ones."""
+
+    def broken_key() -> str:
+        raise RuntimeError("a key function with a bug")
+
+    app.add_url_rule(
+        "/api/_broken_limit",
+        "broken_limit",
+        limiter.limit("5/minute", key_func=broken_key)(lambda: "never"),
+        methods=["POST"],
+    )
+    assert client.post("/api/_broken_limit").status_code == 500  # loud, not swallowed
+
+    assert statuses(client, 1) == [401]
+    assert shared_counts("login") == [1]
+
+
+@pytest.mark.config(**LIMITED)
+def test_ipv6_clients_are_counted_by_their_64(client):
+    """An IPv6 host picks any of its 2**64 addresses: each must not bring a new allowance."""
+    same_64 = [f"2001:db8:1:2::{n:x}" for n in range(1, 12)]
+    answers = [
+        client.post(
+            LOGIN, json={**WRONG, "login": f"n{n}@example.com"}, environ_base={"REMOTE_ADDR": ip}
+        ).status_code
+        for n, ip in enumerate(same_64)
+    ]
+    assert answers == [401] * 10 + [429]
+    other_64 = client.post(LOGIN, json=WRONG, environ_base={"REMOTE_ADDR": "2001:db8:1:3::1"})
+    assert other_64.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("peer", "bucket"),
+    [
+        ("203.0.113.7", "ip:203.0.113.7"),
+        ("2001:db8:1:2:3:4:5:6", "ip:2001:db8:1:2::/64"),
+        ("2001:db8:1:2::", "ip:2001:db8:1:2::/64"),
+        ("fe80::1%eth0", "ip:fe80::/64"),
+        ("::ffff:203.0.113.7", "ip:203.0.113.7"),  # a dual-stack socket's IPv4 client
+    ],
+)
+def test_the_address_bucket(app, peer, bucket):
+    with app.test_request_context(environ_base={"REMOTE_ADDR": peer}):
+        assert network.client_bucket() == bucket
 
 
 @pytest.mark.config(
