@@ -15,6 +15,7 @@ from authapp.security import network
 from tests.conftest import PASSWORD, auth_header, build_app, seeded_app
 from tests.servers import Tarpit, free_port
 from tests.settings import conftest as settings_fixtures
+from tests.web import conftest as web
 
 REDIS_DB = 1 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0) % 14
 REDIS_URI = f"redis://127.0.0.1:6379/{REDIS_DB}"
@@ -114,6 +115,23 @@ def test_email_resend_is_five_an_hour_per_account(client, make_user, login):
     assert 3000 < int(answers[-1].headers["Retry-After"]) <= 3600
     other = auth_header(login(second)["access_token"])
     assert client.post("/api/v1/auth/email/resend", headers=other).status_code == 202
+
+
+@pytest.mark.config(**LIMITED)
+def test_the_resend_page_and_the_api_share_one_limit(client, make_user, login):
+    """RL-4, EV-1: the page queued every resend (30 of 30) while the API refused the 6th."""
+    user = make_user()
+    headers = auth_header(login(user)["access_token"])
+    api = [client.post("/api/v1/auth/email/resend", headers=headers) for _ in range(3)]
+    assert [answer.status_code for answer in api] == [202] * 3
+    assert web.form_login(client, user["email"]).status_code == 303
+
+    pages = [
+        web.submit(client, "/settings/email/resend", page="/settings/profile").status_code
+        for _ in range(3)
+    ]
+
+    assert pages == [303, 303, 429]
 
 
 @pytest.mark.config(**LIMITED, RATELIMIT_REFRESH="2/minute")
