@@ -121,6 +121,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "RESET_TOKEN_TTL": (_seconds, "1h"),
     "LOGIN_BACKOFF_AFTER": (int, "10"),  # consecutive failures before the back-off starts
     "LOGIN_BACKOFF_MAX": (_seconds, "15m"),  # 1 s, doubling, never longer than this
+    "DEVICE_COOKIE_TTL": (_seconds, "180d"),  # a device cookie's life (auth/devices.py)
     "VERIFY_TOKEN_TTL": (_seconds, "7d"),
     "MFA_ISSUER": (str, "authapp"),  # the name authenticator apps show beside the account
     "MFA_LOGIN_TTL": (_seconds, "5m"),  # a login form's wait between password and code
@@ -268,6 +269,7 @@ def _derived(s: dict[str, Any]) -> dict[str, Any]:
         "JWT_ACCESS_COOKIE_NAME": f"{cookie_prefix}access_token",
         "JWT_REFRESH_COOKIE_NAME": f"{cookie_prefix}refresh_token",
         "JWT_ACCESS_CSRF_COOKIE_NAME": f"{cookie_prefix}csrf_access_token",
+        "DEVICE_COOKIE_NAME": f"{cookie_prefix}device",
         "JWT_REFRESH_CSRF_COOKIE_NAME": f"{cookie_prefix}csrf_refresh_token",
         "JWT_COOKIE_SECURE": production,
         "JWT_COOKIE_SAMESITE": "Lax",
