@@ -48,12 +48,17 @@ class Lock:
 
 
 def counter(login: str, user: User | None, device_id: str | None) -> Counter:
-    """The counter that holds this attempt (device_id: a device cookie recognised for `user`)."""
-    if user is not None and device_id is not None:
+    """The counter that holds an attempt with `login` (the account it names, if any, and the
+    device cookie recognised for that account, if any)."""
+    if user is None:
+        return Counter("identifier", sha256_hex(login.strip().lower()))
+    return of_account(user, device_id)
+
+
+def of_account(user: User, device_id: str | None = None) -> Counter:
+    if device_id is not None:
         return Counter("device", sha256_hex(f"device:{device_id}"))
-    if user is not None:
-        return Counter("account", sha256_hex(f"account:{user.id}"))
-    return Counter("identifier", sha256_hex(login.strip().lower()))
+    return Counter("account", sha256_hex(f"account:{user.id}"))
 
 
 def check(held_by: Counter) -> None:
@@ -118,4 +123,4 @@ def cleared(held_by: Counter) -> None:
 def clear_account(user: User) -> None:
     """A password reset: the account's count starts again (its device cookies are void now);
     no commit."""
-    cleared(counter("", user, None))
+    cleared(of_account(user))

@@ -204,7 +204,7 @@ def log_in_second_step(
     if user.mfa_enabled:
         _check_second_factor(user, totp_code, client)
     device_id = devices.recognise(device_cookie, user)
-    return _start_session(user, client, backoff.counter("", user, device_id), device_id)
+    return _start_session(user, client, backoff.of_account(user, device_id), device_id)
 
 
 def _check_second_factor(user: User, code: str, client: sessions.Client) -> None:
