@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from authapp.extensions import db, limiter
 from authapp.models import Organization
-from authapp.security import network
+from authapp.security import budgets, network
 from tests.conftest import PASSWORD, auth_header, build_app, seeded_app
 from tests.servers import Tarpit, free_port
 from tests.settings import conftest as settings_fixtures
@@ -201,6 +201,21 @@ def test_only_a_storage_failure_moves_the_limits_to_the_process(app, client):
 
     assert statuses(client, 1) == [401]
     assert shared_counts("login") == [1]
+
+
+@pytest.mark.config(**LIMITED)
+def test_only_a_storage_failure_moves_a_budget_to_the_process(app, monkeypatch):
+    """The hand-spent budgets (API keys, TOTP attempts) fall back as the limiter does: on the
+    store's failure only."""
+
+    def broken_hit(*_args: object) -> tuple[bool, float]:
+        raise RuntimeError("a bug while counting")
+
+    monkeypatch.setattr(budgets, "_hit", broken_hit)
+    with app.test_request_context():
+        with pytest.raises(RuntimeError):
+            budgets.spend(budgets.configured("RATELIMIT_TOTP"), "totp", "someone", "wait")
+        assert budgets._fallback().storage_down_until == 0.0
 
 
 @pytest.mark.config(**LIMITED)
