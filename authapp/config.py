@@ -121,6 +121,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "RESET_TOKEN_TTL": (_seconds, "1h"),
     "LOGIN_BACKOFF_AFTER": (int, "10"),  # consecutive failures before the back-off starts
     "LOGIN_BACKOFF_MAX": (_seconds, "15m"),  # 1 s, doubling, never longer than this
+    "DEVICE_COOKIE_TTL": (_seconds, "180d"),  # a device cookie's life (auth/devices.py)
     "VERIFY_TOKEN_TTL": (_seconds, "7d"),
     "MFA_ISSUER": (str, "authapp"),  # the name authenticator apps show beside the account
     "MFA_LOGIN_TTL": (_seconds, "5m"),  # a login form's wait between password and code
@@ -268,6 +269,7 @@ def _derived(s: dict[str, Any]) -> dict[str, Any]:
         "JWT_ACCESS_COOKIE_NAME": f"{cookie_prefix}access_token",
         "JWT_REFRESH_COOKIE_NAME": f"{cookie_prefix}refresh_token",
         "JWT_ACCESS_CSRF_COOKIE_NAME": f"{cookie_prefix}csrf_access_token",
+        "DEVICE_COOKIE_NAME": f"{cookie_prefix}device",
         "JWT_REFRESH_CSRF_COOKIE_NAME": f"{cookie_prefix}csrf_refresh_token",
         "JWT_COOKIE_SECURE": production,
         "JWT_COOKIE_SAMESITE": "Lax",
@@ -289,7 +291,10 @@ def _derived(s: dict[str, Any]) -> dict[str, Any]:
         # Redis down or hung: per-process limits and a log line, never a 500 or a hang (F12).
         "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "RATELIMIT_SWALLOW_ERRORS": True,
-        "RATELIMIT_STORAGE_OPTIONS": (
+        # The store's own failures arrive as limits' StorageError: the only error that moves
+        # the limits to this process (extensions.RefusalHeadersLimiter, security/budgets.py).
+        "RATELIMIT_STORAGE_OPTIONS": {"wrap_exceptions": True}
+        | (
             {
                 "socket_timeout": s["RATELIMIT_STORAGE_TIMEOUT"],
                 "socket_connect_timeout": s["RATELIMIT_STORAGE_TIMEOUT"],

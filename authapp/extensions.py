@@ -1,5 +1,6 @@
 """Unbound extensions; `init_app` binds them to one app."""
 
+import sys
 from pathlib import Path
 
 import sqlalchemy as sa
@@ -10,11 +11,12 @@ from flask_limiter import Limiter, RequestLimit
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
+from limits.errors import StorageError
 
 from authapp import connections
 from authapp.models.base import Base
 from authapp.openapi import Api
-from authapp.security.network import client_ip
+from authapp.security.network import client_bucket
 
 log = structlog.get_logger(__name__)
 # expire_on_commit=False: the answer built after a commit reads loaded attributes, no SELECT.
@@ -51,9 +53,25 @@ class RefusalHeadersLimiter(Limiter):
         if not in_middleware:
             super()._check_request_limit(callable_name, in_middleware)
 
+    # Flask-Limiter takes *any* exception raised while it checks a limit for a storage outage:
+    # it moves the whole process to fresh in-memory counters, and the request that raised is
+    # not counted. A request that makes a key function raise would turn shared limits into
+    # per-worker ones on demand (F12). Only the store's own failures (limits' StorageError,
+    # config.py wraps them) may do that; anything else is a bug and propagates as one.
+    @property
+    def _storage_dead(self) -> bool:
+        return self._on_fallback
+
+    @_storage_dead.setter
+    def _storage_dead(self, dead: bool) -> None:
+        failure = sys.exc_info()[1]  # Flask-Limiter sets it in its `except` block
+        if dead and failure is not None and not isinstance(failure, StorageError):
+            raise failure
+        self._on_fallback = dead
+
 
 # Limits are per client address unless a route names another key (security/limits.py).
-limiter = RefusalHeadersLimiter(key_func=lambda: f"ip:{client_ip()}")
+limiter = RefusalHeadersLimiter(key_func=client_bucket)
 
 
 def init_app(app: Flask) -> None:

@@ -62,7 +62,12 @@ def login() -> PageAnswer:
     session.pop(MFA_LOGIN, None)
     try:
         body = load_form(LoginIn(only=("login", "password")))
-        pair = services.log_in(**body, totp_code=None, client=request_client())
+        pair = services.log_in(
+            **body,
+            totp_code=None,
+            client=request_client(),
+            device_cookie=cookies.device_cookie(),
+        )
     except second_factor.MfaRequired as exc:
         return _ask_for_code(exc.user_id, next_path)
     except AppError as exc:
@@ -97,7 +102,10 @@ def login_code() -> PageAnswer:
     try:
         code = load_form(LoginCodeIn())["totp_code"]
         pair = services.log_in_second_step(
-            user_id=pending["user_id"], totp_code=code, client=request_client()
+            user_id=pending["user_id"],
+            totp_code=code,
+            client=request_client(),
+            device_cookie=cookies.device_cookie(),
         )
     except AppError as exc:
         return render_form("auth/login_code.html", exc)

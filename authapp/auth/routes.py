@@ -45,8 +45,11 @@ def signup(body: dict[str, Any]) -> sessions.TokenPair:
 @bp.arguments(LoginIn)
 @bp.response(200, TokenPairOut)
 def login(body: dict[str, Any]) -> sessions.TokenPair:
-    """Log in with an email or username; starts a new session."""
-    return services.log_in(**body, client=request_client())
+    """Log in with an email or username; starts a new session. The answer also sets a device
+    cookie: with it, this client's logins are not held by failures other clients caused."""
+    pair = services.log_in(**body, client=request_client(), device_cookie=cookies.device_cookie())
+    cookies.remember_device(pair)
+    return pair
 
 
 @bp.route("/me", methods=["GET"])

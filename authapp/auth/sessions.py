@@ -36,6 +36,7 @@ class TokenPair:
     user: Account
     session_id: str
     token_type: str = "Bearer"
+    device_cookie: str | None = None  # a login's (auth/devices.py); never in the JSON answer
 
 
 def start(user: User, client: Client) -> tuple[Session, RefreshToken]:

@@ -8,10 +8,11 @@ from authapp.models.base import Base, UTCDateTime
 
 
 class LoginThrottle(Base):
-    """Consecutive failed logins per login identifier, known account or not (RL-2, EN-4).
+    """Consecutive failed logins per back-off counter (RL-2, EN-4, auth/backoff.py): an account,
+    a device cookie, or a login no account has.
 
-    Keyed by the SHA-256 of the normalized email or username, so an unknown account is
-    throttled exactly like a real one and the table names nobody.
+    Keyed by a SHA-256 (of the account id, the device id or the normalized identifier), so an
+    unknown account is throttled exactly like a real one and the table names nobody.
     """
 
     __tablename__ = "login_throttles"

@@ -15,6 +15,7 @@ import time
 import structlog
 from flask import current_app
 from limits import RateLimitItem, parse
+from limits.errors import StorageError
 from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter, RateLimiter
 
@@ -56,7 +57,7 @@ def spend(item: RateLimitItem, namespace: str, identifier: str, message: str) ->
     strategy: RateLimiter = limiter.limiter if shared else fallback.local
     try:
         allowed, reset_at = _hit(strategy, item, namespace, identifier)
-    except Exception:  # a boundary: whatever the storage raises, the request goes on
+    except StorageError:  # only the store's own failure (config.py wraps it) counts here
         log.warning("ratelimit.storage_failed", budget=namespace, exc_info=True)
         fallback.storage_down_until = time.monotonic() + STORAGE_RETRY_SECONDS
         allowed, reset_at = _hit(fallback.local, item, namespace, identifier)

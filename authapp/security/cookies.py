@@ -1,4 +1,5 @@
-"""Browser credentials: the API's JWTs in HttpOnly cookies (WB-3), read by pages and the API.
+"""Browser credentials: the API's JWTs in HttpOnly cookies (WB-3), read by pages and the API,
+and the device cookie a login earns (auth/devices.py), read by logins only.
 
 Pages find their principal here: the access cookie, or, when it has expired or gone, the
 refresh cookie, rotated transparently (the new pair is set on the response).
@@ -20,13 +21,25 @@ CSRF_HEADER = "X-CSRF-TOKEN"
 
 
 def issue(pair: sessions.TokenPair) -> None:
-    """Set the pair's cookies on this request's response."""
+    """Set the pair's cookies on this request's response (and a login's device cookie)."""
     g.cookie_pair = pair
     g.pop("clear_cookies", None)
+    remember_device(pair)
+
+
+def remember_device(pair: sessions.TokenPair) -> None:
+    """A login's device cookie on this response; the JSON login sets it too."""
+    if pair.device_cookie is not None:
+        g.device_cookie = pair.device_cookie
+
+
+def device_cookie() -> str | None:
+    return request.cookies.get(current_app.config["DEVICE_COOKIE_NAME"])
 
 
 def clear() -> None:
-    """Remove every auth cookie in this request's response."""
+    """Remove every auth cookie in this request's response. The device cookie stays: a logout
+    does not make the device a stranger."""
     g.clear_cookies = True
     g.pop("cookie_pair", None)
 
@@ -89,6 +102,17 @@ def _write_cookies(response: Response) -> Response:
         set_refresh_cookies(response, pair.refresh_token, max_age=config["REFRESH_TOKEN_TTL"])
     elif g.get("clear_cookies"):
         unset_jwt_cookies(response)
+    device: str | None = g.get("device_cookie")
+    if device is not None:
+        config = current_app.config
+        response.set_cookie(
+            config["DEVICE_COOKIE_NAME"],
+            device,
+            max_age=config["DEVICE_COOKIE_TTL"],
+            secure=config["JWT_COOKIE_SECURE"],
+            httponly=True,
+            samesite="Strict",  # only logins read it, and they come from this site's own pages
+        )
     return response
 
 

@@ -1,6 +1,7 @@
 """Rate limits (RL-1, RL-4, RL-5) with Flask-Limiter, shared by every worker and host through
 RATELIMIT_STORAGE_URI. Limit strings come from the configuration; keys are the client address
-(the default), an email address or an account."""
+(the default: network.client_bucket, RL-3, an IPv6 client by its /64), an email address or an
+account. A key function never raises (extensions.RefusalHeadersLimiter says why)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,6 @@ from authapp.security import cookies, network, rbac
 from authapp.security.digests import sha256_hex
 
 
-def by_address() -> str:
-    """The client address (RL-3: a forwarded one only from TRUSTED_PROXIES)."""
-    return f"ip:{network.client_ip()}"
-
-
 def setting(name: str) -> Callable[[], str]:
     """The limit named by configuration variable `name`, read per request."""
     return lambda: str(current_app.config[name])
@@ -29,7 +25,7 @@ def by_email() -> str:
     body = request.get_json(silent=True) if request.is_json else request.form
     email = body.get("email") if isinstance(body, Mapping) else None
     if not isinstance(email, str) or not email.strip():
-        return by_address()
+        return network.client_bucket()
     return f"email:{sha256_hex(email.strip().lower())}"  # not the address itself
 
 
@@ -43,7 +39,7 @@ def by_account() -> str:
         principal = cookies.browser_principal()
     if principal is not None and principal.user is not None:
         return f"user:{principal.user.id}"
-    return by_address()
+    return network.client_bucket()
 
 
 # Each limit is one shared object: decorating the API route and its page with the same one

@@ -37,6 +37,23 @@ def client_ip() -> str | None:
     return peer
 
 
+def client_bucket() -> str:
+    """The rate limits' key for the client address: an IPv6 client counts by its /64, the
+    smallest prefix a subscriber or a host is given, or every one of its 2**64 addresses would
+    bring a fresh allowance. An IPv4-mapped address counts as its IPv4 address."""
+    ip = client_ip()
+    try:
+        address = ipaddress.ip_address(ip or "")
+    except ValueError:
+        return f"ip:{ip}"
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return f"ip:{address.ipv4_mapped}"
+        prefix = ipaddress.IPv6Address(int(address) >> 64 << 64)  # drops a %zone too
+        return f"ip:{prefix}/64"
+    return f"ip:{address}"
+
+
 def _is_ip(value: str) -> bool:
     try:
         ipaddress.ip_address(value)

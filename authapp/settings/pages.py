@@ -49,6 +49,7 @@ def profile() -> PageAnswer:
 
 
 @bp.post("/email/resend")
+@limits.resend  # the API's count: a page must not double the allowance (RL-4)
 @page_login_required()
 def resend_verification() -> Response:
     recovery.resend_verification(current_user(), current_principal())

@@ -9,11 +9,13 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from authapp.extensions import db
+from authapp.extensions import db, limiter
 from authapp.models import Organization
+from authapp.security import budgets, network
 from tests.conftest import PASSWORD, auth_header, build_app, seeded_app
 from tests.servers import Tarpit, free_port
 from tests.settings import conftest as settings_fixtures
+from tests.web import conftest as web
 
 REDIS_DB = 1 + int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw") or 0) % 14
 REDIS_URI = f"redis://127.0.0.1:6379/{REDIS_DB}"
@@ -115,6 +117,23 @@ def test_email_resend_is_five_an_hour_per_account(client, make_user, login):
     assert client.post("/api/v1/auth/email/resend", headers=other).status_code == 202
 
 
+@pytest.mark.config(**LIMITED)
+def test_the_resend_page_and_the_api_share_one_limit(client, make_user, login):
+    """RL-4, EV-1: the page queued every resend (30 of 30) while the API refused the 6th."""
+    user = make_user()
+    headers = auth_header(login(user)["access_token"])
+    api = [client.post("/api/v1/auth/email/resend", headers=headers) for _ in range(3)]
+    assert [answer.status_code for answer in api] == [202] * 3
+    assert web.form_login(client, user["email"]).status_code == 303
+
+    pages = [
+        web.submit(client, "/settings/email/resend", page="/settings/profile").status_code
+        for _ in range(3)
+    ]
+
+    assert pages == [303, 303, 429]
+
+
 @pytest.mark.config(**LIMITED, RATELIMIT_REFRESH="2/minute")
 def test_refresh_is_limited_per_address(client):
     body = {"refresh_token": "not.a.token"}
@@ -140,6 +159,93 @@ def test_a_trusted_proxy_s_forwarded_for_names_the_client(client):
         assert statuses(client, 10, body=body, headers=headers) == [401] * 10
     third = {**WRONG, "login": "nobody3@example.com"}
     assert statuses(client, 1, body=third, headers={"X-Forwarded-For": "203.0.113.1"}) == [429]
+
+
+def shared_counts(scope: str) -> list[int]:
+    """The counts Redis holds for a limit's scope (the per-worker fallback holds none)."""
+    store = redis.Redis.from_url(REDIS_URI)
+    return [int(store.get(key) or 0) for key in store.keys(f"*/{scope}/*")]
+
+
+@pytest.mark.config(**LIMITED, RATELIMIT_FORGOT_IP="2/hour")
+def test_a_lone_surrogate_is_counted_in_the_shared_store_like_any_request(client):
+    """F12, RL-4: a lone surrogate in the email made the per-email key raise; Flask-Limiter
+    took that for a Redis outage, moved the worker to in-memory counts and let the request
+    through uncounted."""
+    forgot = "/api/v1/auth/password/forgot"
+    poison = client.post(forgot, data='{"email": "\\ud800@x"}', content_type="application/json")
+    assert poison.status_code == 422  # an invalid address, not a 500
+
+    after = [client.post(forgot, json={"email": f"{n}@example.com"}).status_code for n in range(2)]
+
+    assert after == [202, 429]  # the poisoning request was the first of the two allowed
+    assert shared_counts("forgot_ip") == [3]
+    assert shared_counts("forgot_email") != []
+
+
+@pytest.mark.config(**LIMITED)
+def test_only_a_storage_failure_moves_the_limits_to_the_process(app, client):
+    """F12: any other error while a limit is checked is a bug; it must not turn the shared
+    limits into per-worker ones."""
+
+    def broken_key() -> str:
+        raise RuntimeError("a key function with a bug")
+
+    app.add_url_rule(
+        "/api/_broken_limit",
+        "broken_limit",
+        limiter.limit("5/minute", key_func=broken_key)(lambda: "never"),
+        methods=["POST"],
+    )
+    assert client.post("/api/_broken_limit").status_code == 500  # loud, not swallowed
+
+    assert statuses(client, 1) == [401]
+    assert shared_counts("login") == [1]
+
+
+@pytest.mark.config(**LIMITED)
+def test_only_a_storage_failure_moves_a_budget_to_the_process(app, monkeypatch):
+    """The hand-spent budgets (API keys, TOTP attempts) fall back as the limiter does: on the
+    store's failure only."""
+
+    def broken_hit(*_args: object) -> tuple[bool, float]:
+        raise RuntimeError("a bug while counting")
+
+    monkeypatch.setattr(budgets, "_hit", broken_hit)
+    with app.test_request_context():
+        with pytest.raises(RuntimeError):
+            budgets.spend(budgets.configured("RATELIMIT_TOTP"), "totp", "someone", "wait")
+        assert budgets._fallback().storage_down_until == 0.0
+
+
+@pytest.mark.config(**LIMITED)
+def test_ipv6_clients_are_counted_by_their_64(client):
+    """An IPv6 host picks any of its 2**64 addresses: each must not bring a new allowance."""
+    same_64 = [f"2001:db8:1:2::{n:x}" for n in range(1, 12)]
+    answers = [
+        client.post(
+            LOGIN, json={**WRONG, "login": f"n{n}@example.com"}, environ_base={"REMOTE_ADDR": ip}
+        ).status_code
+        for n, ip in enumerate(same_64)
+    ]
+    assert answers == [401] * 10 + [429]
+    other_64 = client.post(LOGIN, json=WRONG, environ_base={"REMOTE_ADDR": "2001:db8:1:3::1"})
+    assert other_64.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("peer", "bucket"),
+    [
+        ("203.0.113.7", "ip:203.0.113.7"),
+        ("2001:db8:1:2:3:4:5:6", "ip:2001:db8:1:2::/64"),
+        ("2001:db8:1:2::", "ip:2001:db8:1:2::/64"),
+        ("fe80::1%eth0", "ip:fe80::/64"),
+        ("::ffff:203.0.113.7", "ip:203.0.113.7"),  # a dual-stack socket's IPv4 client
+    ],
+)
+def test_the_address_bucket(app, peer, bucket):
+    with app.test_request_context(environ_base={"REMOTE_ADDR": peer}):
+        assert network.client_bucket() == bucket
 
 
 @pytest.mark.config(

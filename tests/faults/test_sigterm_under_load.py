@@ -2,8 +2,9 @@
 
 Load: threads sending GET /me, sign-ups and /healthz on fresh connections, and GET /me on
 kept-alive ones. Besides, a few logins are held in flight on purpose: the test locks the
-`login_throttles` table (every login reads it first, nothing else does) and sends SIGTERM only
-once PostgreSQL shows those logins waiting, then releases the lock while gunicorn is stopping.
+`login_throttles` table (every login reads it before the password, nothing else does) and
+sends SIGTERM only once PostgreSQL shows those logins waiting, then releases the lock while
+gunicorn is stopping.
 
 Pass criteria (SECURITY.md F7): the requests in flight finish (the held logins answer 200);
 no 5xx at all; a request the server accepted is never cut off: every request that ended without

@@ -183,7 +183,7 @@ def test_the_login_back_off_is_counted_on_the_api_and_on_the_login_page(app, cli
     with app.app_context():
         db.session.add(
             LoginThrottle(
-                login_key=backoff.login_key(ada["email"]),
+                login_key=backoff.of_account(db.session.get(User, ada["id"])).key,
                 failures=10,
                 locked_until=clock.now() + timedelta(hours=1),
             )

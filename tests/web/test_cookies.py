@@ -123,13 +123,14 @@ def test_production_cookies_are_secure_with_the_host_prefix(app, make_user):
 
     cookies, _ = headers_of(page, response)
 
-    assert set(cookies) == {f"__Host-{name}" for name in (*AUTH_COOKIES, "session")}
+    assert set(cookies) == {f"__Host-{name}" for name in (*AUTH_COOKIES, "session", "device")}
     for name, attributes in cookies.items():
         assert "secure" in attributes, name
         assert attributes.get("path") == "/", name
         assert "domain" not in attributes, name
-        assert attributes.get("samesite") == "Lax", name
-    for name in HTTP_ONLY:
+        # Only logins read the device cookie, from this site's own pages and scripts.
+        assert attributes.get("samesite") == ("Strict" if name == "__Host-device" else "Lax")
+    for name in (*HTTP_ONLY, "device"):
         assert "httponly" in cookies[f"__Host-{name}"], name
     home = client.get("/", **HTTPS).get_data(as_text=True)
     assert '<dd data-testid="who">ada@example.com</dd>' in home
