@@ -30,6 +30,9 @@ $(E2E_MODULES): tests/e2e/package-lock.json
 
 e2e-tools: $(CHROMIUM) $(E2E_MODULES)
 
+# AUTHAPP_ENV unset is production, which refuses to start without real secrets (README
+# "Production by default"): `make run` is for trying authapp out, so it says development.
+run: export AUTHAPP_ENV := development
 run: install
 	$(BIN)/flask db upgrade
 	$(BIN)/flask seed
