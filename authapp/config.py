@@ -319,9 +319,7 @@ def _derived(s: dict[str, Any]) -> dict[str, Any]:
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",
         "OPENAPI_URL_PREFIX": "/api",
-        "OPENAPI_JSON_PATH": "openapi.json",
-        "OPENAPI_SWAGGER_UI_PATH": "docs",
-        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        "OPENAPI_JSON_PATH": "openapi.json",  # the reader at /api/docs is authapp/docs.py
     }
 
 
