@@ -30,6 +30,17 @@ $(E2E_MODULES): tests/e2e/package-lock.json
 
 e2e-tools: $(CHROMIUM) $(E2E_MODULES)
 
+# deploy/nginx/ in front of gunicorn (README "Deployment"): tests/platform/test_nginx.py and the
+# fault scenarios through it run Debian's nginx, unprivileged, on a port of their own.
+NGINX := /usr/sbin/nginx
+
+$(NGINX):
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y nginx || { apt-get update && apt-get install -y nginx; }
+
+# AUTHAPP_ENV unset is production, which refuses to start without real secrets (README
+# "Production by default"): `make run` is for trying authapp out, so it says development.
+run: export AUTHAPP_ENV := development
 run: install
 	$(BIN)/flask db upgrade
 	$(BIN)/flask seed
@@ -51,18 +62,18 @@ fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-test: lint e2e-tools
+test: lint e2e-tools $(NGINX)
 	@$(BIN)/python -c "import os, sqlalchemy as sa; sa.create_engine(os.environ.get('TEST_DATABASE_URL', 'postgresql+psycopg2://postgres@127.0.0.1/test')).connect().close()" || { echo "PostgreSQL is not reachable: the tests need it (TEST_DATABASE_URL)" >&2; exit 1; }
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
-e2e: install e2e-tools
+e2e: install e2e-tools $(NGINX)
 	$(BIN)/pytest -n 2 -m e2e $(PYTEST_ARGS)
 
 # Issue 9's fault scenarios (README "Fault scenarios"): tests/faults, marked slow and left out of
 # `make test`, run one at a time on real gunicorn and PostgreSQL; their figures print at the end.
 # One restarts the local PostgreSQL server (as root): nothing else may be using it meanwhile.
 .PHONY: faults
-faults: install
+faults: install $(NGINX)
 	$(BIN)/pytest -m slow $(PYTEST_ARGS) tests/faults
 
 # Issue 9's benchmark (README "Benchmark"): authapp and a bare baseline on gunicorn and PostgreSQL,

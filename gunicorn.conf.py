@@ -32,23 +32,6 @@ forwarded_allow_ips = (
 )
 # gunicorn 27 shares one control socket per machine by default; tests start several servers.
 control_socket_disable = True
-
-
-def _refuse_per_process_limits_in_production() -> None:
-    """Production with several workers must count rate limits in one place (Redis): with
-    memory:// each worker would allow the limit again, multiplying it by the worker count."""
-    if os.environ.get("AUTHAPP_ENV") != "production" or workers < 2:
-        return
-    if os.environ.get("RATELIMIT_ENABLED", "true").strip().lower() in ("0", "false", "no", "off"):
-        return
-    if os.environ.get("RATELIMIT_STORAGE_URI", "memory://").startswith("memory://"):
-        raise SystemExit(
-            f"RATELIMIT_STORAGE_URI is memory:// with {workers} workers in production: each "
-            "worker would count alone. Set it to redis://host:6379/0."
-        )
-
-
-_refuse_per_process_limits_in_production()
 preload_app = False
 
 
@@ -66,6 +49,35 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     atexit.register(
         _remove_private_metrics_dir, os.environ["PROMETHEUS_MULTIPROC_DIR"], os.getpid()
     )
+
+
+def _check_settings() -> None:
+    """What every worker would refuse with a traceback (a weak production secret, a bad value),
+    the master refuses first, in one line, and nothing starts (README "Production by default").
+
+    Production with several workers must also count rate limits in one place (Redis): with
+    memory:// each worker would allow the limit again, multiplying it by the worker count."""
+    from flask import Flask
+
+    from authapp import config
+
+    try:
+        # The instance folder the app's Flask object will use: outside production, the local
+        # secrets the workers then read are generated here, once.
+        settings = config.load(Flask("authapp", instance_relative_config=True).instance_path)
+        config.check_production(settings)
+    except config.ConfigError as exc:
+        raise SystemExit(f"authapp refuses to start: {exc.message}") from None
+    if settings["AUTHAPP_ENV"] != "production" or workers < 2:
+        return
+    if settings["RATELIMIT_ENABLED"] and settings["RATELIMIT_STORAGE_URI"].startswith("memory://"):
+        raise SystemExit(
+            f"RATELIMIT_STORAGE_URI is memory:// with {workers} workers in production: each "
+            "worker would count alone. Set it to redis://host:6379/0."
+        )
+
+
+_check_settings()  # after PROMETHEUS_MULTIPROC_DIR: it imports authapp, and so prometheus_client
 
 accesslog = "-"
 errorlog = "-"

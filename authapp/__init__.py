@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask
 
-from authapp import cli, config, errors, hooks, logs, metrics, ops, web
+from authapp import cli, config, docs, errors, hooks, logs, metrics, ops, web
 from authapp.auth import pages as auth_pages
 from authapp.auth import routes as auth_routes
 from authapp.extensions import api
@@ -33,7 +33,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     web.init_app(app)
     for bp in (auth_routes.bp, settings_routes.bp):
         api.register_blueprint(bp)  # validated, listed in /api/openapi.json
-    for page_bp in (auth_pages.bp, settings_pages.bp):
+    for page_bp in (auth_pages.bp, settings_pages.bp, docs.bp):
         app.register_blueprint(page_bp)  # HTML forms: web.py checks CSRF outside /api/
     ops.init_app(app)  # /_testing/clock exists only when AUTHAPP_ENV=testing
     cli.init_app(app)

@@ -17,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import click
 from cryptography.fernet import Fernet
 
 from authapp import connections
@@ -28,8 +29,11 @@ MIN_SECRET_BYTES = 32
 KNOWN_DEFAULTS = frozenset({"", "changeme", "change-me", "secret", "dev", "development", "test"})
 
 
-class ConfigError(RuntimeError):
-    """A setting is missing or wrong; the message names the variable."""
+class ConfigError(click.ClickException):
+    """A setting is missing or wrong; the message names the variable.
+
+    A ClickException so that a `flask` command prints the message, not a traceback;
+    gunicorn.conf.py checks the settings in the master for the same reason."""
 
 
 def _bool(raw: str) -> bool:
@@ -64,7 +68,9 @@ def _env_name(raw: str) -> str:
 
 # name -> (parser, default as the environment would spell it). None: computed below.
 SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
-    "AUTHAPP_ENV": (_env_name, "development"),
+    # Unset is production: a forgotten variable must not turn off what production enforces
+    # (README "Production by default"); `make run` and the tests name their environment.
+    "AUTHAPP_ENV": (_env_name, "production"),
     "DATABASE_URL": (str, None),
     "SECRET_KEY": (str, None),
     "JWT_SECRET_KEY": (str, None),
@@ -318,9 +324,7 @@ def _derived(s: dict[str, Any]) -> dict[str, Any]:
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",
         "OPENAPI_URL_PREFIX": "/api",
-        "OPENAPI_JSON_PATH": "openapi.json",
-        "OPENAPI_SWAGGER_UI_PATH": "docs",
-        "OPENAPI_SWAGGER_UI_URL": "https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/",
+        "OPENAPI_JSON_PATH": "openapi.json",  # the reader at /api/docs is authapp/docs.py
     }
 
 
@@ -331,7 +335,10 @@ def check_production(settings: Mapping[str, Any]) -> None:
     for name in SECRET_NAMES:
         value = settings.get(name) or ""
         if value.strip().lower() in KNOWN_DEFAULTS:
-            raise ConfigError(f"{name} must be set in production (at least 32 random bytes).")
+            raise ConfigError(
+                f"{name} must be set in production (at least 32 random bytes). AUTHAPP_ENV is "
+                "production unless set: AUTHAPP_ENV=development runs with generated local secrets."
+            )
         if len(value.encode()) < MIN_SECRET_BYTES:
             raise ConfigError(f"{name} is shorter than {MIN_SECRET_BYTES} bytes.")
         if len(set(value)) < 10:

@@ -81,7 +81,9 @@ def exchange(
     fresh = conn is None
     if fresh:
         sent["Connection"] = "close"
-        conn = http.client.HTTPConnection(server.host, server.port, timeout=timeout)
+        conn = http.client.HTTPConnection(
+            server.host, server.port, timeout=timeout, source_address=server.source_address
+        )
     data = None
     if body is not None:
         data = json.dumps(body).encode()

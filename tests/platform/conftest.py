@@ -49,10 +49,16 @@ class Server:
     log_path: Path
     stdout_path: Path
     env: Mapping[str, str] = field(default_factory=dict, repr=False)  # also right for `flask`
+    # The client's own address (another loopback address is another client, behind nginx).
+    source: str | None = None
 
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def source_address(self) -> tuple[str, int] | None:
+        return (self.source, 0) if self.source else None
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") + self.stdout_path.read_text(
@@ -71,7 +77,9 @@ def request_json(
     headers: dict[str, str] | None = None,
 ) -> Response:
     """One request over a fresh connection: (status, headers, JSON body or None)."""
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=REQUEST_TIMEOUT)
+    conn = http.client.HTTPConnection(
+        server.host, server.port, timeout=REQUEST_TIMEOUT, source_address=server.source_address
+    )
     try:
         sent = {"Connection": "close", **(headers or {})}
         data = None

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from authapp import config
 from authapp.extensions import db
 from tests.conftest import (
     PASSWORD,
@@ -22,8 +23,10 @@ FLASK = str(Path(sys.executable).parent / "flask")
 
 
 def flask(*args, env=None, input=None):
+    """`flask --app authapp ARGS` in testing; a None in `env` leaves that variable unset."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHAPP", "SEED"))}
     full_env |= {"AUTHAPP_ENV": "testing", "BCRYPT_ROUNDS": "4", **TEST_SECRETS, **(env or {})}
+    full_env = {name: value for name, value in full_env.items() if value is not None}
     return subprocess.run(
         [FLASK, "--app", "authapp", *args],
         cwd=ROOT,
@@ -115,6 +118,29 @@ def test_production_refuses_webhooks_to_private_addresses():
 
     assert result.returncode != 0
     assert "WEBHOOK_ALLOW_PRIVATE" in result.stderr
+
+
+def test_an_unset_environment_is_production_and_says_what_is_missing():
+    """Fail closed: AUTHAPP_ENV unset is production, so no secret is generated; the refusal is
+    one line that names the variable and the way to run locally, not a traceback."""
+    result = flask(
+        "routes", env={"AUTHAPP_ENV": None, "SECRET_KEY": None, "DATABASE_URL": "sqlite://"}
+    )
+
+    assert result.returncode != 0
+    assert result.stderr.startswith("Error: SECRET_KEY must be set in production"), result.stderr
+    assert "AUTHAPP_ENV=development" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_an_unset_environment_is_production(monkeypatch, tmp_path):
+    monkeypatch.delenv("AUTHAPP_ENV", raising=False)
+
+    settings = config.load(str(tmp_path), {"DATABASE_URL": "sqlite://", **TEST_SECRETS})
+
+    assert settings["AUTHAPP_ENV"] == "production"
+    assert settings["SESSION_COOKIE_SECURE"] is True
+    assert settings["JWT_ACCESS_COOKIE_NAME"] == "__Host-access_token"
 
 
 def test_production_starts_with_strong_secrets():

@@ -185,6 +185,25 @@ def test_production_refuses_per_process_rate_limits_with_several_workers(storage
     assert ("RATELIMIT_STORAGE_URI" in result.stderr + result.stdout) == refused
 
 
+def test_an_unset_environment_is_production_and_gunicorn_refuses_in_one_line():
+    """Fail closed: without AUTHAPP_ENV and without secrets the master stops before any worker
+    boots, with the reason in one line (no worker traceback)."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("AUTHAPP")}
+    for name in (*TEST_SECRETS, "GUNICORN_BIND"):
+        env.pop(name, None)
+    env |= {"DATABASE_URL": "sqlite://", "GUNICORN_WORKERS": "1"}
+
+    result = subprocess.run(
+        [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "--check-config", "wsgi:app"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    output = result.stderr + result.stdout
+    assert result.returncode != 0, output
+    assert "authapp refuses to start: SECRET_KEY must be set in production" in output
+    assert "Traceback" not in output
+
+
 @pytest.mark.parametrize(
     ("method", "path"),
     [("GET", "/healthz"), ("GET", "/no/such/page"), ("GET", "/api/v1/nothing"), ("TRACE", "/")],

@@ -141,17 +141,37 @@ def test_no_answer_names_the_server_software(fetch, name):
     assert "X-Powered-By" not in response.headers
 
 
-def test_the_api_docs_relax_only_script_and_style(client):
-    """Swagger UI is the one page allowed inline code; framing, plugins and <base> stay off."""
+def test_the_api_docs_run_no_inline_code_and_nothing_from_another_host(client):
+    """The docs page shares the origin of the auth cookies: Swagger UI comes from this origin,
+    started by a static file; the CSP allows no inline script or style and no other host."""
     response = client.get("/api/docs")
 
     assert response.status_code == 200
     policy = csp(response)
+    assert policy["default-src"] == ["'self'"]
+    assert "script-src" not in policy
+    assert "style-src" not in policy
+    assert policy["img-src"] == ["'self'", "data:"]
     assert policy["object-src"] == ["'none'"]
     assert policy["base-uri"] == ["'none'"]
     assert policy["frame-ancestors"] == ["'none'"]
-    assert "'unsafe-inline'" not in policy["default-src"]
     assert response.headers["Cache-Control"] == "no-store"
+    page = response.get_data(as_text=True)
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", page, re.S)
+    assert scripts
+    assert all('src="/' in attrs and not body.strip() for attrs, body in scripts)
+    assert "style=" not in page
+    assert "<style" not in page
+    for url in re.findall(r'(?:src|href)="([^"]+)"', page):
+        assert url.startswith("/"), url
+        with client.get(url) as loaded:
+            assert loaded.status_code == 200, url
+
+
+@pytest.mark.parametrize("name", ["swagger-ui.js", "oauth2-redirect.html", "../dist/LICENSE"])
+def test_only_the_files_the_docs_page_loads_are_served_from_swagger_ui(client, name):
+    with client.get(f"/static/swagger-ui/{name}") as response:
+        assert response.status_code == 404
 
 
 @pytest.mark.parametrize("name", ANSWERS)

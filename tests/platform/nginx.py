@@ -1,0 +1,163 @@
+"""nginx in front of a test gunicorn, configured by deploy/nginx/ as shipped (README "Deployment").
+
+The main configuration here only says where nginx keeps its files (pid, logs and temporary
+files in a directory of the test's own) and where it listens (a free high port); the http
+zones (authapp-http.conf) and the server (authapp-server.conf) are included as they are, and
+the `upstream authapp` block is authapp.conf's with only gunicorn's address changed. nginx never
+needs root: run as root (CI), it is started as `nobody`.
+
+Debian's nginx (`/usr/sbin/nginx`): `make test` and `make faults` install it when missing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from tests.platform.conftest import ROOT, Server, request_json
+from tests.servers import free_port
+
+NGINX = Path("/usr/sbin/nginx")
+DEPLOY = ROOT / "deploy" / "nginx"
+SHIPPED_UPSTREAM = "server 127.0.0.1:8000;"
+START_SECONDS = 10.0
+UNPRIVILEGED = "nobody"
+# Another client than the test's default 127.0.0.1: behind nginx, per-client limits and the
+# client address authapp records tell them apart (Server.source).
+OTHER_CLIENT = "127.0.0.2"
+
+MAIN = """\
+worker_processes 1;
+daemon off;
+pid {home}/nginx.pid;
+error_log {home}/error.log info;
+events {{
+    worker_connections 4096;
+}}
+http {{
+    access_log {home}/access.log;
+    client_body_temp_path {home}/client_body;
+    proxy_temp_path {home}/proxy;
+    fastcgi_temp_path {home}/fastcgi;
+    uwsgi_temp_path {home}/uwsgi;
+    scgi_temp_path {home}/scgi;
+    include {deploy}/authapp-http.conf;
+{upstream}
+    server {{
+        listen 127.0.0.1:{port};
+        include {deploy}/authapp-server.conf;
+    }}
+}}
+"""
+
+
+def shipped_upstream(gunicorn: Server) -> str:
+    """authapp.conf's `upstream authapp` block, pointed at `gunicorn`."""
+    found = re.search(
+        r"^upstream authapp \{\n.*?^\}\n", (DEPLOY / "authapp.conf").read_text(), re.M | re.S
+    )
+    assert found, "deploy/nginx/authapp.conf has no `upstream authapp { ... }` block"
+    block = found.group(0)
+    assert block.count(SHIPPED_UPSTREAM) == 1, block
+    return block.replace(SHIPPED_UPSTREAM, f"server {gunicorn.host}:{gunicorn.port};")
+
+
+def _home() -> Path:
+    """nginx's own directory: under /tmp (pytest's base directory is closed to `nobody`)."""
+    home = Path(tempfile.mkdtemp(prefix="authapp-nginx-"))
+    if os.geteuid() == 0:
+        shutil.chown(home, UNPRIVILEGED)
+    return home
+
+
+@contextmanager
+def nginx_in_front(gunicorn: Server) -> Iterator[Server]:
+    """nginx on a free port, proxying to `gunicorn`; the Server to send requests to (its logs
+    are nginx's error and access logs). Stopped (SIGTERM, then SIGKILL) afterwards."""
+    if not NGINX.is_file():
+        pytest.fail(
+            f"{NGINX} is missing: `make test` installs Debian's nginx (apt-get install -y nginx)",
+            pytrace=False,
+        )
+    home = _home()
+    port = free_port()
+    config = home / "nginx.conf"
+    config.write_text(
+        MAIN.format(home=home, deploy=DEPLOY, upstream=shipped_upstream(gunicorn), port=port)
+    )
+    front = Server("127.0.0.1", port, home / "error.log", home / "access.log", gunicorn.env)
+    for log in (front.log_path, front.stdout_path):
+        log.touch()
+        if os.geteuid() == 0:
+            shutil.chown(log, UNPRIVILEGED)
+    process = subprocess.Popen(
+        [str(NGINX), "-p", str(home), "-c", str(config), "-e", str(front.log_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+        user=UNPRIVILEGED if os.geteuid() == 0 else None,
+    )
+    try:
+        _wait_until_proxying(front, process)
+        yield front
+    finally:
+        _stop(process)
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def another_client(front: Server) -> Server:
+    return replace(front, source=OTHER_CLIENT)
+
+
+def _wait_until_proxying(front: Server, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            pytest.fail(f"nginx exited with {process.returncode}:\n{stderr}\n{front.logs()}")
+        try:
+            status = request_json(front, "GET", "/healthz")[0]
+        except OSError:
+            status = 0
+        if status == 200:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"nginx did not proxy /healthz within {START_SECONDS} s:\n{front.logs()}")
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)  # its own session: master and worker
+            process.wait(timeout=5)
+    if process.stderr:
+        process.stderr.close()
+
+
+def hung_up(sock: socket.socket) -> bool:
+    """True once the server is done with `sock`: it closed it, or answered (an error)."""
+    sock.setblocking(False)
+    try:
+        sock.recv(65536)
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+    finally:
+        sock.setblocking(True)
+    return True
