@@ -17,7 +17,7 @@ from authapp.extensions import db
 from authapp.models import TIER_RATE_LIMITS, Organization, Role, User, user_roles
 from authapp.models.base import is_id
 from authapp.security import secretbox
-from authapp.security.rbac import Account, Principal, user_with_access
+from authapp.security.rbac import Account, Principal, key_as_of_now, user_with_access
 from authapp.settings.pagination import Page, page
 from authapp.settings.services import roles as role_services
 
@@ -179,8 +179,8 @@ def _change_active(principal: Principal, member: User, is_active: bool) -> dict[
 def _as_of_now(principal: Principal) -> Principal:
     """The caller's rights re-read under the lock: a request that waited on it must not act
     with roles another owner took away meanwhile."""
-    if principal.user is None:
-        return principal  # a key's scopes do not change; its revocation was checked already
+    if principal.user is None:  # a key: what its member may still do (AK-3)
+        return key_as_of_now(principal)
     user = (
         db.session.execute(
             user_with_access(
