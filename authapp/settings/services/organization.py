@@ -134,6 +134,11 @@ def update_member(principal: Principal, user_id: str, changes: dict[str, Any]) -
     member = _member(principal.organization_id, user_id)
     if "owner" in member.role_names and not principal.is_owner:
         raise Forbidden("Only an owner can change an owner.")
+    # AC-3: a member holding a permission the caller lacks is out of the caller's reach (a
+    # custom role with users:manage must not disable an admin or strip their roles).
+    role_services.require_grantable(
+        principal, member.permission_codes, refusal="You cannot change a member who holds"
+    )
     changed: dict[str, Any] = {}
     if "roles" in changes:
         changed |= _change_roles(principal, member, changes["roles"])
