@@ -16,27 +16,30 @@ credentials it `accepts`, which the OpenAPI document shows as the operation's `s
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import wraps
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
 
 import sqlalchemy as sa
-from flask import g, request
+from flask import g, has_request_context, request
 from limits import RateLimitItemPerMinute
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import joinedload
 from sqlalchemy.sql.functions import FunctionElement
 
 from authapp import audit, clock, connections
-from authapp.errors import Forbidden, TokenError
+from authapp.errors import Conflict, Forbidden, NotFound, TokenError
 from authapp.extensions import db
 from authapp.models import ApiKey, Organization, Permission, Role, Session, User
 from authapp.models.role import role_permissions, user_roles
 from authapp.security import api_keys, budgets, network, tokens
 
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 API_KEY_HEADER = "X-API-Key"
 # last_used_at is kept to the minute: a write on every keyed request would cost a statement.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -500,13 +503,57 @@ def require_permission(code: str) -> Callable[[F], F]:
 
 def deny(principal: Principal, code: str) -> NoReturn:
     """Audit the refusal (AU-1) and raise Forbidden."""
-    audit.by_principal(  # AU-1: a 403 is a security event too
+    _record_refusal(principal, permission=code)
+    raise Forbidden("You do not have permission to do this.")
+
+
+# Refusals of an organization action that a service decides, past the permission guard: 403s
+# (AC-3: acting on an owner or on a member with more rights, a scope the caller lacks...), ids
+# answered 404 (unknown or another organization's, AC-2) and the last owner kept (409).
+REFUSALS = (Forbidden, NotFound, Conflict)
+REFUSED_CONFLICTS = frozenset({"last_owner"})
+
+
+def audit_refusals(
+    action: str, *, target: str | None = None
+) -> Callable[[Callable[Concatenate[Principal, P], R]], Callable[Concatenate[Principal, P], R]]:
+    """Audit a service's refusals as `access.denied` (AU-1) with the `action`, the error's code
+    and message and, if `target` names a parameter, the id it acted on. What the service had
+    changed is rolled back; the refusal is committed, then raised."""
+
+    def decorator(
+        service: Callable[Concatenate[Principal, P], R],
+    ) -> Callable[Concatenate[Principal, P], R]:
+        signature = inspect.signature(service)
+
+        @wraps(service)
+        def audited(principal: Principal, *args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return service(principal, *args, **kwargs)
+            except REFUSALS as exc:
+                if isinstance(exc, Conflict) and exc.code not in REFUSED_CONFLICTS:
+                    raise
+                db.session.rollback()
+                data = {"action": action, "code": exc.code, "reason": exc.message}
+                if target is not None:
+                    bound = signature.bind(principal, *args, **kwargs)
+                    data["target"] = str(bound.arguments[target])
+                _record_refusal(principal, **data)
+                raise
+
+        return audited
+
+    return decorator
+
+
+def _record_refusal(principal: Principal, **data: Any) -> None:
+    """AU-1: a refusal is a security event too, committed even though the action is not."""
+    where = {"method": request.method, "path": request.path} if has_request_context() else {}
+    audit.by_principal(
         "access.denied",
         principal,
         user_id=principal.user.id if principal.user else None,
-        permission=code,
-        method=request.method,
-        path=request.path,
+        **data,
+        **where,
     )
     db.session.commit()
-    raise Forbidden("You do not have permission to do this.")

@@ -19,6 +19,7 @@ from authapp.security.rbac import (
     KEY_MEMBER,
     MEMBER_ACTIVE,
     Principal,
+    audit_refusals,
     effective_scopes,
     key_status,
 )
@@ -87,6 +88,7 @@ def list_keys(organization_id: str) -> list[KeyView]:
     ]
 
 
+@audit_refusals("api_key.create")
 def create_key(
     principal: Principal, *, name: str, scopes: list[str], expires_in_days: int | None
 ) -> CreatedKey:
@@ -124,6 +126,7 @@ def create_key(
     return CreatedKey(**vars(view), key=material.key)
 
 
+@audit_refusals("api_key.revoke", target="key_id")
 def revoke_key(principal: Principal, key_id: str) -> None:
     """AK-2: the key fails on every request after this commits. Revoking twice is a no-op."""
     row = _key(principal.organization_id, key_id)

@@ -17,7 +17,13 @@ from authapp.extensions import db
 from authapp.models import TIER_RATE_LIMITS, Organization, Role, User, user_roles
 from authapp.models.base import is_id
 from authapp.security import secretbox
-from authapp.security.rbac import Account, Principal, key_as_of_now, user_with_access
+from authapp.security.rbac import (
+    Account,
+    Principal,
+    audit_refusals,
+    key_as_of_now,
+    user_with_access,
+)
 from authapp.settings.pagination import Page, page
 from authapp.settings.services import roles as role_services
 
@@ -124,6 +130,7 @@ def list_members(organization_id: str, *, limit: int, cursor: str | None) -> Pag
     )
 
 
+@audit_refusals("member.update", target="user_id")
 def update_member(principal: Principal, user_id: str, changes: dict[str, Any]) -> User:
     """Change a member's roles and/or is_active. Raises NotFound (another organization's user),
     Forbidden (AC-3 escalation rules), Conflict(last_owner), ValidationFailed (unknown role)."""

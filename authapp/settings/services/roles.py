@@ -14,7 +14,7 @@ from authapp.errors import Conflict, Forbidden, NotFound, ValidationFailed, cons
 from authapp.extensions import db
 from authapp.models import Permission, Role, user_roles
 from authapp.models.base import is_id
-from authapp.security.rbac import Principal
+from authapp.security.rbac import Principal, audit_refusals
 
 BUILTIN_NAMES = ("owner", "admin", "member")
 NAME_TAKEN = "A role with this name already exists."
@@ -55,6 +55,7 @@ def require_grantable(
         raise Forbidden(f"{refusal} permissions you do not have: {', '.join(sorted(lacking))}.")
 
 
+@audit_refusals("role.create")
 def create_role(principal: Principal, *, name: str, permissions: list[str]) -> Role:
     """Raises ValidationFailed (unknown permission), Forbidden, Conflict(role_name_taken)."""
     _check_name(name)
@@ -72,6 +73,7 @@ def create_role(principal: Principal, *, name: str, permissions: list[str]) -> R
     return role
 
 
+@audit_refusals("role.update", target="role_id")
 def update_role(principal: Principal, role_id: str, changes: dict[str, Any]) -> Role:
     """Rename and/or replace the permissions of a custom role; built-ins are Forbidden."""
     role = _changeable_role(principal, role_id)
@@ -88,6 +90,7 @@ def update_role(principal: Principal, role_id: str, changes: dict[str, Any]) -> 
     return role
 
 
+@audit_refusals("role.delete", target="role_id")
 def delete_role(principal: Principal, role_id: str) -> None:
     """Members holding the role lose it (and its permissions) at once."""
     role = _changeable_role(principal, role_id)
