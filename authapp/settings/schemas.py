@@ -208,6 +208,10 @@ class ApiKeyOut(Schema):
         allow_none=True,
         metadata={"description": "The member whose current permissions bound the key's."},
     )
+    made_by_key = fields.String(
+        allow_none=True,
+        metadata={"description": "The key that made this one: it never outlives that key."},
+    )
     created_at = fields.DateTime(format=TIME_FORMAT)
     last_used_at = fields.DateTime(format=TIME_FORMAT, allow_none=True)
     expires_at = fields.DateTime(format=TIME_FORMAT, allow_none=True)

@@ -70,6 +70,7 @@ KEYS = sa.table(
     "api_keys",
     *(sa.column(name, ID) for name in ("id", "organization_id", "created_by")),
     *(sa.column(name) for name in ("name", "prefix", "key_hash", "created_at")),
+    *(sa.column(name, sa.DateTime(timezone=True)) for name in ("expires_at", "revoked_at")),
     sa.column("scopes", sa.JSON),
 )
 EVENTS = sa.table(
@@ -80,9 +81,14 @@ EVENTS = sa.table(
 )
 
 
+REVOKED_AT = datetime(2026, 1, 2, tzinfo=UTC)
+EXPIRES_AT = datetime(2027, 1, 2, tzinfo=UTC)
+
+
 def _keys_made_before_0007(conn):
     """A member's key, a key made by that key, one made by the second, and an orphan whose
-    maker was a deleted member. Returns (member id, key ids)."""
+    maker was a deleted member; the child expires, the grandchild is revoked. Returns (member
+    id, key ids)."""
     now = datetime.now(UTC)
     org, member = str(uuid.uuid4()), str(uuid.uuid4())
     keys = {name: str(uuid.uuid4()) for name in ("member", "child", "grandchild", "orphan")}
@@ -109,6 +115,8 @@ def _keys_made_before_0007(conn):
                 key_hash="0" * 64,
                 scopes=[],
                 created_at=now,
+                expires_at=EXPIRES_AT if name == "child" else None,
+                revoked_at=REVOKED_AT if name == "grandchild" else None,
             )
         )
     makers = {
@@ -141,6 +149,7 @@ def empty_database(request, tmp_path):
 
 @sqlite_reflection
 def test_0007_keys_act_for_their_maker_or_their_maker_keys_member(empty_database):
+    """And a key made by a key takes on its maker's revocation and expiry."""
     app = build_app(empty_database)
     with app.app_context():
         flask_migrate.upgrade(revision="0006_recovery_codes")
@@ -148,8 +157,33 @@ def test_0007_keys_act_for_their_maker_or_their_maker_keys_member(empty_database
             member, keys = _keys_made_before_0007(conn)
         flask_migrate.upgrade()
         with db.engine.connect() as conn:
-            listed = sa.select(KEYS.c.name, sa.column("acts_for", ID)).select_from(KEYS)
-            acts_for = {name: member_id for name, member_id in conn.execute(listed)}
+            listed = sa.select(
+                KEYS.c.name,
+                sa.column("acts_for", ID),
+                sa.column("made_by_key", ID),
+                KEYS.c.expires_at,
+                KEYS.c.revoked_at,
+            ).select_from(KEYS)
+            rows = {row.name: row for row in conn.execute(listed)}
         db.engine.dispose()
 
+    acts_for = {name: row.acts_for for name, row in rows.items()}
     assert acts_for == {"member": member, "child": member, "grandchild": member, "orphan": None}
+    made_by = {name: row.made_by_key for name, row in rows.items()}
+    assert made_by == {
+        "member": None, "child": keys["member"], "grandchild": keys["child"], "orphan": None
+    }  # fmt: skip
+    inherited = {
+        name: (_aware(row.expires_at), _aware(row.revoked_at)) for name, row in rows.items()
+    }
+    assert inherited == {
+        "member": (None, None),
+        "child": (EXPIRES_AT, None),
+        "grandchild": (EXPIRES_AT, REVOKED_AT),
+        "orphan": (None, None),
+    }
+
+
+def _aware(value):
+    """SQLite reads times back without their zone (they are stored as UTC)."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value

@@ -85,6 +85,7 @@ def test_the_key_is_shown_only_in_the_answer_that_creates_it(client, tenants, ma
         "scopes",
         "created_by",
         "acts_for",
+        "made_by_key",
         "created_at",
         "last_used_at",
         "expires_at",

@@ -170,6 +170,61 @@ def test_a_key_made_by_a_key_acts_for_the_same_member(client, tenants):
     assert listed(client, acme, child.json["id"])["status"] == "member_disabled"
 
 
+def test_revoking_a_key_revokes_the_keys_it_made_and_theirs(client, tenants, make_api_key):
+    """A leaked key that minted keys is not outlived by them (AK-2, AK-3)."""
+    acme = tenants["acme"]
+    parent = make_api_key(acme, ["api_keys:manage", "users:read"])
+    other = make_api_key(acme, ["users:read"])
+
+    def mint(maker: dict[str, Any], name: str) -> dict[str, Any]:
+        made = client.post(
+            KEYS,
+            json={"name": name, "scopes": ["api_keys:manage", "users:read"]},
+            headers=key_header(maker["key"]),
+        )
+        assert made.status_code == 201, made.json
+        return made.json
+
+    child = mint(parent, "child")
+    grandchild = mint(child, "grandchild")
+    assert (child["made_by_key"], grandchild["made_by_key"]) == (parent["id"], child["id"])
+
+    revoked = client.delete(f"{KEYS}/{parent['id']}", headers=acme["owner"].headers)
+
+    assert revoked.status_code == 204
+    for key in (parent, child, grandchild):
+        assert_error(client.get(MEMBERS, headers=key_header(key["key"])), 401, "token_revoked")
+        assert listed(client, acme, key["id"])["status"] == "revoked"
+    assert client.get(MEMBERS, headers=key_header(other["key"])).status_code == 200
+    events = client.get(f"{SETTINGS}/audit-events?limit=100", headers=acme["owner"].headers)
+    revocations = {
+        event["data"]["api_key_id"]: event["data"].get("with_key")
+        for event in events.json["audit_events"]
+        if event["event"] == "api_key.revoked"
+    }
+    assert revocations == {
+        parent["id"]: None,
+        child["id"]: parent["id"],
+        grandchild["id"]: parent["id"],
+    }
+
+
+def test_a_key_made_by_an_expiring_key_expires_no_later(client, tenants, make_api_key):
+    acme = tenants["acme"]
+    parent = make_api_key(acme, ["api_keys:manage"], expires_in_days=2)
+    headers = key_header(parent["key"])
+
+    def mint(**body: Any) -> dict[str, Any]:
+        made = client.post(KEYS, json={"name": "child", "scopes": [], **body}, headers=headers)
+        assert made.status_code == 201, made.json
+        return made.json
+
+    forever, longer, shorter = mint(), mint(expires_in_days=30), mint(expires_in_days=1)
+
+    assert forever["expires_at"] == longer["expires_at"] == parent["expires_at"]
+    assert shorter["expires_at"] < parent["expires_at"]
+
+
 def test_expired_and_revoked_keys_say_so(client, tenants):
     acme = tenants["acme"]
     revoked = admins_key(client, acme, ["users:read"])

@@ -38,6 +38,7 @@ class KeyView:
     scopes: list[str]
     created_by: str | None
     acts_for: str | None
+    made_by_key: str | None
     created_at: datetime
     last_used_at: datetime | None
     expires_at: datetime | None
@@ -54,6 +55,7 @@ class KeyView:
             scopes=key.scopes,
             created_by=key.created_by,
             acts_for=key.acts_for,
+            made_by_key=key.made_by_key,
             created_at=key.created_at,
             last_used_at=key.last_used_at,
             expires_at=key.expires_at,
@@ -109,7 +111,8 @@ def create_key(
         key_hash=material.key_hash,
         scopes=scopes,
         created_at=now,
-        expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
+        expires_at=_expiry(principal, now, expires_in_days),
+        made_by_key=principal.api_key_id,
     )
     db.session.add(row)
     db.session.flush()
@@ -126,18 +129,51 @@ def create_key(
     return CreatedKey(**vars(view), key=material.key)
 
 
+def _expiry(principal: Principal, now: datetime, days: int | None) -> datetime | None:
+    """When a new key expires: after `days`, and for a key made by a key no later than that
+    key (AK-3: it never outlives the key that made it)."""
+    expires_at = now + timedelta(days=days) if days else None
+    maker = db.session.get(ApiKey, principal.api_key_id) if principal.api_key_id else None
+    if maker is not None and maker.expires_at is not None:
+        expires_at = min(expires_at or maker.expires_at, maker.expires_at)
+    return expires_at
+
+
 @audit_refusals("api_key.revoke", target="key_id")
 def revoke_key(principal: Principal, key_id: str) -> None:
-    """AK-2: the key fails on every request after this commits. Revoking twice is a no-op."""
+    """AK-2: the key fails on every request after this commits, and so do the keys it made,
+    and theirs (AK-3). Revoking twice is a no-op."""
     row = _key(principal.organization_id, key_id)
-    message_id = None
+    message_ids: list[str] = []
     if row.revoked_at is None:
-        row.revoked_at = clock.now()
-        audit.by_principal("api_key.revoked", principal, api_key_id=row.id, prefix=row.prefix)
-        data = {"api_key_id": row.id, "prefix": row.prefix}
-        message_id = events.webhook(principal.organization_id, "api_key.revoked", data)
+        now = clock.now()
+        message_ids += _revoke(principal, row, now)
+        for made in _made_by(row.id):
+            message_ids += _revoke(principal, made, now, with_key=row.id)
     db.session.commit()
-    outbox.dispatch(events.ids(message_id))
+    outbox.dispatch(message_ids)
+
+
+def _revoke(principal: Principal, row: ApiKey, now: datetime, **why: str) -> list[str]:
+    row.revoked_at = now
+    audit.by_principal("api_key.revoked", principal, api_key_id=row.id, prefix=row.prefix, **why)
+    data = {"api_key_id": row.id, "prefix": row.prefix}
+    return events.ids(events.webhook(principal.organization_id, "api_key.revoked", data))
+
+
+def _made_by(key_id: str) -> list[ApiKey]:
+    """The live keys a key made, the keys they made, and so on."""
+    found: list[ApiKey] = []
+    makers = [key_id]
+    while makers:
+        made = list(
+            db.session.scalars(
+                sa.select(ApiKey).where(ApiKey.made_by_key.in_(makers), ApiKey.revoked_at.is_(None))
+            )
+        )
+        found += made
+        makers = [key.id for key in made]
+    return found
 
 
 def _key(organization_id: str, key_id: str) -> ApiKey:
