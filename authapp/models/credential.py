@@ -20,6 +20,13 @@ class ApiKey(Base):
     created_by: Mapped[str | None] = mapped_column(
         ID, sa.ForeignKey("users.id", ondelete="SET NULL")
     )
+    # AK-3: the member whose rights bound the key now (its creator, or for a key made by a key,
+    # the member that key acts for). NULL or a member of another organization: the key stops.
+    acts_for: Mapped[str | None] = mapped_column(ID, sa.ForeignKey("users.id", ondelete="SET NULL"))
+    # A key made by a key never outlives it: revoked with it, expiring no later (AK-2, AK-3).
+    made_by_key: Mapped[str | None] = mapped_column(
+        ID, sa.ForeignKey("api_keys.id", ondelete="SET NULL")
+    )
     name: Mapped[str] = mapped_column(sa.String(100))
     prefix: Mapped[str] = mapped_column(sa.String(16), unique=True)
     key_hash: Mapped[str] = mapped_column(sa.String(64))

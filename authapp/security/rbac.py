@@ -2,7 +2,8 @@
 
 A principal is a user acting through a session (an access token) or an organization's API key
 (`X-API-Key`). Either costs one statement: the session joined to its user, organization, roles
-and permissions, or the key joined to its organization. Authorization reads those rows, never
+and permissions, or the key joined to its organization and to the member it acts for, whose
+current permissions bound its scopes (AK-3). Authorization reads those rows, never
 the `roles` claim of a token (JW-9), and a guard adds no statement of its own.
 
 Guards for every route, the adopter's blueprints included (each marks its wrapper with the
@@ -15,27 +16,30 @@ credentials it `accepts`, which the OpenAPI document shows as the operation's `s
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import wraps
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Concatenate, NoReturn, ParamSpec, TypeVar
 
 import sqlalchemy as sa
-from flask import g, request
+from flask import g, has_request_context, request
 from limits import RateLimitItemPerMinute
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import joinedload
 from sqlalchemy.sql.functions import FunctionElement
 
 from authapp import audit, clock, connections
-from authapp.errors import Forbidden, TokenError
+from authapp.errors import Conflict, Forbidden, NotFound, TokenError
 from authapp.extensions import db
 from authapp.models import ApiKey, Organization, Permission, Role, Session, User
 from authapp.models.role import role_permissions, user_roles
 from authapp.security import api_keys, budgets, network, tokens
 
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 API_KEY_HEADER = "X-API-Key"
 # last_used_at is kept to the minute: a write on every keyed request would cost a statement.
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -112,6 +116,7 @@ class Principal:
     user: Account | None = None
     session_id: str | None = None
     api_key_id: str | None = None
+    acts_for: str | None = None  # a key's member: its rights bound the key's (AK-3)
     ip: str | None = None  # where the request came from, for the audit log
     user_agent: str | None = None
 
@@ -163,6 +168,24 @@ def _string_agg(element: _Lines, compiler: Any, **kw: Any) -> str:
     return f"string_agg({compiler.process(element.clauses, **kw)}, chr(10))"
 
 
+class _JsonTexts(FunctionElement[Any]):
+    """The strings of a JSON array as rows of one column, `value`: json_array_elements_text on
+    PostgreSQL, json_each elsewhere (SQLite)."""
+
+    inherit_cache = True
+    name = "json_texts"
+
+
+@compiles(_JsonTexts)
+def _json_each(element: _JsonTexts, compiler: Any, **kw: Any) -> str:
+    return f"json_each({compiler.process(element.clauses, **kw)})"
+
+
+@compiles(_JsonTexts, "postgresql")
+def _json_array_elements_text(element: _JsonTexts, compiler: Any, **kw: Any) -> str:
+    return f"json_array_elements_text({compiler.process(element.clauses, **kw)})"
+
+
 def _joined(column: Any, joins: sa.FromClause) -> sa.ScalarSelect[str]:
     return (
         sa.select(_Lines(column))
@@ -190,6 +213,9 @@ ACCOUNT_COLUMNS = (
     User.created_at,
     User.last_login_at,
 )
+HELD_PERMISSIONS = user_roles.join(
+    role_permissions, role_permissions.c.role_id == user_roles.c.role_id
+).join(Permission, Permission.id == role_permissions.c.permission_id)
 # JW-9, SE-1..4: the session, its user and what they may do, in one statement and one round
 # trip (DESIGN.md rule 5). Authorization reads these rows, never the token's `roles` claim.
 PRINCIPAL_COLUMNS = (
@@ -200,12 +226,7 @@ PRINCIPAL_COLUMNS = (
     *ACCOUNT_COLUMNS,
     *ORGANIZATION_COLUMNS,
     _joined(Role.name, user_roles.join(Role, Role.id == user_roles.c.role_id)),
-    _joined(
-        Permission.code,
-        user_roles.join(role_permissions, role_permissions.c.role_id == user_roles.c.role_id).join(
-            Permission, Permission.id == role_permissions.c.permission_id
-        ),
-    ),
+    _joined(Permission.code, HELD_PERMISSIONS),
 )
 
 
@@ -286,23 +307,87 @@ def access_principal(claims: Mapping[str, Any]) -> Principal:
     return principal_of(live_account(claims["sub"], claims["sid"]), claims["sid"])
 
 
-API_KEY_STATEMENT = (
-    sa.select(
-        ApiKey.id,
-        ApiKey.key_hash,
-        ApiKey.scopes,
-        ApiKey.revoked_at,
-        ApiKey.expires_at,
-        ApiKey.last_used_at,
-        *ORGANIZATION_COLUMNS,
-    )
-    .join(Organization, Organization.id == ApiKey.organization_id)
-    .where(ApiKey.prefix == sa.bindparam("prefix"))
+# AK-3, AC-3: a key acts for a member of its organization and never does more than that member
+# may do now. The member's active flag and the key's scopes that the member still holds are read
+# in the key's one statement; a member of another organization is no member (the key stops).
+KEY_MEMBER = sa.and_(User.id == ApiKey.acts_for, User.organization_id == ApiKey.organization_id)
+_KEY_SCOPES = _JsonTexts(ApiKey.scopes).table_valued("value")
+EFFECTIVE_SCOPES = (
+    sa.select(_Lines(Permission.code))
+    .select_from(HELD_PERMISSIONS)
+    .where(user_roles.c.user_id == User.id, Permission.code.in_(sa.select(_KEY_SCOPES.c.value)))
+    .scalar_subquery()
+    .label("effective_scopes")
 )
+MEMBER_ACTIVE = User.is_active.label("member_active")
+
+
+def _key_statement(criterion: sa.ColumnElement[bool]) -> sa.Select[Any]:
+    return (
+        sa.select(
+            ApiKey.id,
+            ApiKey.key_hash,
+            ApiKey.revoked_at,
+            ApiKey.expires_at,
+            ApiKey.last_used_at,
+            ApiKey.acts_for,
+            MEMBER_ACTIVE,
+            EFFECTIVE_SCOPES,
+            *ORGANIZATION_COLUMNS,
+        )
+        .select_from(ApiKey)
+        .join(Organization, Organization.id == ApiKey.organization_id)
+        .outerjoin(User, KEY_MEMBER)
+        .where(criterion)
+    )
+
+
+API_KEY_STATEMENT = _key_statement(ApiKey.prefix == sa.bindparam("prefix"))
+KEY_BY_ID_STATEMENT = _key_statement(ApiKey.id == sa.bindparam("key_id"))
+
+# Why a key cannot act, as its listing says (`status`) and as a request with it is answered.
+KEY_REFUSALS = {
+    "revoked": ("token_revoked", "The API key was revoked."),
+    "expired": ("token_expired", "The API key has expired."),
+    "member_disabled": ("token_revoked", "The account this API key acts for is disabled."),
+    "member_left": ("token_revoked", "The member this API key acts for has left."),
+}
+
+
+def key_status(
+    revoked_at: datetime | None,
+    expires_at: datetime | None,
+    member_active: bool | None,
+    now: datetime,
+) -> str:
+    """`active`, or why the key cannot act (a key of KEY_REFUSALS). `member_active` is None
+    when the key acts for nobody in its organization."""
+    if revoked_at is not None:
+        return "revoked"
+    if expires_at is not None and expires_at <= now:
+        return "expired"
+    if member_active is None:
+        return "member_left"
+    return "active" if member_active else "member_disabled"
+
+
+def effective_scopes(row: Any) -> list[str]:
+    """The scopes of a row of a key statement that its member still holds."""
+    return _listed(row.effective_scopes)
+
+
+def _usable_scopes(row: Any, now: datetime) -> frozenset[str]:
+    """AK-2, AK-3: the scopes a key may use now. Raises TokenError if it may not act."""
+    status = key_status(row.revoked_at, row.expires_at, row.member_active, now)
+    if status != "active":
+        code, message = KEY_REFUSALS[status]
+        raise TokenError(message, code=code)
+    return frozenset(effective_scopes(row))
 
 
 def _api_key_principal(presented: str) -> Principal:
-    """AK-2: a revoked or expired key fails on the request after the change commits."""
+    """AK-2, AK-3: a revoked or expired key, or one whose member was disabled or left, fails
+    on the request after the change commits; a permission the member lost, the key lost."""
     prefix = api_keys.prefix_of(presented)
     row = None
     if prefix is not None:
@@ -314,29 +399,35 @@ def _api_key_principal(presented: str) -> Principal:
         row = connections.first_statement(run)
     if row is None or not api_keys.matches(presented, row.key_hash):
         raise TokenError("The API key is invalid.")
-    key_id, _hash, scopes, revoked_at, expires_at, last_used_at, *org = row
     now = clock.now()
-    if revoked_at is not None:
-        raise TokenError("The API key was revoked.", code="token_revoked")
-    if expires_at is not None and expires_at <= now:
-        raise TokenError("The API key has expired.", code="token_expired")
-    organization = OrganizationView(*org)
+    scopes = _usable_scopes(row, now)
+    organization = OrganizationView(*row[-len(ORGANIZATION_COLUMNS) :])
     budgets.spend(
         RateLimitItemPerMinute(organization.rate_limit_per_minute),
         "api_key",
-        str(key_id),
+        str(row.id),
         "This API key is over its organization's requests per minute.",
     )
-    if last_used_at is None or now - last_used_at >= LAST_USED_RESOLUTION:
-        db.session.execute(sa.update(ApiKey).where(ApiKey.id == key_id).values(last_used_at=now))
+    if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
+        db.session.execute(sa.update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
         db.session.commit()  # recorded even when the route itself only reads
     return Principal(
         organization=organization,
-        permissions=frozenset(scopes),
-        api_key_id=str(key_id),
+        permissions=scopes,
+        api_key_id=str(row.id),
+        acts_for=str(row.acts_for),
         ip=network.client_ip(),
         user_agent=network.user_agent(),
     )
+
+
+def key_as_of_now(principal: Principal) -> Principal:
+    """A key's principal with its rights re-read in the session's transaction (under a lock
+    the caller holds). Raises TokenError if the key can no longer act."""
+    row = db.session.execute(KEY_BY_ID_STATEMENT, {"key_id": principal.api_key_id}).first()
+    if row is None:
+        raise TokenError("The API key was revoked.", code="token_revoked")
+    return replace(principal, permissions=_usable_scopes(row, clock.now()))
 
 
 def authenticate() -> Principal:
@@ -412,13 +503,57 @@ def require_permission(code: str) -> Callable[[F], F]:
 
 def deny(principal: Principal, code: str) -> NoReturn:
     """Audit the refusal (AU-1) and raise Forbidden."""
-    audit.by_principal(  # AU-1: a 403 is a security event too
+    _record_refusal(principal, permission=code)
+    raise Forbidden("You do not have permission to do this.")
+
+
+# Refusals of an organization action that a service decides, past the permission guard: 403s
+# (AC-3: acting on an owner or on a member with more rights, a scope the caller lacks...), ids
+# answered 404 (unknown or another organization's, AC-2) and the last owner kept (409).
+REFUSALS = (Forbidden, NotFound, Conflict)
+REFUSED_CONFLICTS = frozenset({"last_owner"})
+
+
+def audit_refusals(
+    action: str, *, target: str | None = None
+) -> Callable[[Callable[Concatenate[Principal, P], R]], Callable[Concatenate[Principal, P], R]]:
+    """Audit a service's refusals as `access.denied` (AU-1) with the `action`, the error's code
+    and message and, if `target` names a parameter, the id it acted on. What the service had
+    changed is rolled back; the refusal is committed, then raised."""
+
+    def decorator(
+        service: Callable[Concatenate[Principal, P], R],
+    ) -> Callable[Concatenate[Principal, P], R]:
+        signature = inspect.signature(service)
+
+        @wraps(service)
+        def audited(principal: Principal, *args: P.args, **kwargs: P.kwargs) -> R:
+            try:
+                return service(principal, *args, **kwargs)
+            except REFUSALS as exc:
+                if isinstance(exc, Conflict) and exc.code not in REFUSED_CONFLICTS:
+                    raise
+                db.session.rollback()
+                data = {"action": action, "code": exc.code, "reason": exc.message}
+                if target is not None:
+                    bound = signature.bind(principal, *args, **kwargs)
+                    data["target"] = str(bound.arguments[target])
+                _record_refusal(principal, **data)
+                raise
+
+        return audited
+
+    return decorator
+
+
+def _record_refusal(principal: Principal, **data: Any) -> None:
+    """AU-1: a refusal is a security event too, committed even though the action is not."""
+    where = {"method": request.method, "path": request.path} if has_request_context() else {}
+    audit.by_principal(
         "access.denied",
         principal,
         user_id=principal.user.id if principal.user else None,
-        permission=code,
-        method=request.method,
-        path=request.path,
+        **data,
+        **where,
     )
     db.session.commit()
-    raise Forbidden("You do not have permission to do this.")

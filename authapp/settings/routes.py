@@ -7,7 +7,7 @@ from typing import Any
 from flask_smorest import Blueprint
 
 from authapp.auth.schemas import UserEnvelopeOut
-from authapp.models import ApiKey, Role, User
+from authapp.models import Role, User
 from authapp.security import limits
 from authapp.security.rbac import (
     Account,
@@ -218,8 +218,9 @@ def delete_role(role_id: str) -> None:
 @bp.route("/api-keys", methods=["GET"])
 @require_permission("api_keys:manage")
 @bp.response(200, schemas.ApiKeyListOut)
-def list_api_keys() -> dict[str, list[ApiKey]]:
-    """The organization's keys, newest first, revoked ones included; never a secret."""
+def list_api_keys() -> dict[str, list[api_keys.KeyView]]:
+    """The organization's keys, newest first, revoked ones included; never a secret. `status`
+    and `effective_scopes` say what each key may do now: never more than its member."""
     return {"api_keys": api_keys.list_keys(current_principal().organization_id)}
 
 
@@ -227,11 +228,9 @@ def list_api_keys() -> dict[str, list[ApiKey]]:
 @require_permission("api_keys:manage")
 @bp.arguments(schemas.ApiKeyIn)
 @bp.response(201, schemas.NewApiKeyOut)
-def create_api_key(body: dict[str, Any]) -> dict[str, Any]:
+def create_api_key(body: dict[str, Any]) -> api_keys.CreatedKey:
     """A new key with scopes the caller holds; `key` appears in this answer only."""
-    created = api_keys.create_key(current_principal(), **body)
-    shown = {name: getattr(created.row, name) for name in schemas.ApiKeyOut._declared_fields}
-    return shown | {"key": created.key}
+    return api_keys.create_key(current_principal(), **body)
 
 
 @bp.route("/api-keys/<key_id>", methods=["DELETE"])

@@ -204,10 +204,28 @@ class ApiKeyOut(Schema):
     prefix = fields.String()
     scopes = fields.List(fields.String())
     created_by = fields.String(allow_none=True)
+    acts_for = fields.String(
+        allow_none=True,
+        metadata={"description": "The member whose current permissions bound the key's."},
+    )
+    made_by_key = fields.String(
+        allow_none=True,
+        metadata={"description": "The key that made this one: it never outlives that key."},
+    )
     created_at = fields.DateTime(format=TIME_FORMAT)
     last_used_at = fields.DateTime(format=TIME_FORMAT, allow_none=True)
     expires_at = fields.DateTime(format=TIME_FORMAT, allow_none=True)
     revoked_at = fields.DateTime(format=TIME_FORMAT, allow_none=True)
+    status = fields.String(
+        metadata={
+            "description": "active, or why the key cannot act: revoked, expired, "
+            "member_disabled (the member it acts for), member_left (no longer a member)."
+        }
+    )
+    effective_scopes = fields.List(
+        fields.String(),
+        metadata={"description": "What the key may do now: its scopes its member still holds."},
+    )
 
 
 class NewApiKeyOut(ApiKeyOut):

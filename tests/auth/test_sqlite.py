@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 
 from authapp import create_app, offload
+from authapp.auth import services
 from authapp.extensions import db
 from authapp.seed import seed_database
 from tests.conftest import PASSWORD, TEST_SECRETS, auth_header
@@ -71,3 +72,59 @@ def test_sign_up_check_tokens_and_rotate_on_sqlite(sqlite_app):
     after = client.get(ME, headers=auth_header(again.json["access_token"]))
     assert after.status_code == 401
     assert after.json["error"]["code"] == "token_revoked"
+
+
+def test_an_api_key_is_bounded_by_its_members_rights_on_sqlite(sqlite_app):
+    """AK-3: the key's statement intersects its scopes with its member's permissions (json_each
+    and group_concat on SQLite)."""
+    client = sqlite_app.test_client()
+    settings = "/api/v1/settings"
+    owner = client.post(
+        "/api/v1/auth/signup",
+        json={"email": "ada@example.com", "password": PASSWORD, "organization_name": "Acme"},
+    ).json
+    owner_headers = auth_header(owner["access_token"])
+    with sqlite_app.app_context():
+        admin = services.create_user(
+            email="bob@example.com",
+            password=PASSWORD,
+            organization=owner["user"]["organization"]["id"],
+            role_names=("admin",),
+        )
+        admin_id = admin.id
+    admin_token = client.post(
+        "/api/v1/auth/login", json={"login": "bob@example.com", "password": PASSWORD}
+    ).json["access_token"]
+    made = client.post(
+        f"{settings}/api-keys",
+        json={"name": "bob's", "scopes": ["audit:read", "users:manage", "users:read"]},
+        headers=auth_header(admin_token),
+    ).json
+    key = {"X-API-Key": made["key"]}
+    reader = client.post(
+        f"{settings}/roles",
+        json={"name": "reader", "permissions": ["users:read"]},
+        headers=owner_headers,
+    )
+    assert reader.status_code == 201, reader.json
+
+    before = client.get(f"{settings}/audit-events", headers=key)
+    demoted = client.patch(
+        f"{settings}/members/{admin_id}", json={"roles": ["reader"]}, headers=owner_headers
+    )
+    members = client.get(f"{settings}/members", headers=key)
+    audit = client.get(f"{settings}/audit-events", headers=key)
+    listed = client.get(f"{settings}/api-keys", headers=owner_headers).json["api_keys"]
+    disabled = client.patch(
+        f"{settings}/members/{admin_id}", json={"is_active": False}, headers=owner_headers
+    )
+    stopped = client.get(f"{settings}/members", headers=key)
+
+    assert before.status_code == 200
+    assert demoted.status_code == 200, demoted.json
+    assert members.status_code == 200
+    assert audit.status_code == 403
+    assert [(k["status"], k["effective_scopes"]) for k in listed] == [("active", ["users:read"])]
+    assert disabled.status_code == 200, disabled.json
+    assert stopped.status_code == 401
+    assert stopped.json["error"]["code"] == "token_revoked"

@@ -57,7 +57,8 @@ def _route_id(route: Route) -> str:
 
 
 def _target_path(route: Route, tenant, make_user, make_api_key, client) -> str:
-    """The route's path with a fresh object of the tenant's own for each placeholder."""
+    """The route's path with a fresh object of the tenant's own for each placeholder (a role
+    carrying only the route's own permission: changing a role needs holding all it carries)."""
     ids: dict[str, str] = {}
     if "{member}" in route.path:
         slug = tenant.name.lower()
@@ -67,7 +68,7 @@ def _target_path(route: Route, tenant, make_user, make_api_key, client) -> str:
     if "{role}" in route.path:
         created = client.post(
             f"{SETTINGS}/roles",
-            json={"name": "target", "permissions": ["users:read"]},
+            json={"name": "target", "permissions": ["roles:manage"]},
             headers=tenant["owner"].headers,
         )
         assert created.status_code == 201, created.json

@@ -84,10 +84,14 @@ def test_the_key_is_shown_only_in_the_answer_that_creates_it(client, tenants, ma
         "prefix",
         "scopes",
         "created_by",
+        "acts_for",
+        "made_by_key",
         "created_at",
         "last_used_at",
         "expires_at",
         "revoked_at",
+        "status",
+        "effective_scopes",
     }
     assert audit.status_code == 200
     for body in (listing.get_data(as_text=True), audit.get_data(as_text=True)):

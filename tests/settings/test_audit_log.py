@@ -324,6 +324,99 @@ def test_a_denied_request_is_recorded(client, tenants):
     }
 
 
+def refused(client, tenant, account, method, path, body, test_name):
+    """Send a request the service refuses; its `access.denied` event (with no other event)."""
+    headers = agent(test_name)
+    response = client.open(path, method=method, json=body, headers=account.headers | headers)
+    assert response.status_code in (403, 404, 409), response.json
+    event = the_event(client, tenant["owner"], headers, "access.denied")
+    assert event["actor"] == f"user:{account.id}"
+    assert event["user_id"] == account.id
+    assert event["data"]["code"] == response.json["error"]["code"]
+    assert event["data"]["reason"] == response.json["error"]["message"]
+    assert (event["data"]["method"], event["data"]["path"]) == (method, path)
+    return event["data"]
+
+
+def test_a_services_refusals_of_organization_actions_are_recorded(client, tenants, join):
+    """AU-1: beyond the permission guard's 403s, the rules a service enforces (AC-2, AC-3)."""
+    acme, globex = tenants["acme"], tenants["globex"]
+    admin, owner = acme["admin"], acme["owner"]
+    members = f"{SETTINGS}/members"
+    roles = client.get(f"{SETTINGS}/roles", headers=owner.headers).json["roles"]
+    builtin_admin = next(role["id"] for role in roles if role["name"] == "admin")
+    keymaster = client.post(
+        f"{SETTINGS}/roles",
+        json={"name": "keymaster", "permissions": ["api_keys:manage"]},
+        headers=owner.headers,
+    )
+    assert keymaster.status_code == 201, keymaster.json
+    keys = join(acme, "keys@acme.example", "keymaster")
+
+    on_owner = refused(
+        client, acme, admin, "PATCH", f"{members}/{owner.id}", {"is_active": False}, "owner"
+    )
+    cross_tenant = refused(
+        client, acme, admin, "PATCH", f"{members}/{globex['member'].id}", {"roles": []}, "cross"
+    )
+    last_owner = refused(
+        client, acme, owner, "PATCH", f"{members}/{owner.id}", {"roles": ["admin"]}, "last"
+    )
+    builtin = refused(
+        client, acme, admin, "DELETE", f"{SETTINGS}/roles/{builtin_admin}", None, "builtin"
+    )
+    scope = refused(
+        client,
+        acme,
+        keys,
+        "POST",
+        f"{SETTINGS}/api-keys",
+        {"name": "wider", "scopes": ["org:manage"]},
+        "scope",
+    )
+
+    assert on_owner | {"reason": ""} == {
+        "action": "member.update",
+        "code": "forbidden",
+        "reason": "",
+        "target": owner.id,
+        "method": "PATCH",
+        "path": f"{members}/{owner.id}",
+    }
+    assert (cross_tenant["action"], cross_tenant["code"]) == ("member.update", "not_found")
+    assert cross_tenant["target"] == globex["member"].id
+    assert (last_owner["action"], last_owner["code"]) == ("member.update", "last_owner")
+    assert (builtin["action"], builtin["code"], builtin["target"]) == (
+        "role.delete",
+        "forbidden",
+        builtin_admin,
+    )
+    assert (scope["action"], scope["code"]) == ("api_key.create", "forbidden")
+    assert "org:manage" in scope["reason"]
+    theirs = client.get(EVENTS, headers=globex["owner"].headers).json["audit_events"]
+    assert "access.denied" not in {event["event"] for event in theirs}
+
+
+def test_a_refusal_rolls_back_the_action_and_an_invalid_request_is_no_refusal(client, tenants):
+    """The refused change is not made; a 422 (an unknown role name) is not audited."""
+    acme = tenants["acme"]
+    owner, member = acme["owner"], acme["member"]
+    path = f"{SETTINGS}/members/{owner.id}"
+
+    last = client.patch(path, json={"roles": ["admin"]}, headers=owner.headers)
+    invalid = client.patch(
+        f"{SETTINGS}/members/{member.id}",
+        json={"roles": ["no-such-role"]},
+        headers=owner.headers | agent("invalid"),
+    )
+
+    assert last.status_code == 409
+    assert client.get("/api/v1/auth/me", headers=owner.headers).json["user"]["roles"] == ["owner"]
+    assert invalid.status_code == 422
+    events, _raw = whole_log(client, owner)
+    assert [e for e in events if e["user_agent"] == agent("invalid")["User-Agent"]] == []
+
+
 def test_no_secret_reaches_the_audit_table(app, client, tenants, make_user):
     """AU-2 across every organization, the events of unknown accounts included."""
     acme = tenants["acme"]

@@ -304,6 +304,31 @@ def test_a_users_manager_cannot_grant_a_role_with_permissions_they_lack(client, 
     assert same_rights.json["roles"] == ["people-manager"]
 
 
+def test_a_users_manager_cannot_act_on_a_member_holding_more_rights(client, tenants, join):
+    """AC-3: a custom role with `users:manage` neither disables an admin nor strips their roles,
+    nor touches the auditor (who holds `audit:read` and `users:read`); a member is in reach."""
+    acme = tenants["acme"]
+    manager = _users_manager(client, acme, join)
+
+    refused = [
+        patch(client, manager, acme["admin"].id, {"is_active": False}),
+        patch(client, manager, acme["admin"].id, {"roles": ["member"]}),
+        patch(client, manager, acme["admin"].id, {"roles": ["admin", "people-manager"]}),
+        patch(client, manager, acme["auditor"].id, {"roles": ["member"]}),
+        patch(client, manager, acme["auditor"].id, {"is_active": False}),
+    ]
+    allowed = patch(client, manager, acme["member"].id, {"is_active": False})
+
+    for response in refused:
+        assert response.status_code == 403, response.json
+        assert response.json["error"]["code"] == "forbidden"
+    assert "permissions you do not have" in refused[0].json["error"]["message"]
+    assert me(client, acme["admin"]).json["user"]["roles"] == ["admin"]
+    assert me(client, acme["auditor"]).json["user"]["roles"] == ["auditor"]
+    assert allowed.status_code == 200, allowed.json
+    assert [event["user_id"] for event in member_updates(client, acme)] == [acme["member"].id]
+
+
 def test_a_users_manager_cannot_raise_their_own_rights(client, tenants, join):
     """AC-3."""
     acme = tenants["acme"]

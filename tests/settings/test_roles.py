@@ -179,6 +179,30 @@ def test_a_role_manager_cannot_put_a_permission_they_lack_into_a_role(client, te
     assert permissions_of(client, maker) == ["roles:manage"]
 
 
+def test_a_role_manager_cannot_change_or_delete_a_role_with_a_permission_they_lack(
+    client, tenants, join
+):
+    """AC-3: changing a role acts on its holders; the caller holds only `roles:manage`, the
+    auditor role carries `audit:read` and `users:read`."""
+    acme = tenants["acme"]
+    assert create_role(client, acme["owner"], "role-maker", ["roles:manage"]).status_code == 201
+    maker = join(acme, "maker@acme.example", "role-maker")
+    auditor = f"{ROLES}/{acme.auditor_role_id}"
+    helper = create_role(client, maker, "helper", ["roles:manage"]).json
+
+    renamed = client.patch(auditor, json={"name": "spectator"}, headers=maker.headers)
+    narrowed = client.patch(auditor, json={"permissions": ["users:read"]}, headers=maker.headers)
+    deleted = client.delete(auditor, headers=maker.headers)
+    own = client.patch(f"{ROLES}/{helper['id']}", json={"name": "aide"}, headers=maker.headers)
+
+    for response in (renamed, narrowed, deleted):
+        assert response.status_code == 403, response.json
+        assert response.json["error"]["code"] == "forbidden"
+    assert roles_by_name(client, acme["owner"])["auditor"]["permissions"] == AUDITOR_PERMISSIONS
+    assert permissions_of(client, acme["auditor"]) == AUDITOR_PERMISSIONS
+    assert own.status_code == 200, own.json
+
+
 def test_patch_renames_and_replaces_permissions_and_holders_follow_at_once(client, tenants, join):
     acme = tenants["acme"]
     role = create_role(client, acme["owner"], "clerk", ["users:read"]).json

@@ -370,6 +370,31 @@ def test_a_revoked_key_fails_at_once(client, as_role, tenants):
     assert client.get(f"{SETTINGS}/members", headers=key_header(key)).status_code == 401
 
 
+def test_the_page_shows_which_keys_their_members_rights_stopped_or_narrowed(
+    client, as_role, tenants
+):
+    """AK-3: a disabled member's key is marked stopped, a demoted member's key its lost scopes."""
+    acme = tenants["acme"]
+    assert new_key(text(create_key_form(as_role("admin"), ["org:manage", "users:read"])))
+    owner_headers = acme["owner"].headers
+    members = f"{SETTINGS}/members"
+    demoted = client.patch(
+        f"{members}/{acme['admin'].id}", json={"roles": ["auditor"]}, headers=owner_headers
+    )
+    assert demoted.status_code == 200, demoted.json
+
+    narrowed = assert_page(as_role("owner").get("/settings/api-keys"))
+    disabled = client.patch(
+        f"{members}/{acme['admin'].id}", json={"is_active": False}, headers=owner_headers
+    )
+    assert disabled.status_code == 200, disabled.json
+    stopped = assert_page(as_role("owner").get("/settings/api-keys"))
+
+    assert re.search(r'data-testid="lost-scopes">[^<]*org:manage', narrowed)
+    assert 'data-testid="key-stopped"' not in narrowed
+    assert re.search(r'data-testid="key-stopped">[^<]*disabled', stopped)
+
+
 def test_a_scope_the_caller_lacks_is_refused_in_the_form(app, client, tenants, join):
     """AK-3 / AC-3: the page offers only the caller's permissions, and a forged one is 403."""
     acme = tenants["acme"]

@@ -17,7 +17,13 @@ from authapp.extensions import db
 from authapp.models import TIER_RATE_LIMITS, Organization, Role, User, user_roles
 from authapp.models.base import is_id
 from authapp.security import secretbox
-from authapp.security.rbac import Account, Principal, user_with_access
+from authapp.security.rbac import (
+    Account,
+    Principal,
+    audit_refusals,
+    key_as_of_now,
+    user_with_access,
+)
 from authapp.settings.pagination import Page, page
 from authapp.settings.services import roles as role_services
 
@@ -124,6 +130,7 @@ def list_members(organization_id: str, *, limit: int, cursor: str | None) -> Pag
     )
 
 
+@audit_refusals("member.update", target="user_id")
 def update_member(principal: Principal, user_id: str, changes: dict[str, Any]) -> User:
     """Change a member's roles and/or is_active. Raises NotFound (another organization's user),
     Forbidden (AC-3 escalation rules), Conflict(last_owner), ValidationFailed (unknown role)."""
@@ -134,6 +141,11 @@ def update_member(principal: Principal, user_id: str, changes: dict[str, Any]) -
     member = _member(principal.organization_id, user_id)
     if "owner" in member.role_names and not principal.is_owner:
         raise Forbidden("Only an owner can change an owner.")
+    # AC-3: a member holding a permission the caller lacks is out of the caller's reach (a
+    # custom role with users:manage must not disable an admin or strip their roles).
+    role_services.require_grantable(
+        principal, member.permission_codes, refusal="You cannot change a member who holds"
+    )
     changed: dict[str, Any] = {}
     if "roles" in changes:
         changed |= _change_roles(principal, member, changes["roles"])
@@ -179,8 +191,8 @@ def _change_active(principal: Principal, member: User, is_active: bool) -> dict[
 def _as_of_now(principal: Principal) -> Principal:
     """The caller's rights re-read under the lock: a request that waited on it must not act
     with roles another owner took away meanwhile."""
-    if principal.user is None:
-        return principal  # a key's scopes do not change; its revocation was checked already
+    if principal.user is None:  # a key: what its member may still do (AK-3)
+        return key_as_of_now(principal)
     user = (
         db.session.execute(
             user_with_access(

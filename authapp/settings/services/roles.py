@@ -14,7 +14,7 @@ from authapp.errors import Conflict, Forbidden, NotFound, ValidationFailed, cons
 from authapp.extensions import db
 from authapp.models import Permission, Role, user_roles
 from authapp.models.base import is_id
-from authapp.security.rbac import Principal
+from authapp.security.rbac import Principal, audit_refusals
 
 BUILTIN_NAMES = ("owner", "admin", "member")
 NAME_TAKEN = "A role with this name already exists."
@@ -45,22 +45,24 @@ def permissions_named(codes: Iterable[str], *, field: str) -> list[Permission]:
     return found
 
 
-def require_grantable(principal: Principal, codes: Iterable[str]) -> None:
-    """AC-3: nobody hands out a permission they lack (through a role, a member or a key)."""
+def require_grantable(
+    principal: Principal, codes: Iterable[str], *, refusal: str = "You cannot grant"
+) -> None:
+    """AC-3: nobody hands out a permission they lack (through a role, a member or a key), nor
+    acts on a role or a member holding one (`refusal` says which)."""
     lacking = set(codes) - principal.permissions
     if lacking:
-        raise Forbidden(
-            f"You cannot grant permissions you do not have: {', '.join(sorted(lacking))}."
-        )
+        raise Forbidden(f"{refusal} permissions you do not have: {', '.join(sorted(lacking))}.")
 
 
+@audit_refusals("role.create")
 def create_role(principal: Principal, *, name: str, permissions: list[str]) -> Role:
     """Raises ValidationFailed (unknown permission), Forbidden, Conflict(role_name_taken)."""
     _check_name(name)
     role = Role(
         organization_id=principal.organization_id,
         name=name,
-        permissions=_grantable_permissions(principal, permissions, held=()),
+        permissions=_grantable_permissions(principal, permissions),
     )
     db.session.add(role)
     _flush_name()
@@ -71,17 +73,16 @@ def create_role(principal: Principal, *, name: str, permissions: list[str]) -> R
     return role
 
 
+@audit_refusals("role.update", target="role_id")
 def update_role(principal: Principal, role_id: str, changes: dict[str, Any]) -> Role:
     """Rename and/or replace the permissions of a custom role; built-ins are Forbidden."""
-    role = _custom_role(principal.organization_id, role_id)
+    role = _changeable_role(principal, role_id)
     before = {"name": role.name, "permissions": role.permission_codes}
     if "name" in changes and changes["name"] != role.name:
         _check_name(changes["name"])
         role.name = changes["name"]
     if "permissions" in changes:
-        role.permissions = _grantable_permissions(
-            principal, changes["permissions"], held=role.permission_codes
-        )
+        role.permissions = _grantable_permissions(principal, changes["permissions"])
     _flush_name()
     after = {"name": role.name, "permissions": role.permission_codes}
     audit.by_principal("role.updated", principal, role_id=role.id, before=before, after=after)
@@ -89,9 +90,10 @@ def update_role(principal: Principal, role_id: str, changes: dict[str, Any]) -> 
     return role
 
 
+@audit_refusals("role.delete", target="role_id")
 def delete_role(principal: Principal, role_id: str) -> None:
     """Members holding the role lose it (and its permissions) at once."""
-    role = _custom_role(principal.organization_id, role_id)
+    role = _changeable_role(principal, role_id)
     # Explicit rather than ON DELETE CASCADE alone: SQLite enforces no foreign keys by default.
     db.session.execute(sa.delete(user_roles).where(user_roles.c.role_id == role.id))
     db.session.delete(role)
@@ -112,17 +114,23 @@ def _custom_role(organization_id: str, role_id: str) -> Role:
     return role
 
 
+def _changeable_role(principal: Principal, role_id: str) -> Role:
+    """A custom role the caller may change: one carrying no permission the caller lacks, since
+    changing it acts on every member holding it (AC-3). Raises NotFound, Forbidden."""
+    role = _custom_role(principal.organization_id, role_id)
+    require_grantable(principal, role.permission_codes, refusal="You cannot change a role with")
+    return role
+
+
 def _check_name(name: str) -> None:
     if name.lower() in BUILTIN_NAMES:
         raise Conflict(NAME_TAKEN, code="role_name_taken")
 
 
-def _grantable_permissions(
-    principal: Principal, codes: list[str], *, held: Iterable[str]
-) -> list[Permission]:
-    """The permissions named; those the role does not hold yet must be the caller's own."""
+def _grantable_permissions(principal: Principal, codes: list[str]) -> list[Permission]:
+    """The permissions named, each the caller's own."""
     found = permissions_named(codes, field="permissions")
-    require_grantable(principal, set(codes) - set(held))
+    require_grantable(principal, codes)
     return found
 
 
