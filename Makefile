@@ -4,13 +4,28 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := authapp
 
-.PHONY: install e2e-tools run test lint fmt e2e bench cost soak clean
+.PHONY: install lock e2e-tools run test lint fmt e2e bench cost soak clean
 
-$(BIN)/activate: pyproject.toml
+# The exact versions of requirements.lock, then authapp itself on top without dependencies:
+# pyproject.toml says what authapp works with (ranges), the lock what CI and `make install` run.
+$(BIN)/activate: pyproject.toml requirements.lock
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,dev]'
+	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	$(BIN)/pip check
 	touch $(BIN)/activate
+
+# Rewrites requirements.lock: the newest versions pyproject.toml's ranges allow, resolved in a
+# scratch environment. Review the diff, run `make test`, commit both files together.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip
+	.lock-venv/bin/pip install --quiet '.[test,dev]'
+	{ sed -n '1,2p' requirements.lock; .lock-venv/bin/pip freeze --exclude-editable | grep -v '^authapp'; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+	rm -rf .lock-venv
 
 install: $(BIN)/activate
 
