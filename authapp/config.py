@@ -103,6 +103,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "RATELIMIT_TOTP": (str, "10/15 minutes"),  # TOTP or recovery-code attempts per account
     "RATELIMIT_STORAGE_TIMEOUT": (float, "0.2"),  # a hung Redis costs a request this, once
     "SMTP_URL": (str, ""),
+    "SMTP_ALLOW_PLAINTEXT": (_bool, "false"),  # production sends mail over TLS only
     "MAIL_FROM": (str, "no-reply@localhost"),
     "PUBLIC_BASE_URL": (str, "http://127.0.0.1:8000"),
     "WEBHOOK_ALLOW_PRIVATE": (_bool, "false"),
