@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import ipaddress
 import json
 import os
 import secrets
@@ -27,6 +28,15 @@ SECRET_NAMES = ("SECRET_KEY", "JWT_SECRET_KEY", "PASSWORD_PEPPER")
 MIN_SECRET_BYTES = 32
 # Values that appear in docs and examples: never acceptable as a production secret.
 KNOWN_DEFAULTS = frozenset({"", "changeme", "change-me", "secret", "dev", "development", "test"})
+
+
+# The offload lanes (authapp/offload.py, README "Email, webhooks and the outbox"): lane -> the
+# settings of its threads, of its waiting tasks and, where tasks carry a key (an organization),
+# of how many tasks of one key run at once.
+OFFLOAD_LANES: dict[str, tuple[str, str, str | None]] = {
+    "mail": ("OFFLOAD_WORKERS", "OFFLOAD_QUEUE", None),
+    "webhooks": ("WEBHOOK_WORKERS", "WEBHOOK_QUEUE", "WEBHOOK_MAX_PER_ORGANIZATION"),
+}
 
 
 class ConfigError(click.ClickException):
@@ -58,6 +68,21 @@ def _seconds(raw: str) -> int:
 
 def _list(raw: str) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def _ports(raw: str) -> list[int]:
+    ports = [int(item) for item in _list(raw)]
+    if not all(0 < port < 65536 for port in ports):
+        raise ValueError("ports are 1 to 65535")
+    return ports
+
+
+def _networks(raw: str) -> list[str]:
+    """Addresses or networks (`10.0.0.0/8`, `::1`), checked here so a typo stops the start."""
+    networks = _list(raw)
+    for network in networks:
+        ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
+    return networks
 
 
 def _env_name(raw: str) -> str:
@@ -108,7 +133,9 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "RATELIMIT_PASSWORD_CHANGE": (str, "10/15 minutes"),  # per account
     "RATELIMIT_TOTP": (str, "10/15 minutes"),  # TOTP or recovery-code attempts per account
     "RATELIMIT_STORAGE_TIMEOUT": (float, "0.2"),  # a hung Redis costs a request this, once
+    "RATELIMIT_WEBHOOK_TEST": (str, "5/minute"),  # per organization
     "SMTP_URL": (str, ""),
+    "SMTP_ALLOW_PLAINTEXT": (_bool, "false"),  # production sends mail over TLS only
     "MAIL_FROM": (str, "no-reply@localhost"),
     "PUBLIC_BASE_URL": (str, "http://127.0.0.1:8000"),
     "WEBHOOK_ALLOW_PRIVATE": (_bool, "false"),
@@ -123,7 +150,16 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "OUTBOX_RETRY_MAX_SECONDS": (float, "3600"),
     "BREAKER_FAILURES": (int, "5"),  # consecutive failures that open a dependency's breaker
     "BREAKER_RESET_SECONDS": (float, "30"),  # open → half-open after this long
-    "WEBHOOK_TIMEOUT": (float, "5"),  # connect and read, each
+    "WEBHOOK_TIMEOUT": (float, "5"),  # one delivery: connect, TLS, request and response
+    "WEBHOOK_WORKERS": (int, "4"),  # the webhooks lane: mail never waits behind receivers
+    "WEBHOOK_QUEUE": (int, "100"),
+    "WEBHOOK_MAX_PER_ORGANIZATION": (int, "1"),  # deliveries of one organization at once
+    "WEBHOOK_ALLOWED_PORTS": (_ports, ""),  # empty: 443 and 80 in production, any elsewhere
+    # /metrics answers these client addresses only (loopback and private ranges by default).
+    "METRICS_ALLOWED_NETWORKS": (
+        _networks,
+        "127.0.0.0/8,::1,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7",
+    ),
     "RESET_TOKEN_TTL": (_seconds, "1h"),
     "LOGIN_BACKOFF_AFTER": (int, "10"),  # consecutive failures before the back-off starts
     "LOGIN_BACKOFF_MAX": (_seconds, "15m"),  # 1 s, doubling, never longer than this
@@ -188,6 +224,10 @@ def _check_ranges(settings: dict[str, Any]) -> None:
         "PASSWORD_HASH_NICE": (0, 19),
         "MAX_CONTENT_LENGTH": (1024, 2**31),
         "DATABASE_PREPARE_AFTER": (0, 1_000_000),
+        "OFFLOAD_WORKERS": (1, 1024),
+        "WEBHOOK_WORKERS": (1, 1024),
+        "WEBHOOK_QUEUE": (0, 100_000),
+        "WEBHOOK_MAX_PER_ORGANIZATION": (1, 1024),
     }
     for name, (low, high) in ranges.items():
         if not low <= settings[name] <= high:

@@ -1,8 +1,10 @@
 """Send one email (stdlib smtplib), from the offload pool only, through the SMTP breaker.
 
 `SMTP_URL`: `smtp://[user:pass@]host[:port]` (STARTTLS whenever the server offers it) or
-`smtps://…` (TLS from the start). Without it mail is logged (recipient and subject only: never
-a link) and counted as sent, so development needs no SMTP server.
+`smtps://…` (TLS from the start). In production a server that does not offer STARTTLS gets
+nothing, neither credentials nor links, unless SMTP_ALLOW_PLAINTEXT=true (README "Security").
+Without SMTP_URL mail is logged (recipient and subject only: never a link) and counted as sent,
+so development needs no SMTP server.
 """
 
 from __future__ import annotations
@@ -57,8 +59,10 @@ def send(message_id: str, payload: dict[str, Any]) -> None:
 
 
 def _deliver(url: str, message: EmailMessage) -> None:
+    config = current_app.config
     parts = urlsplit(url)
-    timeout = current_app.config["OFFLOAD_TIMEOUT"]
+    timeout = config["OFFLOAD_TIMEOUT"]
+    plaintext_allowed = config["AUTHAPP_ENV"] != "production" or config["SMTP_ALLOW_PLAINTEXT"]
     host = parts.hostname or "localhost"
     if parts.scheme == "smtps":
         client: smtplib.SMTP = smtplib.SMTP_SSL(
@@ -73,6 +77,13 @@ def _deliver(url: str, message: EmailMessage) -> None:
         if parts.scheme == "smtp" and client.has_extn("starttls"):
             client.starttls(context=ssl.create_default_context())
             client.ehlo()
+        elif parts.scheme == "smtp" and not plaintext_allowed:
+            # Retried, not dead: a server misconfigured for a while, or STARTTLS stripped on
+            # the way, must not make reset links travel in clear text.
+            raise smtplib.SMTPNotSupportedError(
+                "the SMTP server offers no STARTTLS; production sends mail over TLS only "
+                "(SMTP_ALLOW_PLAINTEXT=true allows plain text)"
+            )
         if parts.username:
             client.login(unquote(parts.username), unquote(parts.password or ""))
         client.send_message(message)

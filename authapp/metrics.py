@@ -33,9 +33,12 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from prometheus_flask_exporter import PrometheusMetrics
+from werkzeug.exceptions import NotFound
 
+from authapp.config import OFFLOAD_LANES
 from authapp.extensions import db
 from authapp.models import OutboxMessage
+from authapp.security import network
 
 log = structlog.get_logger(__name__)
 EXTENSION = "authapp.metrics"
@@ -72,21 +75,25 @@ class Series:
         )
         self.offload_depth = Gauge(
             "authapp_offload_queue_depth",
-            "Offload tasks accepted and not finished (running or waiting).",
+            "Offload tasks accepted and not finished (running or waiting), by lane.",
+            ["lane"],
             multiprocess_mode="livesum",
             registry=registry,
         )
         self.offload_capacity = Gauge(
             "authapp_offload_capacity",
-            "Offload tasks that may be running or waiting before submit refuses.",
+            "Offload tasks that may be running or waiting before submit refuses, by lane.",
+            ["lane"],
             multiprocess_mode="livesum",
             registry=registry,
         )
-        self.offload_capacity.set(app.config["OFFLOAD_WORKERS"] + app.config["OFFLOAD_QUEUE"])
+        for lane, (workers, queue, _per_key) in OFFLOAD_LANES.items():
+            self.offload_depth.labels(lane=lane)
+            self.offload_capacity.labels(lane=lane).set(app.config[workers] + app.config[queue])
         self.offload_rejected = Counter(
             "authapp_offload_rejected_total",
             "Offload submissions refused (backlog_full, shut_down); the outbox keeps the work.",
-            ["task", "reason"],
+            ["lane", "task", "reason"],
             registry=registry,
         )
         self.breaker_state = Gauge(
@@ -96,6 +103,15 @@ class Series:
             multiprocess_mode="livemax",
             registry=registry,
         )
+        self.breakers_open = Gauge(
+            "authapp_circuit_breakers_open",
+            "Open circuit breakers of a dependency with a breaker per target (webhook: one per "
+            "organization and host), live workers summed.",
+            ["dependency"],
+            multiprocess_mode="livesum",
+            registry=registry,
+        )
+        self.breakers_open.labels(dependency="webhook")
         self.workers = Gauge(
             "authapp_workers",
             "Processes serving the app (each live gunicorn worker counts 1).",
@@ -117,6 +133,10 @@ def init_app(app: Flask) -> None:
 
 @PrometheusMetrics.do_not_track()  # a scrape is not traffic
 def scrape() -> Response:
+    if not network.client_within(current_app.config["METRICS_ALLOWED_NETWORKS"]):
+        # Off the public interface (README "Security"): the counts describe every tenant.
+        log.info("metrics.refused", ip=network.client_ip())
+        raise NotFound()
     registry = CollectorRegistry(auto_describe=False)  # nothing is collected at registration
     if getattr(values.ValueClass, "_multiprocess", False):
         # prometheus_client chose file-backed values when imported: sum every worker's files.
@@ -220,22 +240,28 @@ def _count_refusal(series: Series, response: Response) -> Response:
     return response
 
 
-def offload_accepted(app: Flask) -> None:
+def offload_accepted(app: Flask, lane: str) -> None:
     series = _of(app)
     if series is not None:
-        series.offload_depth.inc()
+        series.offload_depth.labels(lane=lane).inc()
 
 
-def offload_finished(app: Flask) -> None:
+def offload_finished(app: Flask, lane: str) -> None:
     series = _of(app)
     if series is not None:
-        series.offload_depth.dec()
+        series.offload_depth.labels(lane=lane).dec()
 
 
-def offload_rejected(app: Flask, task: str, reason: str) -> None:
+def offload_rejected(app: Flask, lane: str, task: str, reason: str) -> None:
     series = _of(app)
     if series is not None:
-        series.offload_rejected.labels(task=task, reason=reason).inc()
+        series.offload_rejected.labels(lane=lane, task=task, reason=reason).inc()
+
+
+def breakers_open(app: Flask, dependency: str, count: int) -> None:
+    series = _of(app)
+    if series is not None:
+        series.breakers_open.labels(dependency=dependency).set(count)
 
 
 class _BreakerState(pybreaker.CircuitBreakerListener):
@@ -257,7 +283,8 @@ def watch_breaker(app: Flask, breaker: pybreaker.CircuitBreaker) -> None:
     series = _of(app)
     if series is None:
         return
-    # Names come from code (`smtp`, `webhook:<host>`): one series per dependency.
+    # Names come from code (`smtp`): one series per dependency. Breakers per target are only
+    # counted (`breakers_open`): their names hold what tenants chose.
     gauge = series.breaker_state.labels(breaker=breaker.name or "unnamed")
     gauge.set(BREAKER_STATES.get(breaker.current_state, 0))
     breaker.add_listener(_BreakerState(gauge))

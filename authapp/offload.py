@@ -1,17 +1,26 @@
-"""The one place blocking third-party I/O runs (DESIGN.md rule 2): a bounded thread pool.
+"""The one place blocking third-party I/O runs (DESIGN.md rule 2): bounded thread pools.
 
-One `ThreadPoolExecutor` per process, created on first use, so gunicorn's fork never inherits
-it. The backlog is bounded: when it is full, `submit` refuses at once (`Rejected`) and the
-outbox keeps the work. Tasks get plain values only (ids, strings, numbers, dicts and lists of
-them) and open their own app context; each dependency call goes through its circuit breaker.
+One pool per lane and process, created on first use, so gunicorn's fork never inherits them.
+Lanes keep one dependency from taking the threads another needs (README "Email, webhooks and
+the outbox"): `mail` (OFFLOAD_WORKERS, OFFLOAD_QUEUE; also any other task) and `webhooks`
+(WEBHOOK_WORKERS, WEBHOOK_QUEUE), so receivers that tenants choose can never hold the threads
+that reset and verification mail need (issue 15, SECURITY.md F5). Each lane's backlog is
+bounded: when it is full, `submit` refuses at once (`Rejected`) and the outbox keeps the work.
+A task may carry a key (an organization): a lane runs at most `per_key` tasks of one key at a
+time, and the others wait their turn in the lane without holding a thread.
+
+Tasks get plain values only (ids, strings, numbers, dicts and lists of them) and open their own
+app context; each dependency call goes through its circuit breaker.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
 from typing import Any
 
 import pybreaker
@@ -19,10 +28,15 @@ import structlog
 from flask import Flask, current_app
 
 from authapp import metrics
+from authapp.config import OFFLOAD_LANES
 from authapp.extensions import db
 
 log = structlog.get_logger(__name__)
 EXTENSION = "authapp.offload"
+MAIL, WEBHOOKS = "mail", "webhooks"  # the lanes of config.OFFLOAD_LANES
+# Breakers per target (a webhook's organization and host) are chosen by tenants: a bound keeps
+# a tenant that invents targets from growing the process without end.
+MAX_KEYED_BREAKERS = 1000
 
 
 class Undeliverable(Exception):
@@ -32,17 +46,151 @@ class Undeliverable(Exception):
 class Rejected(RuntimeError):
     """The backlog is full; the caller carries on and the outbox sweeper retries later."""
 
+    def __init__(self, message: str, reason: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass
+class _Job:
+    name: str
+    call: Callable[[], Any]
+    key: str | None
+    future: Future[Any] = field(default_factory=Future)
+    started: bool = False  # holds one of its key's turns
+
+
+class _Lane:
+    def __init__(self, app: Flask, name: str) -> None:
+        workers_setting, queue_setting, per_key_setting = OFFLOAD_LANES[name]
+        workers, queue = app.config[workers_setting], app.config[queue_setting]
+        self.app, self.name = app, name
+        self.per_key = app.config[per_key_setting] if per_key_setting else 0
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
+        # Accepted and not finished: beyond this a submit is refused, never queued.
+        self.slots = threading.BoundedSemaphore(workers + queue)
+        self.lock = threading.Lock()
+        self.running: Counter[str] = Counter()  # tasks of each key holding a turn
+        self.waiting: dict[str, deque[_Job]] = {}  # tasks of a key whose turns are all taken
+
+    def submit(self, job: _Job) -> None:
+        if not self.slots.acquire(blocking=False):
+            raise Rejected(f"the {self.name} backlog is full ({job.name})", "backlog_full")
+        metrics.offload_accepted(self.app, self.name)  # before the callback, which may run at once
+        job.future.add_done_callback(lambda _f: self._finished(job))
+        if self._take_turn(job) and not self._start(job):
+            raise Rejected(f"the {self.name} pool is shut down", "shut_down")
+
+    def _take_turn(self, job: _Job) -> bool:
+        if job.key is None:
+            return True
+        with self.lock:
+            if self.running[job.key] >= self.per_key:
+                self.waiting.setdefault(job.key, deque()).append(job)
+                return False
+            self.running[job.key] += 1
+            job.started = True
+        return True
+
+    def _start(self, job: _Job) -> bool:
+        try:
+            queued = self.executor.submit(_execute, job)
+        except RuntimeError:  # shut down meanwhile
+            job.future.cancel()
+            return False
+        # shutdown(cancel_futures=True) cancels what waits in the executor: the job's too.
+        queued.add_done_callback(lambda f: job.future.cancel() if f.cancelled() else None)
+        return True
+
+    def _finished(self, job: _Job) -> None:
+        self.slots.release()
+        metrics.offload_finished(self.app, self.name)
+        if job.key is None or not job.started:
+            return
+        with self.lock:
+            self.running[job.key] -= 1
+            queue = self.waiting.get(job.key)
+            after = queue.popleft() if queue else None
+            if queue is not None and not queue:
+                del self.waiting[job.key]
+            if after is not None:
+                self.running[job.key] += 1
+                after.started = True
+            elif not self.running[job.key]:
+                del self.running[job.key]  # the counters hold only keys with work
+        if after is not None:
+            self._start(after)
+
+    def backlog(self) -> int:
+        with self.lock:
+            waiting = sum(len(queue) for queue in self.waiting.values())
+        return self.executor._work_queue.qsize() + waiting
+
+    def shutdown(self, *, wait: bool) -> None:
+        with self.lock:
+            waiting = [job for queue in self.waiting.values() for job in queue]
+            self.waiting.clear()
+        for job in waiting:
+            job.future.cancel()
+        self.executor.shutdown(wait=wait, cancel_futures=True)
+
+
+def _execute(job: _Job) -> None:
+    if not job.future.set_running_or_notify_cancel():
+        return
+    try:
+        job.future.set_result(job.call())
+    except BaseException as exc:  # the future must end, or the job's slot would never return
+        job.future.set_exception(exc)
+
+
+class _KeyedBreakers(pybreaker.CircuitBreakerListener):
+    """One dependency's breakers per target, at most MAX_KEYED_BREAKERS (the least recently
+    used go first). Metrics count the open ones: a series per target would let tenants mint
+    series."""
+
+    def __init__(self, app: Flask, dependency: str) -> None:
+        self.app, self.dependency = app, dependency
+        self.breakers: OrderedDict[str, pybreaker.CircuitBreaker] = OrderedDict()
+        self.open: set[str] = set()
+        self.lock = threading.Lock()
+
+    def get(self, key: str) -> pybreaker.CircuitBreaker:
+        with self.lock:
+            found = self.breakers.get(key)
+            if found is not None:
+                self.breakers.move_to_end(key)
+                return found
+            found = self.breakers[key] = _new_breaker(self.app, f"{self.dependency}:{key}")
+            while len(self.breakers) > MAX_KEYED_BREAKERS:
+                self.open.discard(self.breakers.popitem(last=False)[0])
+            count = len(self.open)
+        found.add_listener(self)  # outside self.lock: pybreaker calls listeners under its own
+        metrics.breakers_open(self.app, self.dependency, count)
+        return found
+
+    def state_change(
+        self,
+        cb: pybreaker.CircuitBreaker,
+        old_state: pybreaker.CircuitBreakerState | None,
+        new_state: pybreaker.CircuitBreakerState,
+    ) -> None:
+        key = (cb.name or "").removeprefix(f"{self.dependency}:")
+        with self.lock:
+            if new_state.name == pybreaker.STATE_OPEN and self.breakers.get(key) is cb:
+                self.open.add(key)
+            else:
+                self.open.discard(key)
+            count = len(self.open)
+        metrics.breakers_open(self.app, self.dependency, count)
+
 
 class _Pool:
     def __init__(self, app: Flask) -> None:
-        config = app.config
         self.pid = os.getpid()
-        self.executor = ThreadPoolExecutor(
-            max_workers=config["OFFLOAD_WORKERS"], thread_name_prefix="offload"
-        )
-        # Running tasks plus waiting ones: beyond this a submit is refused, never queued.
-        self.slots = threading.BoundedSemaphore(config["OFFLOAD_WORKERS"] + config["OFFLOAD_QUEUE"])
+        self.lanes = {name: _Lane(app, name) for name in OFFLOAD_LANES}
         self.breakers: dict[str, pybreaker.CircuitBreaker] = {}
+        self.keyed: dict[str, _KeyedBreakers] = {}
         self.lock = threading.Lock()
 
 
@@ -74,30 +222,22 @@ def require_plain(value: object) -> None:
         )
 
 
-def submit(task: Callable[..., Any], *args: Any) -> Future[Any]:
-    """Run `task(*args)` on the pool in its own app context. Raises Rejected when full."""
+def submit(
+    task: Callable[..., Any], *args: Any, lane: str = MAIL, key: str | None = None
+) -> Future[Any]:
+    """Run `task(*args)` on `lane` in its own app context, after the tasks of the same `key`
+    that hold the lane's turns for it. Raises Rejected when the lane is full."""
     for arg in args:
         require_plain(arg)
     app = current_app._get_current_object()  # type: ignore[attr-defined]
-    pool = _pool(app)
-    if not pool.slots.acquire(blocking=False):
-        log.warning("offload.rejected", task=task.__name__)
-        metrics.offload_rejected(app, task.__name__, "backlog_full")
-        raise Rejected(f"the offload backlog is full ({task.__name__})")
+    job = _Job(task.__name__, lambda: _run(app, task, args), key)
     try:
-        future = pool.executor.submit(_run, app, task, args)
-    except RuntimeError:  # shut down meanwhile
-        pool.slots.release()
-        metrics.offload_rejected(app, task.__name__, "shut_down")
-        raise Rejected("the offload pool is shut down") from None
-    metrics.offload_accepted(app)  # before the callback, which may run at once
-    future.add_done_callback(lambda _f: _finished(app, pool))
-    return future
-
-
-def _finished(app: Flask, pool: _Pool) -> None:
-    pool.slots.release()
-    metrics.offload_finished(app)
+        _pool(app).lanes[lane].submit(job)
+    except Rejected as exc:
+        log.warning("offload.rejected", task=job.name, lane=lane, reason=exc.reason)
+        metrics.offload_rejected(app, lane, job.name, exc.reason)
+        raise
+    return job.future
 
 
 def _run(app: Flask, task: Callable[..., Any], args: tuple[Any, ...]) -> Any:
@@ -111,32 +251,44 @@ def _run(app: Flask, task: Callable[..., Any], args: tuple[Any, ...]) -> Any:
             db.session.remove()
 
 
-def breaker(name: str) -> pybreaker.CircuitBreaker:
-    """The circuit breaker of one dependency (`smtp`, `webhook:<host>`), per process."""
+def _new_breaker(app: Flask, name: str) -> pybreaker.CircuitBreaker:
+    return pybreaker.CircuitBreaker(
+        fail_max=app.config["BREAKER_FAILURES"],
+        reset_timeout=app.config["BREAKER_RESET_SECONDS"],
+        name=name,
+    )
+
+
+def breaker(dependency: str, key: str | None = None) -> pybreaker.CircuitBreaker:
+    """The circuit breaker of a dependency (`smtp`), or of one of its targets (`webhook`, key
+    `<organization id>:<host>`: one tenant's failing receiver never opens another's), per
+    process."""
     app = current_app._get_current_object()  # type: ignore[attr-defined]
     pool = _pool(app)
     with pool.lock:
-        found = pool.breakers.get(name)
-        if found is None:
-            found = pool.breakers[name] = pybreaker.CircuitBreaker(
-                fail_max=app.config["BREAKER_FAILURES"],
-                reset_timeout=app.config["BREAKER_RESET_SECONDS"],
-                name=name,
-            )
-            metrics.watch_breaker(app, found)
-    return found
+        if key is None:
+            found = pool.breakers.get(dependency)
+            if found is None:
+                found = pool.breakers[dependency] = _new_breaker(app, dependency)
+                metrics.watch_breaker(app, found)
+            return found
+        keyed = pool.keyed.get(dependency)
+        if keyed is None:
+            keyed = pool.keyed[dependency] = _KeyedBreakers(app, dependency)
+    return keyed.get(key)
 
 
-def backlog(app: Flask) -> int:
-    """Tasks running or waiting in this process (for metrics)."""
+def backlog(app: Flask, lane: str = MAIL) -> int:
+    """Tasks waiting in one lane of this process, not yet on a thread (for tests)."""
     pool: _Pool | None = app.extensions.get(EXTENSION)
     if pool is None or pool.pid != os.getpid():
         return 0
-    return pool.executor._work_queue.qsize()
+    return pool.lanes[lane].backlog()
 
 
 def shutdown(app: Flask, *, wait: bool = True) -> None:
     """Stop taking work; wait for running tasks. Pending messages stay in the outbox."""
     pool: _Pool | None = app.extensions.pop(EXTENSION, None)
     if pool is not None and pool.pid == os.getpid():
-        pool.executor.shutdown(wait=wait, cancel_futures=True)
+        for lane in pool.lanes.values():
+            lane.shutdown(wait=wait)

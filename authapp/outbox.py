@@ -25,6 +25,8 @@ from authapp.models import OutboxMessage
 
 log = structlog.get_logger(__name__)
 SWEEP_BATCH = 50
+ROUTES = "authapp.outbox.routes"  # session.info: the lane and key of each message added
+_ORGANIZATION_ID = OutboxMessage.payload["organization_id"].as_string().label("organization_id")
 
 
 def add(kind: str, payload: dict[str, Any]) -> str:
@@ -33,21 +35,47 @@ def add(kind: str, payload: dict[str, Any]) -> str:
     message = OutboxMessage(kind=kind, payload=payload, next_attempt_at=clock.now())
     db.session.add(message)
     db.session.flush()
+    routes = db.session.info.setdefault(ROUTES, {})
+    routes[message.id] = _route(kind, payload.get("organization_id"))
     return message.id
+
+
+def _route(kind: str, organization_id: Any) -> tuple[str, str | None]:
+    """The offload lane of a message and its key there. Mail and webhooks never share threads,
+    and an organization's webhooks take turns (WEBHOOK_MAX_PER_ORGANIZATION): a receiver that a
+    tenant chose and made slow holds only its own turns (issue 15, F5)."""
+    if kind != "webhook":
+        return offload.MAIL, None
+    return offload.WEBHOOKS, str(organization_id) if organization_id else None
 
 
 def dispatch(message_ids: Iterable[str]) -> None:
     """After commit: deliver now on the pool; a full pool leaves the rows to the sweeper."""
+    routes: dict[str, tuple[str, str | None]] = db.session.info.get(ROUTES, {})
     for message_id in message_ids:
-        try:
-            offload.submit(deliver, message_id)
-        except offload.Rejected:
-            log.warning("outbox.deferred", message_id=message_id)
+        route = routes.pop(message_id, None) or _stored_route(message_id)
+        _submit(message_id, *route)
+
+
+def _stored_route(message_id: str) -> tuple[str, str | None]:
+    """The route of a message this session did not add (read from its row)."""
+    row = db.session.execute(
+        sa.select(OutboxMessage.kind, _ORGANIZATION_ID).where(OutboxMessage.id == message_id)
+    ).first()
+    return _route(row.kind, row.organization_id) if row is not None else (offload.MAIL, None)
+
+
+def _submit(message_id: str, lane: str, key: str | None) -> None:
+    try:
+        offload.submit(deliver, message_id, lane=lane, key=key)
+    except offload.Rejected:
+        log.warning("outbox.deferred", message_id=message_id)
 
 
 def _lease() -> timedelta:
     # Longer than one delivery can take, so a live worker is never doubled by a sweep.
-    return timedelta(seconds=current_app.config["OFFLOAD_TIMEOUT"] * 3 + 5)
+    config = current_app.config
+    return timedelta(seconds=max(config["OFFLOAD_TIMEOUT"], config["WEBHOOK_TIMEOUT"]) * 3 + 5)
 
 
 def _claimable(now: datetime) -> sa.ColumnElement[bool]:
@@ -142,31 +170,33 @@ def _finish(message_id: str, status: str, *, error: str | None = None) -> str:
     return status
 
 
-def due_ids(limit: int = SWEEP_BATCH, *, everything: bool = False) -> list[str]:
-    """Pending messages whose time has come (all pending ones with `everything`)."""
+def due(limit: int = SWEEP_BATCH, *, everything: bool = False) -> list[tuple[str, str, str | None]]:
+    """(id, lane, key) of pending messages whose time has come (all with `everything`)."""
     now = clock.now()
-    statement = sa.select(OutboxMessage.id).where(_claimable(now))
+    columns = (OutboxMessage.id, OutboxMessage.kind, _ORGANIZATION_ID)
+    statement = sa.select(*columns).where(_claimable(now))
     if not everything:
         statement = statement.where(OutboxMessage.next_attempt_at <= now)
     statement = statement.order_by(OutboxMessage.next_attempt_at).limit(limit)
     # SKIP LOCKED lets several workers and hosts sweep at once without waiting on each other;
     # the conditional UPDATE of _claim (the lease) decides who sends.
-    ids = list(db.session.scalars(statement.with_for_update(skip_locked=True)))
+    rows = db.session.execute(statement.with_for_update(skip_locked=True)).all()
     db.session.commit()
-    return ids
+    return [(row.id, *_route(row.kind, row.organization_id)) for row in rows]
 
 
 def sweep() -> int:
     """One pass: hand every due message to the pool. Returns how many were handed over."""
-    ids = due_ids()
-    dispatch(ids)
-    return len(ids)
+    messages = due()
+    for message_id, lane, key in messages:
+        _submit(message_id, lane, key)
+    return len(messages)
 
 
 def drain() -> dict[str, int]:
     """`flask outbox drain`: deliver every pending message now, in this process."""
     counts: dict[str, int] = {}
-    for message_id in due_ids(limit=10_000, everything=True):
+    for message_id, _lane, _key in due(limit=10_000, everything=True):
         status = deliver(message_id, force=True)
         counts[status] = counts.get(status, 0) + 1
     return counts

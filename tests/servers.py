@@ -190,3 +190,71 @@ class Tarpit:
         self.listener.close()
         for conn in self.accepted:
             conn.close()
+
+
+class Trickler:
+    """An HTTP receiver that reads each request, then answers one byte every `interval` seconds
+    and never finishes its headers (issue 15, F5): a socket timeout starts again with each byte,
+    so only a deadline on the whole delivery ends the wait. It stops trickling when closed;
+    `requests` counts the requests it has read."""
+
+    ANSWER = b"HTTP/1.1 200 OK\r\nX-Trickle: " + b"." * 100_000
+
+    def __init__(self, interval: float = 0.2) -> None:
+        self.interval = interval
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.port = int(self.listener.getsockname()[1])
+        self.requests = 0
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.threads = [threading.Thread(target=self._accept, daemon=True)]
+        self.threads[0].start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/hooks"
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            thread = threading.Thread(target=self._answer, args=(conn,), daemon=True)
+            self.threads.append(thread)
+            thread.start()
+
+    def _answer(self, conn: socket.socket) -> None:
+        with conn:
+            conn.settimeout(5)
+            received = b""
+            try:
+                while b"\r\n\r\n" not in received:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    received += chunk
+                with self.lock:
+                    self.requests += 1
+                for index in range(len(self.ANSWER)):
+                    if self.stopping.wait(self.interval):
+                        return
+                    conn.sendall(self.ANSWER[index : index + 1])
+            except OSError:
+                return  # the client gave up: what a deadline does
+
+    def close(self) -> None:
+        self.stopping.set()
+        for thread in self.threads:
+            thread.join(timeout=5)
+        self.listener.close()
+
+
+@contextmanager
+def trickler(interval: float = 0.2) -> Iterator[Trickler]:
+    server = Trickler(interval)
+    try:
+        yield server
+    finally:
+        server.close()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from authapp.errors import AppError
 from authapp.extensions import limiter
@@ -42,6 +42,15 @@ def by_account() -> str:
     return network.client_bucket()
 
 
+def by_organization() -> str:
+    """The caller's organization, read from the principal the route's guard resolved (the
+    limit sits under it), else the client address. Nothing here can raise: Flask-Limiter takes
+    a key function's exception for a storage outage (issue 15)."""
+    principal = g.get("principal")
+    organization_id = getattr(principal, "organization_id", None)
+    return f"org:{organization_id}" if organization_id else by_address()
+
+
 # Each limit is one shared object: decorating the API route and its page with the same one
 # gives them a single count (a login form cannot be used to double the API's allowance).
 login = limiter.shared_limit(setting("RATELIMIT_LOGIN"), scope="login", methods=["POST"])
@@ -60,3 +69,6 @@ password_change = limiter.shared_limit(
     methods=["POST", "DELETE"],  # DELETE /mfa/totp checks the password too
 )
 resend = limiter.shared_limit(setting("RATELIMIT_RESEND"), scope="resend", key_func=by_account)
+webhook_test = limiter.shared_limit(
+    setting("RATELIMIT_WEBHOOK_TEST"), scope="webhook_test", key_func=by_organization
+)

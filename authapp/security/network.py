@@ -54,6 +54,18 @@ def client_bucket() -> str:
     return f"ip:{address}"
 
 
+def client_within(entries: list[str]) -> bool:
+    """Whether the client address (`client_ip`) is in one of the networks `entries`."""
+    address = client_ip()
+    try:
+        ip = ipaddress.ip_address(address or "")
+    except ValueError:
+        return False
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # a dual-stack listener shows IPv4 peers as ::ffff:a.b.c.d
+    return any(ip in network for network in _networks(tuple(entries)))
+
+
 def _is_ip(value: str) -> bool:
     try:
         ipaddress.ip_address(value)

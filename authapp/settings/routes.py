@@ -141,6 +141,7 @@ _ORGANIZATION_FIELDS = tuple(schemas.OrganizationOut._declared_fields)
 
 @bp.route("/webhooks/test", methods=["POST"])
 @require_permission("org:manage")
+@limits.webhook_test  # under the guard: per organization, and only for those who may ping
 @bp.response(202, schemas.WebhookTestOut)
 def test_webhook() -> dict[str, str]:
     """Send a signed `ping` event to the webhook_url (through the outbox)."""

@@ -299,3 +299,44 @@ def test_a_task_runs_in_its_own_app_context_and_sees_committed_rows(app, gate, m
         "workers": 2,
     }
     assert seen["thread"] != threading.get_ident()
+
+
+@pytest.mark.config(OFFLOAD_WORKERS=1, WEBHOOK_WORKERS=2, WEBHOOK_MAX_PER_ORGANIZATION=1)
+def test_lanes_have_their_own_threads_and_a_key_takes_turns(app, gate):
+    """Issue 15: a held webhooks lane leaves the mail lane free; tasks of one key run one at a
+    time (the others wait without a thread), and another key runs beside them."""
+    with app.app_context():
+        first = offload.submit(hold, 1, lane=offload.WEBHOOKS, key="org-a")
+        later = [offload.submit(hold, n, lane=offload.WEBHOOKS, key="org-a") for n in (2, 3)]
+        wait_for(lambda: holding == [1], timeout=5)
+        other = offload.submit(record, "org-b", lane=offload.WEBHOOKS, key="org-b")
+        mail = offload.submit(record, "mail")
+
+        assert other.result(timeout=5) == ("org-b",)
+        assert mail.result(timeout=5) == ("mail",)
+        assert holding == [1]  # org-a's others never took the second thread
+        assert offload.backlog(app, offload.WEBHOOKS) == 2
+
+        gate.set()
+        assert [f.result(timeout=5) for f in (first, *later)] == [1, 2, 3]
+    assert holding == [1, 2, 3]
+
+
+@pytest.mark.config(WEBHOOK_WORKERS=1, WEBHOOK_QUEUE=1, WEBHOOK_MAX_PER_ORGANIZATION=1)
+def test_tasks_waiting_their_turn_count_against_the_backlog_and_are_cancelled_at_shutdown(
+    app, gate
+):
+    with app.app_context():
+        running = offload.submit(hold, 1, lane=offload.WEBHOOKS, key="org-a")
+        waiting = offload.submit(hold, 2, lane=offload.WEBHOOKS, key="org-a")
+        wait_for(lambda: holding == [1], timeout=5)
+        with pytest.raises(offload.Rejected):
+            offload.submit(record, "refused", lane=offload.WEBHOOKS, key="org-b")
+
+        offload.shutdown(app, wait=False)
+
+    assert waiting.cancelled()  # never started: its row would stay pending for a sweep
+    gate.set()
+    assert running.result(timeout=5) == 1
+    assert holding == [1]
+    assert calls == []

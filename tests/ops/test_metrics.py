@@ -16,7 +16,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from authapp import audit, clock, offload
+from authapp import audit, clock, config, offload
 from authapp.auth import backoff
 from authapp.errors import RateLimited
 from authapp.extensions import db
@@ -274,30 +274,37 @@ def test_a_scrape_without_a_database_is_200_and_marks_the_outbox_counts_missing(
     assert value(samples, REQUESTS, method="GET", url_rule="/healthz", status="200") == 1
 
 
-@pytest.mark.config(OFFLOAD_WORKERS=1, OFFLOAD_QUEUE=1)
-def test_offload_gauges_follow_the_pool_and_count_refusals(app, client, gate):
-    assert value(scrape(client), "authapp_offload_queue_depth") == 0
+@pytest.mark.config(OFFLOAD_WORKERS=1, OFFLOAD_QUEUE=1, WEBHOOK_WORKERS=2, WEBHOOK_QUEUE=3)
+def test_offload_gauges_follow_each_lane_and_count_refusals(app, client, gate):
+    depth = "authapp_offload_queue_depth"
+    before = scrape(client)
+    assert (value(before, depth, lane="mail"), value(before, depth, lane="webhooks")) == (0, 0)
     with app.app_context():
         offload.submit(hold)
         offload.submit(hold)
         with pytest.raises(offload.Rejected):
             offload.submit(hold)
+        offload.submit(hold, lane=offload.WEBHOOKS)
 
     samples = scrape(client)
-    assert value(samples, "authapp_offload_queue_depth") == 2
-    assert value(samples, "authapp_offload_capacity") == 2
-    rejected = value(samples, "authapp_offload_rejected_total", task="hold", reason="backlog_full")
+    assert value(samples, depth, lane="mail") == 2
+    assert value(samples, depth, lane="webhooks") == 1
+    assert value(samples, "authapp_offload_capacity", lane="mail") == 2
+    assert value(samples, "authapp_offload_capacity", lane="webhooks") == 5
+    rejected = value(
+        samples, "authapp_offload_rejected_total", lane="mail", task="hold", reason="backlog_full"
+    )
     assert rejected == 1
 
     gate.set()
-    wait_for(lambda: value(scrape(client), "authapp_offload_queue_depth") == 0)
+    wait_for(lambda: value(scrape(client), depth, lane="mail") == 0)
+    wait_for(lambda: value(scrape(client), depth, lane="webhooks") == 0)
 
 
 @pytest.mark.config(BREAKER_FAILURES=2)
-def test_each_breaker_state_is_exported(app, client):
+def test_each_dependency_breaker_state_is_exported(app, client):
     with app.app_context():
         smtp = offload.breaker("smtp")
-        offload.breaker("webhook:hooks.example.com")
     state = "authapp_circuit_breaker_state"
     assert value(scrape(client), state, breaker="smtp") == 0
 
@@ -306,9 +313,30 @@ def test_each_breaker_state_is_exported(app, client):
     with pytest.raises(pybreaker.CircuitBreakerError):
         smtp.call(fail)  # the second failure opens it
 
+    assert value(scrape(client), state, breaker="smtp") == 2
+
+
+@pytest.mark.config(BREAKER_FAILURES=1)
+def test_webhook_breakers_are_counted_never_named(app, client):
+    """Issue 15: a series per webhook target would let tenants mint series (and show their
+    hosts to every scraper); the open ones are counted per dependency instead."""
+    with app.app_context():
+        breakers = [offload.breaker("webhook", f"org-{n}:hooks-{n}.example.com") for n in range(3)]
+    assert value(scrape(client), "authapp_circuit_breakers_open", dependency="webhook") == 0
+
+    for breaker in breakers[:2]:
+        with pytest.raises(pybreaker.CircuitBreakerError):
+            breaker.call(fail)  # BREAKER_FAILURES=1: the first failure opens it
+
+    text = scrape_text(client)
     samples = scrape(client)
-    assert value(samples, state, breaker="smtp") == 2
-    assert value(samples, state, breaker="webhook:hooks.example.com") == 0
+    assert value(samples, "authapp_circuit_breakers_open", dependency="webhook") == 2
+    assert "hooks-" not in text
+    assert "org-" not in text
+    assert all(
+        "webhook" not in dict(labels).get("breaker", "")
+        for labels in named(samples, "authapp_circuit_breaker_state")
+    )
 
 
 def test_apps_built_in_one_process_keep_their_own_series(database_url):
@@ -324,3 +352,50 @@ def test_apps_built_in_one_process_keep_their_own_series(database_url):
     for app in (first, second):
         with app.app_context():
             db.engine.dispose()
+
+
+def scrape_from(client: FlaskClient, address: str, **headers: str) -> int:
+    response = client.get("/metrics", headers=headers, environ_base={"REMOTE_ADDR": address})
+    return response.status_code
+
+
+@pytest.mark.parametrize(
+    ("address", "status"),
+    [
+        ("127.0.0.1", 200),
+        ("::1", 200),
+        ("10.1.2.3", 200),
+        ("172.20.0.9", 200),
+        ("192.168.1.20", 200),
+        ("fd00::5", 200),
+        ("::ffff:10.1.2.3", 200),  # a dual-stack listener's view of an IPv4 peer
+        ("203.0.113.7", 404),
+        ("8.8.8.8", 404),
+        ("2001:db8::1", 404),
+        ("::ffff:8.8.8.8", 404),
+    ],
+)
+def test_metrics_answer_loopback_and_private_addresses_only(client, address, status):
+    """Issue 15 item 9: /metrics stays off the public interface (METRICS_ALLOWED_NETWORKS,
+    by default loopback and the private ranges); elsewhere it does not exist."""
+    assert scrape_from(client, address) == status
+
+
+@pytest.mark.config(TRUSTED_PROXIES=["127.0.0.1"])
+def test_metrics_judge_the_client_behind_a_trusted_proxy_not_the_proxy(client):
+    assert scrape_from(client, "127.0.0.1", **{"X-Forwarded-For": "203.0.113.7"}) == 404
+    assert scrape_from(client, "127.0.0.1", **{"X-Forwarded-For": "10.0.0.8"}) == 200
+    assert scrape_from(client, "127.0.0.1") == 200
+
+
+@pytest.mark.config(METRICS_ALLOWED_NETWORKS=["203.0.113.0/24"])
+def test_metrics_networks_are_configurable(client):
+    assert scrape_from(client, "203.0.113.7") == 200
+    assert scrape_from(client, "127.0.0.1") == 404
+
+
+def test_a_bad_metrics_network_stops_the_start(monkeypatch, tmp_path):
+    monkeypatch.setenv("METRICS_ALLOWED_NETWORKS", "10.0.0.0/8,not-a-network")
+
+    with pytest.raises(config.ConfigError, match="METRICS_ALLOWED_NETWORKS"):
+        config.load(str(tmp_path))

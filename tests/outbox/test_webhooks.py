@@ -23,7 +23,7 @@ from flask.testing import FlaskClient
 from authapp import outbox
 from authapp.extensions import db
 from authapp.models import OutboxMessage
-from tests.conftest import PASSWORD, auth_header
+from tests.conftest import PASSWORD, auth_header, marker_settings, seeded_app
 from tests.servers import (
     Delivery,
     Mailbox,
@@ -513,6 +513,15 @@ def test_a_redirect_is_not_followed(app, client, hooked, receiver):
         "https://[::ffff:127.0.0.1]/x",
         "https://[fe80::1]/x",
         "https://user:pw@example.com/x",
+        # Issue 15 item 11: IPv6 forms that reach IPv4 addresses, refused on every Python.
+        "https://[64:ff9b::a00:5]/x",  # NAT64 of 10.0.0.5
+        "https://[64:ff9b::7f00:1]/x",  # NAT64 of 127.0.0.1
+        "https://[2002:a00:5::1]/x",  # 6to4 of 10.0.0.5
+        "https://[::10.0.0.5]/x",  # IPv4-compatible
+        "https://[::127.0.0.1]/x",
+        "https://[fec0::1]/x",  # site-local
+        "https://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/x",  # Teredo
+        "https://[::1/x",  # not a URL: a 422, never a 500
     ],
 )
 def test_unsafe_webhook_url_is_422(client, owner, url):
@@ -525,15 +534,31 @@ def test_unsafe_webhook_url_is_422(client, owner, url):
     assert client.get(ORGANIZATION, headers=owner.headers).json["webhook_url"] is None
 
 
-def test_a_name_resolving_to_loopback_goes_dead_without_a_connection(app, client, owner):
-    """CF-2: names are checked after DNS at delivery; localhost is dead at once, never dialled.
-    The target port is a listener that counts accepted connections (a TLS attempt to an HTTP
+def test_a_name_resolving_to_loopback_is_422_when_set(client, owner):
+    """Issue 15 item 11: a name that already resolves to a private address is refused when the
+    URL is set, not only at delivery."""
+    response = set_webhook(client, owner, "https://localhost/hooks")
+
+    assert response.status_code == 422, response.json
+    assert "webhook_url" in response.json["error"]["fields"]
+    assert "non-public" in response.json["error"]["fields"]["webhook_url"][0]
+    assert client.get(ORGANIZATION, headers=owner.headers).json["webhook_url"] is None
+
+
+def test_a_name_resolving_to_loopback_by_delivery_time_goes_dead_without_a_connection(
+    app, client, owner
+):
+    """CF-2: names are checked again after DNS at delivery (a name may point elsewhere by then:
+    here the URL was accepted while private targets were allowed). Dead at once, never dialled:
+    the target port is a listener that counts accepted connections (a TLS attempt to an HTTP
     receiver would not show up as a delivery)."""
     listener = Tarpit()
     try:
+        app.config["WEBHOOK_ALLOW_PRIVATE"] = True
         response = set_webhook(client, owner, f"https://localhost:{listener.port}/x")
         assert response.status_code == 200, response.json
         assert response.json["webhook_secret"].startswith("whsec_")
+        app.config["WEBHOOK_ALLOW_PRIVATE"] = False
 
         delivery_id = ping(client, owner)
 
@@ -545,14 +570,57 @@ def test_a_name_resolving_to_loopback_goes_dead_without_a_connection(app, client
         listener.close()
 
 
-def test_the_localhost_target_is_dead_at_the_receivers_port_too(app, client, owner, receiver):
-    response = set_webhook(client, owner, f"https://localhost:{receiver.port}/hooks")
-    assert response.status_code == 200, response.json
+@pytest.fixture
+def production_client(database_url: str, request: pytest.FixtureRequest) -> Iterator[FlaskClient]:
+    """A production app (BCRYPT_ROUNDS at its production floor) on the test database."""
+    settings = {"AUTHAPP_ENV": "production", "BCRYPT_ROUNDS": 10, **marker_settings(request)}
+    with seeded_app(database_url, **settings) as app:
+        yield app.test_client()
 
-    delivery_id = ping(client, owner)
 
-    assert wait_for(settled(app, delivery_id, status="dead"))["attempts"] == 1
-    assert receiver.deliveries == []
+def production_owner(client: FlaskClient) -> Owner:
+    email = "owner@ports.example"
+    response = client.post(
+        f"{AUTH}/signup",
+        json={"email": email, "password": PASSWORD, "organization_name": "Ports"},
+    )
+    assert response.status_code == 201, response.json
+    body = response.json
+    return Owner(
+        body["user"]["id"],
+        email,
+        body["user"]["organization"]["id"],
+        body["access_token"],
+        body["refresh_token"],
+    )
+
+
+def test_production_webhooks_use_ports_443_and_80_only(production_client):
+    """Issue 15 item 11. The address is a public literal: nothing is looked up or dialled."""
+    owner = production_owner(production_client)
+
+    answers = {
+        url: set_webhook(production_client, owner, url)
+        for url in (
+            "https://1.1.1.1:8443/x",
+            "https://1.1.1.1:22/x",
+            "https://1.1.1.1:80/x",
+            "https://1.1.1.1/x",
+        )
+    }
+
+    statuses = {url: answer.status_code for url, answer in answers.items()}
+    assert list(statuses.values()) == [422, 422, 200, 200], statuses
+    refusal = answers["https://1.1.1.1:8443/x"].json["error"]["fields"]["webhook_url"]
+    assert refusal == ["Webhook URLs must use port 443, 80."]
+
+
+@pytest.mark.config(WEBHOOK_ALLOWED_PORTS=[8443])
+def test_production_webhook_ports_can_be_configured(production_client):
+    owner = production_owner(production_client)
+
+    assert set_webhook(production_client, owner, "https://1.1.1.1:8443/x").status_code == 200
+    assert set_webhook(production_client, owner, "https://1.1.1.1/x").status_code == 422
 
 
 # --- breaker and timeouts ---------------------------------------------------------------

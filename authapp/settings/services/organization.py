@@ -6,7 +6,6 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
 from sqlalchemy.orm import joinedload
 
 from authapp import audit, events, outbox, webhooks
@@ -46,9 +45,7 @@ def update_organization(principal: Principal, changes: dict[str, Any]) -> Organi
     if "webhook_url" in changes and changes["webhook_url"] != organization.webhook_url:
         url = changes["webhook_url"]
         if url is not None:
-            problem = webhooks.target_error(
-                url, allow_private=current_app.config["WEBHOOK_ALLOW_PRIVATE"]
-            )
+            problem = webhooks.target_error(url) or webhooks.resolution_error(url, organization.id)
             if problem is not None:
                 raise ValidationFailed({"webhook_url": [problem]})
             if organization.webhook_secret is None:
