@@ -48,7 +48,7 @@ def by_organization() -> str:
     a key function's exception for a storage outage (issue 15)."""
     principal = g.get("principal")
     organization_id = getattr(principal, "organization_id", None)
-    return f"org:{organization_id}" if organization_id else by_address()
+    return f"org:{organization_id}" if organization_id else network.client_bucket()
 
 
 # Each limit is one shared object: decorating the API route and its page with the same one
