@@ -69,8 +69,9 @@ FREE_TIER_BUDGET = 100  # a new organization's API requests per minute (tier fre
 
 
 def client_address() -> str:
-    """A client of its own (documentation prefix 2001:db8::/32, 64 random bits)."""
-    return str(ipaddress.IPv6Address(0x20010DB8 << 96 | random.getrandbits(64)))
+    """A client of its own: a random /64 of the documentation prefix 2001:db8::/32 (the rate
+    limits count an IPv6 client by its /64)."""
+    return str(ipaddress.IPv6Address(0x20010DB8 << 96 | random.getrandbits(32) << 64 | 1))
 
 
 def call(
