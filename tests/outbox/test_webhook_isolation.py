@@ -18,7 +18,7 @@ from flask.testing import FlaskClient
 
 from authapp import offload
 from authapp.security import limits
-from tests.conftest import PASSWORD, auth_header
+from tests.conftest import auth_header
 from tests.outbox import test_webhooks as webhook_fixtures
 from tests.outbox.test_webhooks import (
     AUTH,
@@ -28,6 +28,7 @@ from tests.outbox.test_webhooks import (
     ping,
     set_webhook,
     settled,
+    sign_up_owner,
     webhook_row,
 )
 from tests.servers import Mailbox, Trickler, trickler, wait_for, webhook_receiver
@@ -43,22 +44,6 @@ def slow(app: Flask) -> Iterator[Trickler]:
     """Depends on `app` so that it stops trickling before the app's pool shuts down."""
     with trickler() as server:
         yield server
-
-
-def sign_up_owner(client: FlaskClient, name: str) -> Owner:
-    email = f"owner@{name.lower()}.example"
-    response = client.post(
-        f"{AUTH}/signup", json={"email": email, "password": PASSWORD, "organization_name": name}
-    )
-    assert response.status_code == 201, response.json
-    body = response.json
-    return Owner(
-        body["user"]["id"],
-        email,
-        body["user"]["organization"]["id"],
-        body["access_token"],
-        body["refresh_token"],
-    )
 
 
 def hook(client: FlaskClient, owner: Owner, url: str) -> Owner:

@@ -154,23 +154,27 @@ def receiver() -> Iterator[Receiver]:
         yield peer
 
 
+def sign_up_owner(client: FlaskClient, name: str) -> Owner:
+    """The owner of a new organization `name` (owner@<name>.example), without a webhook yet."""
+    email = f"owner@{name.lower()}.example"
+    response = client.post(
+        f"{AUTH}/signup", json={"email": email, "password": PASSWORD, "organization_name": name}
+    )
+    assert response.status_code == 201, response.json
+    body = response.json
+    return Owner(
+        body["user"]["id"],
+        email,
+        body["user"]["organization"]["id"],
+        body["access_token"],
+        body["refresh_token"],
+    )
+
+
 @pytest.fixture
 def owner(client: FlaskClient) -> Owner:
     """The owner of a new organization "Hooks", without a webhook yet."""
-    email = "owner@hooks.example"
-    response = client.post(
-        f"{AUTH}/signup",
-        json={"email": email, "password": PASSWORD, "organization_name": "Hooks"},
-    )
-    assert response.status_code == 201, response.json
-    pair = response.json
-    return Owner(
-        pair["user"]["id"],
-        email,
-        pair["user"]["organization"]["id"],
-        pair["access_token"],
-        pair["refresh_token"],
-    )
+    return sign_up_owner(client, "Hooks")
 
 
 @pytest.fixture
