@@ -7,11 +7,13 @@ owner (signed up with organization_name), admin, member, and `auditor`, a custom
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
@@ -130,3 +132,15 @@ def join(make_user: Callable[..., Any], login: Callable[..., Any]) -> Callable[.
 
 def key_header(key: str) -> dict[str, str]:
     return {"X-API-Key": key}
+
+
+def wait_for_a_lock_waiter(engine: sa.Engine) -> None:
+    """Returns once some PostgreSQL session waits on a lock (a PATCH queued behind another)."""
+    with engine.connect() as observer:
+        for _ in range(200):
+            waiting = observer.execute(sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted"))
+            if waiting.scalar():
+                return
+            observer.rollback()
+            threading.Event().wait(0.05)
+    pytest.fail("the PATCH never waited on the organization's lock")

@@ -12,7 +12,14 @@ import sqlalchemy as sa
 
 from authapp.extensions import db
 from tests.conftest import PASSWORD, auth_header
-from tests.settings.conftest import BUILTIN_PERMISSIONS, SETTINGS, Account, Tenant, key_header
+from tests.settings.conftest import (
+    BUILTIN_PERMISSIONS,
+    SETTINGS,
+    Account,
+    Tenant,
+    key_header,
+    wait_for_a_lock_waiter,
+)
 
 KEYS = f"{SETTINGS}/api-keys"
 MEMBERS = f"{SETTINGS}/members"
@@ -246,17 +253,6 @@ def test_expired_and_revoked_keys_say_so(client, tenants):
     assert shown == {revoked["id"]: ("revoked", []), expiring["id"]: ("expired", [])}
 
 
-def _wait_for_a_lock_waiter(engine: sa.Engine) -> None:
-    with engine.connect() as observer:
-        for _ in range(200):
-            waiting = observer.execute(sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted"))
-            if waiting.scalar():
-                return
-            observer.rollback()
-            threading.Event().wait(0.05)
-    pytest.fail("the PATCH never waited on the organization's lock")
-
-
 def test_a_key_whose_member_is_demoted_while_it_waits_for_the_lock_cannot_act(app, tenants):
     """AC-3: a key's rights are re-read under the organization's lock, like a member's."""
     acme = tenants["acme"]
@@ -279,7 +275,7 @@ def test_a_key_whose_member_is_demoted_while_it_waits_for_the_lock_cannot_act(ap
             sa.text("SELECT id FROM organizations WHERE id = :id FOR UPDATE"), {"id": acme.id}
         )
         request.start()
-        _wait_for_a_lock_waiter(engine)
+        wait_for_a_lock_waiter(engine)
         holder.execute(  # the owner demotes the key's member while the PATCH waits
             sa.text(
                 "UPDATE user_roles SET role_id = (SELECT id FROM roles"

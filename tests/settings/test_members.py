@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from authapp.extensions import db
 from authapp.models import User
 from tests.conftest import PASSWORD, auth_header
-from tests.settings.conftest import SETTINGS, Account, Tenant
+from tests.settings.conftest import SETTINGS, Account, Tenant, wait_for_a_lock_waiter
 
 MEMBERS = f"{SETTINGS}/members"
 ME = "/api/v1/auth/me"
@@ -465,17 +465,6 @@ def test_two_owners_demoting_each_other_at_once_cannot_both_succeed(app, client,
         assert promoted.status_code == 200, promoted.json
 
 
-def _wait_for_a_lock_waiter(engine: sa.Engine) -> None:
-    with engine.connect() as observer:
-        for _ in range(200):
-            waiting = observer.execute(sa.text("SELECT count(*) FROM pg_locks WHERE NOT granted"))
-            if waiting.scalar():
-                return
-            observer.rollback()
-            threading.Event().wait(0.05)
-    pytest.fail("the PATCH never waited on the organization's lock")
-
-
 def test_an_owner_demoted_while_waiting_for_the_lock_cannot_grant_owner(app, tenants, join):
     """AC-3: rights are re-read under the organization's lock, not taken from before it."""
     acme = tenants["acme"]
@@ -495,7 +484,7 @@ def test_an_owner_demoted_while_waiting_for_the_lock_cannot_grant_owner(app, ten
             sa.text("SELECT id FROM organizations WHERE id = :id FOR UPDATE"), {"id": acme.id}
         )
         request.start()
-        _wait_for_a_lock_waiter(engine)
+        wait_for_a_lock_waiter(engine)
         holder.execute(  # another owner's change, committed while the PATCH waits
             sa.text(
                 "UPDATE user_roles SET role_id = (SELECT id FROM roles"
