@@ -71,6 +71,20 @@ def redeem(token: str, purpose: str) -> User:
     return db.session.execute(user_with_access(User.id == user_id)).unique().scalar_one()
 
 
+def void(user_id: str, purpose: str) -> None:
+    """Every unused token of this purpose for the account stops working now (RS-1: a reset,
+    or a password change, ends the other reset links still in mailboxes). No commit."""
+    db.session.execute(
+        sa.update(OneTimeToken)
+        .where(
+            OneTimeToken.user_id == user_id,
+            OneTimeToken.purpose == purpose,
+            OneTimeToken.used_at.is_(None),
+        )
+        .values(used_at=clock.now())
+    )
+
+
 def send_verification(user: User) -> str:
     """The verify mail's outbox row (sign-up, resend); no commit."""
     token = issue(user, "email_verify")

@@ -65,6 +65,7 @@ def reset_password(token: str, new_password: str, origin: audit.Origin) -> None:
         db.session.rollback()  # the token stays usable for a better password
         raise
     user.password_hash = passwords.hash_password(new_password)
+    link_tokens.void(user.id, "password_reset")  # the other links in the mailbox end too
     user.failed_login_count = 0
     user.locked_until = None
     backoff.clear_account(user)

@@ -285,6 +285,43 @@ def test_reset_token_works_once(mail_app, mail_client, smtp):
     assert log_in(mail_client, "ada@example.com", NEW_PASSWORD).status_code == 200
 
 
+def test_a_reset_ends_every_other_reset_link_of_the_account(mail_app, mail_client, smtp):
+    """RS-1: of two links in the mailbox, using one voids the other; another account's link
+    keeps working."""
+    create_user(mail_app, "ada@example.com")
+    create_user(mail_app, "bob@example.com")
+    older = reset_token(mail_client, smtp, "ada@example.com")
+    newer = reset_token(mail_client, smtp, "ada@example.com", count=2)
+    bobs = reset_token(mail_client, smtp, "bob@example.com")
+
+    assert reset(mail_client, newer).status_code == 204
+    stale = reset(mail_client, older, "a third long passphrase nobody guesses")
+
+    assert stale.status_code == 400
+    assert error_code(stale) == "invalid_token"
+    assert log_in(mail_client, "ada@example.com", NEW_PASSWORD).status_code == 200
+    assert reset(mail_client, bobs).status_code == 204
+
+
+def test_a_password_change_ends_the_reset_links_in_the_mailbox(mail_app, mail_client, smtp):
+    """RS-1: a reset link asked for before a password change no longer sets a password."""
+    create_user(mail_app, "ada@example.com")
+    token = reset_token(mail_client, smtp, "ada@example.com")
+    access = log_in(mail_client, "ada@example.com").json["access_token"]
+    changed = mail_client.post(
+        "/api/v1/settings/password",
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        headers=auth_header(access),
+    )
+    assert changed.status_code == 204, changed.json
+
+    stale = reset(mail_client, token, "a third long passphrase nobody guesses")
+
+    assert stale.status_code == 400
+    assert error_code(stale) == "invalid_token"
+    assert log_in(mail_client, "ada@example.com", NEW_PASSWORD).status_code == 200
+
+
 def test_reset_token_expires_after_one_hour(mail_app, mail_client, smtp):
     """RS-1: RESET_TOKEN_TTL is one hour; after it the token is 400 and nothing changes."""
     create_user(mail_app, "ada@example.com")
