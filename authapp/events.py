@@ -36,7 +36,8 @@ def email(
     context: dict[str, Any] | None = None,
     secrets: dict[str, str] | None = None,
 ) -> str:
-    """A mail to `user`; `secrets` (a link with a token) are wiped from the row once sent."""
+    """A mail to `user`; `secrets` (a link with a token) are stored encrypted and wiped from
+    the row once sent."""
     payload: dict[str, Any] = {
         "to": user.email,
         "template": template,

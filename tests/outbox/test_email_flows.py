@@ -10,14 +10,18 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
+from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from authapp import outbox
 from authapp.auth import services
 from authapp.extensions import db
 from authapp.models import AuditEvent, OneTimeToken, OutboxMessage, User
+from authapp.security import secretbox
 from tests.conftest import PASSWORD, auth_header
 from tests.outbox.conftest import PUBLIC_BASE_URL, mailed_link, wait_for_mail
 from tests.servers import Mailbox, SmtpServer, wait_for
@@ -444,6 +448,54 @@ def test_delivered_mail_leaves_no_link_in_outbox_or_audit(mail_app, mail_client,
             assert secret not in json.dumps(row.payload), row.payload
         for event in audit:
             assert secret not in json.dumps(dict(event), default=str), dict(event)
+
+
+SMTP_DOWN = "smtp://127.0.0.1:9"  # the discard port: nothing listens, the connection is refused
+
+
+def pending_mails(app: Flask) -> list[OutboxMessage]:
+    """Once each has been tried and refused at least once."""
+    return wait_for(
+        lambda: (rows := mail_rows(app)) and all(row.attempts >= 1 for row in rows) and rows
+    )
+
+
+@pytest.mark.config(SMTP_URL=SMTP_DOWN)
+def test_links_waiting_for_smtp_are_encrypted_at_rest(app, client):
+    """CS-2: while SMTP is down, a pending verify or reset mail holds its link only sealed with
+    DATA_ENCRYPTION_KEY; the sealed link is the one whose token the database knows by hash."""
+    sign_up(client, "ada@example.com")
+    assert forgot(client, "ada@example.com").status_code == 202
+
+    rows = pending_mails(app)
+
+    assert {row.payload["template"] for row in rows} == {"verify_email", "password_reset"}
+    with app.app_context():
+        hashes = set(db.session.scalars(sa.select(OneTimeToken.token_hash)))
+        for row in rows:
+            assert row.status == "pending"
+            assert "token=" not in json.dumps(row.payload), row.payload
+            link = json.loads(secretbox.open_sealed(row.payload["secrets"]))["link"]
+            token = link.split("?token=")[1]
+            assert hashlib.sha256(token.encode()).hexdigest() in hashes
+
+
+@pytest.mark.config(SMTP_URL=SMTP_DOWN)
+def test_a_link_sealed_under_another_key_is_dead_at_once(app, client):
+    """A DATA_ENCRYPTION_KEY changed under pending mail: no attempt can open it, so it is dead
+    (and its sealed secrets wiped) instead of retried for hours."""
+    sign_up(client, "ada@example.com")
+    [row] = pending_mails(app)
+    with app.app_context():
+        other = Fernet(Fernet.generate_key()).encrypt(b'{"link": "x"}').decode()
+        stored = db.session.get(OutboxMessage, row.id)
+        stored.payload = {**stored.payload, "secrets": other}
+        db.session.commit()
+
+        assert outbox.deliver(row.id, force=True) == "dead"
+        dead = db.session.get(OutboxMessage, row.id)
+        assert "secrets" not in dead.payload
+        assert "DATA_ENCRYPTION_KEY" in (dead.last_error or "")
 
 
 # Notices (RS-3)
