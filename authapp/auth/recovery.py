@@ -5,11 +5,11 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from authapp import audit, clock, events, outbox
-from authapp.auth import backoff, link_tokens, sessions
+from authapp.auth import backoff, link_tokens, second_factor, sessions
 from authapp.auth import services as auth_services
 from authapp.errors import ValidationFailed
-from authapp.extensions import db
-from authapp.models import User
+from authapp.extensions import changed_rows, db
+from authapp.models import ApiKey, User
 from authapp.security import passwords
 
 
@@ -70,13 +70,31 @@ def reset_password(token: str, new_password: str, origin: audit.Origin) -> None:
     user.locked_until = None
     backoff.clear_account(user)
     revoked = sessions.revoke_all(user.id, reason="password_reset")
-    audit.by_user("password.reset", user, origin, sessions_revoked=revoked)
+    cleared = _reclaimed(user) if user.email_verified_at is None else {}
+    audit.by_user("password.reset", user, origin, sessions_revoked=revoked, **cleared)
     message_ids = events.ids(
         password_changed_mail(user, how="reset"),
         events.webhook(user.organization_id, "user.password_changed", {"user_id": user.id}),
     )
     db.session.commit()
     outbox.dispatch(message_ids)
+
+
+def _reclaimed(user: User) -> dict[str, object]:
+    """Pre-account hijacking: someone who signed up with another's address may have set up
+    the account before its owner resets the password (README "Security", "Unverified
+    accounts"). The reset proves the mailbox, so the address counts as confirmed now, and what
+    was set up goes: MFA and its recovery codes, and the API keys the account created (its
+    sessions are revoked as for every reset). No commit."""
+    user.email_verified_at = clock.now()
+    had_mfa = user.mfa_enabled or user.mfa_secret is not None
+    second_factor.turn_off(user)
+    keys = changed_rows(
+        sa.update(ApiKey)
+        .where(ApiKey.created_by == user.id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    )
+    return {"unverified": True, "mfa_cleared": had_mfa, "api_keys_revoked": keys}
 
 
 def password_changed_mail(user: User, *, how: str) -> str:

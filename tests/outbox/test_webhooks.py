@@ -23,7 +23,7 @@ from flask.testing import FlaskClient
 from authapp import outbox
 from authapp.extensions import db
 from authapp.models import OutboxMessage
-from tests.conftest import PASSWORD, auth_header
+from tests.conftest import PASSWORD, auth_header, confirm_email
 from tests.servers import (
     Delivery,
     Mailbox,
@@ -155,14 +155,15 @@ def receiver() -> Iterator[Receiver]:
 
 
 @pytest.fixture
-def owner(client: FlaskClient) -> Owner:
-    """The owner of a new organization "Hooks", without a webhook yet."""
+def owner(app: Flask, client: FlaskClient) -> Owner:
+    """The owner of a new organization "Hooks" (address confirmed), without a webhook yet."""
     email = "owner@hooks.example"
     response = client.post(
         f"{AUTH}/signup",
         json={"email": email, "password": PASSWORD, "organization_name": "Hooks"},
     )
     assert response.status_code == 201, response.json
+    confirm_email(app, email)
     pair = response.json
     return Owner(
         pair["user"]["id"],

@@ -15,6 +15,7 @@ from authapp.models.base import is_id
 from authapp.security import api_keys
 from authapp.security.rbac import Principal
 from authapp.settings.services import roles as role_services
+from authapp.settings.services.verified import require_verified_email
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ def create_key(
     principal: Principal, *, name: str, scopes: list[str], expires_in_days: int | None
 ) -> CreatedKey:
     """AK-3: scopes are permissions the caller holds. Raises ValidationFailed, Forbidden."""
+    require_verified_email(principal)
     scopes = sorted(set(scopes))
     role_services.permissions_named(scopes, field="scopes")
     role_services.require_grantable(principal, scopes)

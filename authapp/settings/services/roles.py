@@ -15,6 +15,7 @@ from authapp.extensions import db
 from authapp.models import Permission, Role, user_roles
 from authapp.models.base import is_id
 from authapp.security.rbac import Principal
+from authapp.settings.services.verified import require_verified_email
 
 BUILTIN_NAMES = ("owner", "admin", "member")
 NAME_TAKEN = "A role with this name already exists."
@@ -56,6 +57,7 @@ def require_grantable(principal: Principal, codes: Iterable[str]) -> None:
 
 def create_role(principal: Principal, *, name: str, permissions: list[str]) -> Role:
     """Raises ValidationFailed (unknown permission), Forbidden, Conflict(role_name_taken)."""
+    require_verified_email(principal)
     _check_name(name)
     role = Role(
         organization_id=principal.organization_id,
@@ -73,6 +75,7 @@ def create_role(principal: Principal, *, name: str, permissions: list[str]) -> R
 
 def update_role(principal: Principal, role_id: str, changes: dict[str, Any]) -> Role:
     """Rename and/or replace the permissions of a custom role; built-ins are Forbidden."""
+    require_verified_email(principal)
     role = _custom_role(principal.organization_id, role_id)
     before = {"name": role.name, "permissions": role.permission_codes}
     if "name" in changes and changes["name"] != role.name:
@@ -91,6 +94,7 @@ def update_role(principal: Principal, role_id: str, changes: dict[str, Any]) -> 
 
 def delete_role(principal: Principal, role_id: str) -> None:
     """Members holding the role lose it (and its permissions) at once."""
+    require_verified_email(principal)
     role = _custom_role(principal.organization_id, role_id)
     # Explicit rather than ON DELETE CASCADE alone: SQLite enforces no foreign keys by default.
     db.session.execute(sa.delete(user_roles).where(user_roles.c.role_id == role.id))
