@@ -113,9 +113,33 @@ def _opened(payload: dict[str, Any]) -> dict[str, Any]:
         raise offload.Undeliverable("its secrets do not open with DATA_ENCRYPTION_KEY") from None
 
 
+def rewrite(message_id: str, payload: dict[str, Any]) -> None:
+    """Replace a message's payload (sealed like `add`'s), in the caller's transaction."""
+    offload.require_plain(payload)
+    db.session.execute(
+        sa.update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(payload=_sealed(payload))
+    )
+
+
+def _mail(message_id: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The mail a message sends, or None when it names nobody. A password-reset request is
+    the same message whether or not an account has the address (EN-3): which account that is,
+    if any, is found here, off the request thread."""
+    opened = _opened(payload)
+    if "reset_for" not in opened.get("secrets", {}):
+        return opened
+    from authapp.auth import recovery  # here: recovery writes through this module
+
+    return recovery.prepare_reset(message_id, opened["secrets"])
+
+
 def _send(message_id: str, kind: str, payload: dict[str, Any]) -> None:
     if kind == "email":
-        mail.send(message_id, _opened(payload))
+        opened = _mail(message_id, payload)
+        if opened is not None:
+            mail.send(message_id, opened)
     else:
         webhooks.send(message_id, payload)
 

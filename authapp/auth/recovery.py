@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from authapp import audit, clock, events, outbox
@@ -9,8 +11,9 @@ from authapp.auth import backoff, link_tokens, second_factor, sessions
 from authapp.auth import services as auth_services
 from authapp.errors import ValidationFailed
 from authapp.extensions import changed_rows, db
-from authapp.models import ApiKey, User
+from authapp.models import ApiKey, OutboxMessage, User
 from authapp.security import passwords
+from authapp.security.network import Client
 
 
 def verify_email(token: str) -> User:
@@ -36,22 +39,41 @@ def resend_verification(user: User, origin: audit.Origin) -> None:
 
 
 def forgot_password(email: str, origin: audit.Origin) -> None:
-    """EN-3: the caller answers the same for known, unknown and disabled emails; only a known,
-    active account gets a mail. Nothing about the account changes."""
-    user = db.session.scalars(
-        sa.select(User).where(User.email_normalized == auth_services.normalize_email(email))
-    ).one_or_none()
-    if user is None or not user.is_active:
-        audit.about_account("password.reset_requested", user, origin, sent=False)
-        db.session.commit()
-        return
-    token = link_tokens.issue(user, "password_reset")
-    message_id = events.email(
-        user, "password_reset", secrets={"link": events.link(f"/reset-password?token={token}")}
-    )
-    audit.by_user("password.reset_requested", user, origin, sent=True)
+    """EN-3: the same statements and the same hand-off for every address, known, unknown or
+    disabled: one outbox message holding the address (sealed, like a link) and where the
+    request came from, committed and handed to the pool. `prepare_reset` finds the account
+    there; nothing about it changes here."""
+    request = {
+        "reset_for": auth_services.normalize_email(email),
+        "ip": origin.ip or "",
+        "user_agent": origin.user_agent or "",
+    }
+    message_id = outbox.add("email", {"template": "password_reset", "secrets": request})
     db.session.commit()
     outbox.dispatch([message_id])
+
+
+def prepare_reset(message_id: str, request: dict[str, str]) -> dict[str, Any] | None:
+    """On the pool: the mail a reset request becomes. An active account with the address
+    gets a new token, and the message becomes its mail (stored, so a retry sends this link,
+    not another); for any other address the message is deleted, the address with it, and
+    None is returned. Either way the request is audited. Commits."""
+    origin = Client(ip=request["ip"] or None, user_agent=request["user_agent"] or None)
+    user = db.session.scalars(
+        sa.select(User).where(User.email_normalized == request["reset_for"])
+    ).one_or_none()
+    if user is None or not user.is_active:
+        db.session.execute(sa.delete(OutboxMessage).where(OutboxMessage.id == message_id))
+        audit.about_account("password.reset_requested", user, origin, sent=False)
+        db.session.commit()
+        return None
+    token = link_tokens.issue(user, "password_reset")
+    link = events.link(f"/reset-password?token={token}")
+    payload = events.email_payload(user, "password_reset", secrets={"link": link})
+    outbox.rewrite(message_id, payload)
+    audit.by_user("password.reset_requested", user, origin, sent=True)
+    db.session.commit()
+    return payload
 
 
 def reset_password(token: str, new_password: str, origin: audit.Origin) -> None:

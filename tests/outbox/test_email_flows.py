@@ -222,14 +222,51 @@ def test_forgot_password_answers_alike_and_mails_only_the_active_account(
     assert len({a.get_data() for a in answers}) == 1, [a.get_data() for a in answers]
     assert len({a.headers["Content-Type"] for a in answers}) == 1
     assert answers[0].json["message"]
-    [row] = mail_rows(mail_app, "password_reset")
+    wait_for_mail(smtp, "known@example.com")
+    wait_for(lambda: len(mail_rows(mail_app, "password_reset")) == 1 and all_delivered(mail_app))
+    [row] = mail_rows(mail_app, "password_reset")  # the others named nobody: deleted
     assert row.payload["to"] == "known@example.com"
     assert row.payload["user_id"] == known
-    wait_for_mail(smtp, "known@example.com")
-    wait_for(lambda: all_delivered(mail_app))
     assert smtp.mailbox.to("nobody@example.com") == []
     assert smtp.mailbox.to("disabled@example.com") == []
     assert user_rows(mail_app) == before
+
+
+def test_forgot_password_takes_the_same_path_for_every_address(app, client, count_sql, monkeypatch):
+    """EN-3: a known, an unknown and a disabled address cost the request the same SQL
+    statements, the same outbox write (its secrets sealed alike) and the same hand-off to the
+    pool; which account the address names is found there, after the answer."""
+    create_user(app, "known@example.com")
+    disabled = create_user(app, "disabled@example.com")
+    with app.app_context():
+        db.session.get(User, disabled).is_active = False
+        db.session.commit()
+    assert forgot(client, "warm@example.com").status_code == 202  # first-use caches aside
+    wait_for(lambda: mail_rows(app) == [])
+    handed: list[list[str]] = []
+    monkeypatch.setattr(outbox, "dispatch", lambda ids: handed.append(list(ids)))
+
+    statements, written = [], []
+    for email in ("known@example.com", "nobody@example.com", "disabled@example.com"):
+        with count_sql() as sent:
+            assert forgot(client, email).status_code == 202
+        statements.append(sent)
+        with app.app_context():
+            row = db.session.get(OutboxMessage, handed[-1][0])
+            written.append(
+                (row.kind, row.status, sorted(row.payload), type(row.payload["secrets"]))
+            )
+
+    assert statements[0] == statements[1] == statements[2], statements
+    assert any(s.startswith("INSERT INTO outbox_messages") for s in statements[0])
+    assert not any("FROM users" in s for s in statements[0])  # no account is looked up
+    assert [len(ids) for ids in handed] == [1, 1, 1]
+    assert written == [("email", "pending", ["secrets", "template"], str)] * 3
+    with app.app_context():
+        outcomes = [outbox.deliver(ids[0]) for ids in handed]
+    assert outcomes == ["sent"] * 3
+    [mail] = mail_rows(app)  # only the known, active account's request became a mail
+    assert mail.payload["to"] == "known@example.com"
 
 
 def user_rows(app: Flask) -> list[tuple[Any, ...]]:
