@@ -36,7 +36,18 @@ def email(
     context: dict[str, Any] | None = None,
     secrets: dict[str, str] | None = None,
 ) -> str:
-    """A mail to `user`; `secrets` (a link with a token) are wiped from the row once sent."""
+    """A mail to `user`; `secrets` (a link with a token) are stored encrypted and wiped from
+    the row once sent."""
+    return outbox.add("email", email_payload(user, template, context, secrets))
+
+
+def email_payload(
+    user: User,
+    template: str,
+    context: dict[str, Any] | None = None,
+    secrets: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """What an email row holds (before its secrets are sealed)."""
     payload: dict[str, Any] = {
         "to": user.email,
         "template": template,
@@ -46,7 +57,7 @@ def email(
     }
     if secrets:
         payload["secrets"] = secrets
-    return outbox.add("email", payload)
+    return payload
 
 
 def webhook(organization_id: str, event: str, data: dict[str, Any]) -> str | None:

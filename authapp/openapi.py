@@ -58,8 +58,9 @@ ERRORS: dict[int, tuple[str, tuple[str, ...] | None]] = {
     401: ("Missing, invalid, expired or revoked credentials, or a failed login.",
           ("missing_token", "invalid_token", "token_expired", "token_revoked", "token_reused",
            "invalid_credentials", "mfa_required", "invalid_mfa_code")),
-    403: ("Authenticated but not allowed (or a cookie request without X-CSRF-TOKEN).",
-          ("forbidden", "csrf_failed", "account_disabled")),
+    403: ("Authenticated but not allowed (or a cookie request without X-CSRF-TOKEN, or an "
+          "unconfirmed email address for MFA, API keys or administration).",
+          ("forbidden", "csrf_failed", "account_disabled", "email_not_verified")),
     404: ("No such resource in the caller's organization.", ("not_found",)),
     409: ("The change conflicts with the current state.", None),
     413: ("The body is larger than MAX_CONTENT_LENGTH.", ("payload_too_large",)),

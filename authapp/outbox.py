@@ -9,6 +9,7 @@ least once; the row id is the stable delivery id.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from collections.abc import Iterable
@@ -17,11 +18,13 @@ from typing import Any
 
 import sqlalchemy as sa
 import structlog
+from cryptography.fernet import InvalidToken
 from flask import Flask, current_app
 
 from authapp import audit, clock, mail, offload, webhooks
 from authapp.extensions import db
 from authapp.models import OutboxMessage
+from authapp.security import secretbox
 
 log = structlog.get_logger(__name__)
 SWEEP_BATCH = 50
@@ -32,7 +35,7 @@ _ORGANIZATION_ID = OutboxMessage.payload["organization_id"].as_string().label("o
 def add(kind: str, payload: dict[str, Any]) -> str:
     """A message row in the caller's transaction; returns its id for `dispatch` after commit."""
     offload.require_plain(payload)
-    message = OutboxMessage(kind=kind, payload=payload, next_attempt_at=clock.now())
+    message = OutboxMessage(kind=kind, payload=_sealed(payload), next_attempt_at=clock.now())
     db.session.add(message)
     db.session.flush()
     routes = db.session.info.setdefault(ROUTES, {})
@@ -119,9 +122,52 @@ def deliver(message_id: str, *, force: bool = False) -> str:
     return _finish(message_id, "sent")
 
 
+# CS-2: a payload's `secrets` (a live reset or verification link) wait in the database, for
+# hours while SMTP is down, encrypted with DATA_ENCRYPTION_KEY: a reader of the table cannot
+# use them. They are opened only to compose the mail, and wiped once it is sent or dead.
+def _sealed(payload: dict[str, Any]) -> dict[str, Any]:
+    if "secrets" not in payload:
+        return payload
+    return {**payload, "secrets": secretbox.seal(json.dumps(payload["secrets"]))}
+
+
+def _opened(payload: dict[str, Any]) -> dict[str, Any]:
+    sealed = payload.get("secrets")
+    if not isinstance(sealed, str):
+        return payload
+    try:
+        return {**payload, "secrets": json.loads(secretbox.open_sealed(sealed))}
+    except InvalidToken:  # sealed under another key: no attempt will ever open it
+        raise offload.Undeliverable("its secrets do not open with DATA_ENCRYPTION_KEY") from None
+
+
+def rewrite(message_id: str, payload: dict[str, Any]) -> None:
+    """Replace a message's payload (sealed like `add`'s), in the caller's transaction."""
+    offload.require_plain(payload)
+    db.session.execute(
+        sa.update(OutboxMessage)
+        .where(OutboxMessage.id == message_id)
+        .values(payload=_sealed(payload))
+    )
+
+
+def _mail(message_id: str, payload: dict[str, Any]) -> dict[str, Any] | None:
+    """The mail a message sends, or None when it names nobody. A password-reset request is
+    the same message whether or not an account has the address (EN-3): which account that is,
+    if any, is found here, off the request thread."""
+    opened = _opened(payload)
+    if "reset_for" not in opened.get("secrets", {}):
+        return opened
+    from authapp.auth import recovery  # here: recovery writes through this module
+
+    return recovery.prepare_reset(message_id, opened["secrets"])
+
+
 def _send(message_id: str, kind: str, payload: dict[str, Any]) -> None:
     if kind == "email":
-        mail.send(message_id, payload)
+        opened = _mail(message_id, payload)
+        if opened is not None:
+            mail.send(message_id, opened)
     else:
         webhooks.send(message_id, payload)
 

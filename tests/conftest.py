@@ -14,9 +14,10 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from authapp import create_app, offload
+from authapp import clock, create_app, offload
 from authapp.auth import services
 from authapp.extensions import db
+from authapp.models import User
 from authapp.seed import seed_database
 
 SERVER = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1/test")
@@ -160,6 +161,18 @@ def count_sql(app: Flask) -> Callable[[], Any]:
             sa.event.remove(engine, "before_cursor_execute", record)
 
     return counting
+
+
+def confirm_email(app: Flask, email: str) -> None:
+    """Mark an account's address confirmed, as its mailed verification link would (sign-up
+    leaves it unconfirmed; MFA, API keys and administration wait for it)."""
+    with app.app_context():
+        db.session.execute(
+            sa.update(User)
+            .where(User.email_normalized == email.strip().lower())
+            .values(email_verified_at=clock.now())
+        )
+        db.session.commit()
 
 
 def auth_header(token: str) -> dict[str, str]:

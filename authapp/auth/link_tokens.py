@@ -3,6 +3,7 @@ stored only as SHA-256 (CS-2), spent once by a conditional UPDATE (RS-1, EV-1, F
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import timedelta
 
@@ -16,11 +17,19 @@ from authapp.models import OneTimeToken, User
 from authapp.security.digests import sha256_hex
 from authapp.security.rbac import user_with_access
 
+# What `issue` hands out: 32 random bytes, URL-safe base64 without padding. Anything else names
+# no token, and is refused before it is hashed or sent to the database (a lone surrogate cannot
+# even be encoded: JW-8, IN-2).
+TOKEN_SHAPE = re.compile(r"\A[A-Za-z0-9_-]{43}\Z")
+
 
 class InvalidLinkToken(AppError):
     """API.md: an unknown, used or expired reset or verify token is `400 invalid_token`."""
 
     status, code = 400, "invalid_token"
+
+
+INVALID = "This link is invalid, used or expired; ask for a new one."
 
 
 def issue(user: User, purpose: str) -> str:
@@ -42,6 +51,8 @@ def issue(user: User, purpose: str) -> str:
 def redeem(token: str, purpose: str) -> User:
     """Spend a token once: the conditional UPDATE lets one of N concurrent redemptions win
     (F10). Purpose-bound: a verify token never resets a password. No commit."""
+    if not TOKEN_SHAPE.match(token):
+        raise InvalidLinkToken(INVALID)
     now = clock.now()
     user_id = db.session.execute(
         sa.update(OneTimeToken)
@@ -56,8 +67,22 @@ def redeem(token: str, purpose: str) -> User:
     ).scalar_one_or_none()
     if user_id is None:
         db.session.rollback()
-        raise InvalidLinkToken("This link is invalid, used or expired; ask for a new one.")
+        raise InvalidLinkToken(INVALID)
     return db.session.execute(user_with_access(User.id == user_id)).unique().scalar_one()
+
+
+def void(user_id: str, purpose: str) -> None:
+    """Every unused token of this purpose for the account stops working now (RS-1: a reset,
+    or a password change, ends the other reset links still in mailboxes). No commit."""
+    db.session.execute(
+        sa.update(OneTimeToken)
+        .where(
+            OneTimeToken.user_id == user_id,
+            OneTimeToken.purpose == purpose,
+            OneTimeToken.used_at.is_(None),
+        )
+        .values(used_at=clock.now())
+    )
 
 
 def send_verification(user: User) -> str:

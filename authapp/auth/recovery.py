@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 
 from authapp import audit, clock, events, outbox
-from authapp.auth import backoff, link_tokens, sessions
+from authapp.auth import backoff, link_tokens, second_factor, sessions
 from authapp.auth import services as auth_services
 from authapp.errors import ValidationFailed
-from authapp.extensions import db
-from authapp.models import User
+from authapp.extensions import changed_rows, db
+from authapp.models import ApiKey, OutboxMessage, User
 from authapp.security import passwords
+from authapp.security.network import Client
 
 
 def verify_email(token: str) -> User:
@@ -36,22 +39,41 @@ def resend_verification(user: User, origin: audit.Origin) -> None:
 
 
 def forgot_password(email: str, origin: audit.Origin) -> None:
-    """EN-3: the caller answers the same for known, unknown and disabled emails; only a known,
-    active account gets a mail. Nothing about the account changes."""
-    user = db.session.scalars(
-        sa.select(User).where(User.email_normalized == auth_services.normalize_email(email))
-    ).one_or_none()
-    if user is None or not user.is_active:
-        audit.about_account("password.reset_requested", user, origin, sent=False)
-        db.session.commit()
-        return
-    token = link_tokens.issue(user, "password_reset")
-    message_id = events.email(
-        user, "password_reset", secrets={"link": events.link(f"/reset-password?token={token}")}
-    )
-    audit.by_user("password.reset_requested", user, origin, sent=True)
+    """EN-3: the same statements and the same hand-off for every address, known, unknown or
+    disabled: one outbox message holding the address (sealed, like a link) and where the
+    request came from, committed and handed to the pool. `prepare_reset` finds the account
+    there; nothing about it changes here."""
+    request = {
+        "reset_for": auth_services.normalize_email(email),
+        "ip": origin.ip or "",
+        "user_agent": origin.user_agent or "",
+    }
+    message_id = outbox.add("email", {"template": "password_reset", "secrets": request})
     db.session.commit()
     outbox.dispatch([message_id])
+
+
+def prepare_reset(message_id: str, request: dict[str, str]) -> dict[str, Any] | None:
+    """On the pool: the mail a reset request becomes. An active account with the address
+    gets a new token, and the message becomes its mail (stored, so a retry sends this link,
+    not another); for any other address the message is deleted, the address with it, and
+    None is returned. Either way the request is audited. Commits."""
+    origin = Client(ip=request["ip"] or None, user_agent=request["user_agent"] or None)
+    user = db.session.scalars(
+        sa.select(User).where(User.email_normalized == request["reset_for"])
+    ).one_or_none()
+    if user is None or not user.is_active:
+        db.session.execute(sa.delete(OutboxMessage).where(OutboxMessage.id == message_id))
+        audit.about_account("password.reset_requested", user, origin, sent=False)
+        db.session.commit()
+        return None
+    token = link_tokens.issue(user, "password_reset")
+    link = events.link(f"/reset-password?token={token}")
+    payload = events.email_payload(user, "password_reset", secrets={"link": link})
+    outbox.rewrite(message_id, payload)
+    audit.by_user("password.reset_requested", user, origin, sent=True)
+    db.session.commit()
+    return payload
 
 
 def reset_password(token: str, new_password: str, origin: audit.Origin) -> None:
@@ -65,17 +87,36 @@ def reset_password(token: str, new_password: str, origin: audit.Origin) -> None:
         db.session.rollback()  # the token stays usable for a better password
         raise
     user.password_hash = passwords.hash_password(new_password)
+    link_tokens.void(user.id, "password_reset")  # the other links in the mailbox end too
     user.failed_login_count = 0
     user.locked_until = None
     backoff.clear_account(user)
     revoked = sessions.revoke_all(user.id, reason="password_reset")
-    audit.by_user("password.reset", user, origin, sessions_revoked=revoked)
+    cleared = _reclaimed(user) if user.email_verified_at is None else {}
+    audit.by_user("password.reset", user, origin, sessions_revoked=revoked, **cleared)
     message_ids = events.ids(
         password_changed_mail(user, how="reset"),
         events.webhook(user.organization_id, "user.password_changed", {"user_id": user.id}),
     )
     db.session.commit()
     outbox.dispatch(message_ids)
+
+
+def _reclaimed(user: User) -> dict[str, object]:
+    """Pre-account hijacking: someone who signed up with another's address may have set up
+    the account before its owner resets the password (README "Security", "Unverified
+    accounts"). The reset proves the mailbox, so the address counts as confirmed now, and what
+    was set up goes: MFA and its recovery codes, and the API keys the account created (its
+    sessions are revoked as for every reset). No commit."""
+    user.email_verified_at = clock.now()
+    had_mfa = user.mfa_enabled or user.mfa_secret is not None
+    second_factor.turn_off(user)
+    keys = changed_rows(
+        sa.update(ApiKey)
+        .where(ApiKey.created_by == user.id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    )
+    return {"unverified": True, "mfa_cleared": had_mfa, "api_keys_revoked": keys}
 
 
 def password_changed_mail(user: User, *, how: str) -> str:

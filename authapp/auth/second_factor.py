@@ -93,6 +93,14 @@ def delete_recovery_codes(user_id: str) -> None:
     db.session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
 
 
+def turn_off(user: User) -> None:
+    """MFA off: the secret (pending or confirmed) and the recovery codes are deleted; no commit."""
+    user.mfa_enabled = False
+    user.mfa_secret = None
+    user.mfa_last_step = None
+    delete_recovery_codes(user.id)
+
+
 def replace_recovery_codes(user: User) -> list[str]:
     """Ten new codes; any earlier ones stop working. Only their hashes are kept; no commit."""
     codes = totp.new_recovery_codes()

@@ -12,7 +12,7 @@ class OutboxMessage(Base):
     """A durable side effect (an email, a webhook), written in the transaction that causes it.
 
     Its id is the stable delivery id. Secrets in `payload["secrets"]` (a reset or verification
-    link) are wiped once the message is sent or dead.
+    link) are stored encrypted (outbox.add) and wiped once the message is sent or dead.
     """
 
     __tablename__ = "outbox_messages"

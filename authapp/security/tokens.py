@@ -111,9 +111,16 @@ def _decode(encoded: str, token_type: str, csrf: str | None) -> Mapping[str, Any
         raise TokenError(
             f"A{'n' if token_type == 'access' else ''} {token_type} token is required."
         )
-    if csrf is not None and not hmac.compare_digest(str(claims.get("csrf", "")), csrf):
+    if csrf is not None and not _same(str(claims.get("csrf", "")), csrf):
         raise CsrfFailed()
     return claims
+
+
+def _same(expected: str, presented: str) -> bool:
+    """A constant-time comparison that any header value can take: compare_digest refuses str
+    with non-ASCII characters (a TypeError, then a 500: IN-2), bytes it compares."""
+    encoded = presented.encode("utf-8", "surrogatepass")
+    return hmac.compare_digest(expected.encode(), encoded)
 
 
 def _verified(encoded: str) -> Mapping[str, Any]:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -15,8 +14,11 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from authapp.errors import ValidationFailed
 from authapp.extensions import db
+from authapp.models.base import is_id
 
-BAD_CURSOR = ValidationFailed({"cursor": ["Not a cursor this service gave out."]})
+
+def _bad_cursor() -> ValidationFailed:
+    return ValidationFailed({"cursor": ["Not a cursor this service gave out."]})
 
 
 @dataclass(frozen=True)
@@ -31,16 +33,28 @@ def _encode(created_at: datetime, row_id: str) -> str:
 
 
 def _decode(cursor: str) -> tuple[datetime, str]:
+    """The position a cursor of `_encode` names; anything else is the 422 (IN-2): its JSON
+    may hold any value, so each part is checked for what it must be before it is used."""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created, row_id = json.loads(raw)
+        decoded = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (ValueError, binascii.Error, RecursionError):
+        raise _bad_cursor() from None
+    match decoded:
+        case [str(created), str(row_id)] if is_id(row_id):
+            return _moment(created), row_id
+    raise _bad_cursor()
+
+
+def _moment(created: str) -> datetime:
+    try:
         moment = datetime.fromisoformat(created)
-        uuid.UUID(row_id)
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise BAD_CURSOR from None
-    if moment.tzinfo is None:
-        raise BAD_CURSOR
-    return moment, str(row_id)
+        if moment.tzinfo is None:
+            raise _bad_cursor()
+        # In UTC now, as the column is bound: an offset that moves the moment out of datetime's
+        # range (year 1 at +14:00) is the client's error here, not an OverflowError at binding.
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise _bad_cursor() from None
 
 
 def page(

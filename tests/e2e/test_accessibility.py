@@ -54,6 +54,7 @@ def owner_cookies(browser: Browser, server: Server) -> list[Any]:
     through the form; each test's fresh browser context gets these cookies."""
     account = sign_up(
         server,
+        confirmed=True,
         organization_name=unique("Acme "),
         full_name="Grace Hopper",
         username=unique("grace_"),

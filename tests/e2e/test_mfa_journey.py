@@ -53,7 +53,7 @@ def submit_expecting(page: Page, button: str, status: int) -> None:
 def test_set_up_mfa_then_log_in_with_a_code(
     page: Page, context: BrowserContext, server: Server, axe_source: str, screenshots: Path
 ) -> None:
-    email = sign_up(server)["user"]["email"]
+    email = sign_up(server, confirmed=True)["user"]["email"]  # MFA waits for a confirmed address
     log_in_through_form(page, email, PASSWORD)
     page.goto("/settings/security")
     expect(page.get_by_role("heading", name="Two-factor authentication")).to_be_visible()
@@ -116,7 +116,7 @@ def test_set_up_mfa_then_log_in_with_a_code(
 def test_a_recovery_code_logs_in_and_the_page_turns_mfa_off(
     page: Page, context: BrowserContext, server: Server, axe_source: str, screenshots: Path
 ) -> None:
-    account = sign_up(server)
+    account = sign_up(server, confirmed=True)
     email, headers = account["user"]["email"], bearer(account["access_token"])
     status, _, started = request_json(server, "POST", MFA, {"password": PASSWORD}, headers)
     assert status == 200, started

@@ -10,14 +10,18 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
+from cryptography.fernet import Fernet
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from authapp import outbox
 from authapp.auth import services
 from authapp.extensions import db
 from authapp.models import AuditEvent, OneTimeToken, OutboxMessage, User
+from authapp.security import secretbox
 from tests.conftest import PASSWORD, auth_header
 from tests.outbox.conftest import PUBLIC_BASE_URL, mailed_link, wait_for_mail
 from tests.servers import Mailbox, SmtpServer, wait_for
@@ -218,14 +222,51 @@ def test_forgot_password_answers_alike_and_mails_only_the_active_account(
     assert len({a.get_data() for a in answers}) == 1, [a.get_data() for a in answers]
     assert len({a.headers["Content-Type"] for a in answers}) == 1
     assert answers[0].json["message"]
-    [row] = mail_rows(mail_app, "password_reset")
+    wait_for_mail(smtp, "known@example.com")
+    wait_for(lambda: len(mail_rows(mail_app, "password_reset")) == 1 and all_delivered(mail_app))
+    [row] = mail_rows(mail_app, "password_reset")  # the others named nobody: deleted
     assert row.payload["to"] == "known@example.com"
     assert row.payload["user_id"] == known
-    wait_for_mail(smtp, "known@example.com")
-    wait_for(lambda: all_delivered(mail_app))
     assert smtp.mailbox.to("nobody@example.com") == []
     assert smtp.mailbox.to("disabled@example.com") == []
     assert user_rows(mail_app) == before
+
+
+def test_forgot_password_takes_the_same_path_for_every_address(app, client, count_sql, monkeypatch):
+    """EN-3: a known, an unknown and a disabled address cost the request the same SQL
+    statements, the same outbox write (its secrets sealed alike) and the same hand-off to the
+    pool; which account the address names is found there, after the answer."""
+    create_user(app, "known@example.com")
+    disabled = create_user(app, "disabled@example.com")
+    with app.app_context():
+        db.session.get(User, disabled).is_active = False
+        db.session.commit()
+    assert forgot(client, "warm@example.com").status_code == 202  # first-use caches aside
+    wait_for(lambda: mail_rows(app) == [])
+    handed: list[list[str]] = []
+    monkeypatch.setattr(outbox, "dispatch", lambda ids: handed.append(list(ids)))
+
+    statements, written = [], []
+    for email in ("known@example.com", "nobody@example.com", "disabled@example.com"):
+        with count_sql() as sent:
+            assert forgot(client, email).status_code == 202
+        statements.append(sent)
+        with app.app_context():
+            row = db.session.get(OutboxMessage, handed[-1][0])
+            written.append(
+                (row.kind, row.status, sorted(row.payload), type(row.payload["secrets"]))
+            )
+
+    assert statements[0] == statements[1] == statements[2], statements
+    assert any(s.startswith("INSERT INTO outbox_messages") for s in statements[0])
+    assert not any("FROM users" in s for s in statements[0])  # no account is looked up
+    assert [len(ids) for ids in handed] == [1, 1, 1]
+    assert written == [("email", "pending", ["secrets", "template"], str)] * 3
+    with app.app_context():
+        outcomes = [outbox.deliver(ids[0]) for ids in handed]
+    assert outcomes == ["sent"] * 3
+    [mail] = mail_rows(app)  # only the known, active account's request became a mail
+    assert mail.payload["to"] == "known@example.com"
 
 
 def user_rows(app: Flask) -> list[tuple[Any, ...]]:
@@ -282,6 +323,43 @@ def test_reset_token_works_once(mail_app, mail_client, smtp):
 
     assert again.status_code == 400
     assert error_code(again) == "invalid_token"
+    assert log_in(mail_client, "ada@example.com", NEW_PASSWORD).status_code == 200
+
+
+def test_a_reset_ends_every_other_reset_link_of_the_account(mail_app, mail_client, smtp):
+    """RS-1: of two links in the mailbox, using one voids the other; another account's link
+    keeps working."""
+    create_user(mail_app, "ada@example.com")
+    create_user(mail_app, "bob@example.com")
+    older = reset_token(mail_client, smtp, "ada@example.com")
+    newer = reset_token(mail_client, smtp, "ada@example.com", count=2)
+    bobs = reset_token(mail_client, smtp, "bob@example.com")
+
+    assert reset(mail_client, newer).status_code == 204
+    stale = reset(mail_client, older, "a third long passphrase nobody guesses")
+
+    assert stale.status_code == 400
+    assert error_code(stale) == "invalid_token"
+    assert log_in(mail_client, "ada@example.com", NEW_PASSWORD).status_code == 200
+    assert reset(mail_client, bobs).status_code == 204
+
+
+def test_a_password_change_ends_the_reset_links_in_the_mailbox(mail_app, mail_client, smtp):
+    """RS-1: a reset link asked for before a password change no longer sets a password."""
+    create_user(mail_app, "ada@example.com")
+    token = reset_token(mail_client, smtp, "ada@example.com")
+    access = log_in(mail_client, "ada@example.com").json["access_token"]
+    changed = mail_client.post(
+        "/api/v1/settings/password",
+        json={"current_password": PASSWORD, "new_password": NEW_PASSWORD},
+        headers=auth_header(access),
+    )
+    assert changed.status_code == 204, changed.json
+
+    stale = reset(mail_client, token, "a third long passphrase nobody guesses")
+
+    assert stale.status_code == 400
+    assert error_code(stale) == "invalid_token"
     assert log_in(mail_client, "ada@example.com", NEW_PASSWORD).status_code == 200
 
 
@@ -407,6 +485,54 @@ def test_delivered_mail_leaves_no_link_in_outbox_or_audit(mail_app, mail_client,
             assert secret not in json.dumps(row.payload), row.payload
         for event in audit:
             assert secret not in json.dumps(dict(event), default=str), dict(event)
+
+
+SMTP_DOWN = "smtp://127.0.0.1:9"  # the discard port: nothing listens, the connection is refused
+
+
+def pending_mails(app: Flask) -> list[OutboxMessage]:
+    """Once each has been tried and refused at least once."""
+    return wait_for(
+        lambda: (rows := mail_rows(app)) and all(row.attempts >= 1 for row in rows) and rows
+    )
+
+
+@pytest.mark.config(SMTP_URL=SMTP_DOWN)
+def test_links_waiting_for_smtp_are_encrypted_at_rest(app, client):
+    """CS-2: while SMTP is down, a pending verify or reset mail holds its link only sealed with
+    DATA_ENCRYPTION_KEY; the sealed link is the one whose token the database knows by hash."""
+    sign_up(client, "ada@example.com")
+    assert forgot(client, "ada@example.com").status_code == 202
+
+    rows = pending_mails(app)
+
+    assert {row.payload["template"] for row in rows} == {"verify_email", "password_reset"}
+    with app.app_context():
+        hashes = set(db.session.scalars(sa.select(OneTimeToken.token_hash)))
+        for row in rows:
+            assert row.status == "pending"
+            assert "token=" not in json.dumps(row.payload), row.payload
+            link = json.loads(secretbox.open_sealed(row.payload["secrets"]))["link"]
+            token = link.split("?token=")[1]
+            assert hashlib.sha256(token.encode()).hexdigest() in hashes
+
+
+@pytest.mark.config(SMTP_URL=SMTP_DOWN)
+def test_a_link_sealed_under_another_key_is_dead_at_once(app, client):
+    """A DATA_ENCRYPTION_KEY changed under pending mail: no attempt can open it, so it is dead
+    (and its sealed secrets wiped) instead of retried for hours."""
+    sign_up(client, "ada@example.com")
+    [row] = pending_mails(app)
+    with app.app_context():
+        other = Fernet(Fernet.generate_key()).encrypt(b'{"link": "x"}').decode()
+        stored = db.session.get(OutboxMessage, row.id)
+        stored.payload = {**stored.payload, "secrets": other}
+        db.session.commit()
+
+        assert outbox.deliver(row.id, force=True) == "dead"
+        dead = db.session.get(OutboxMessage, row.id)
+        assert "secrets" not in dead.payload
+        assert "DATA_ENCRYPTION_KEY" in (dead.last_error or "")
 
 
 # Notices (RS-3)

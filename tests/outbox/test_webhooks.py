@@ -23,7 +23,7 @@ from flask.testing import FlaskClient
 from authapp import outbox
 from authapp.extensions import db
 from authapp.models import OutboxMessage
-from tests.conftest import PASSWORD, auth_header, marker_settings, seeded_app
+from tests.conftest import PASSWORD, auth_header, confirm_email, marker_settings, seeded_app
 from tests.servers import (
     Delivery,
     Mailbox,
@@ -155,12 +155,14 @@ def receiver() -> Iterator[Receiver]:
 
 
 def sign_up_owner(client: FlaskClient, name: str) -> Owner:
-    """The owner of a new organization `name` (owner@<name>.example), without a webhook yet."""
+    """The owner of a new organization `name` (owner@<name>.example, address confirmed: an
+    unconfirmed one may not administer), without a webhook yet."""
     email = f"owner@{name.lower()}.example"
     response = client.post(
         f"{AUTH}/signup", json={"email": email, "password": PASSWORD, "organization_name": name}
     )
     assert response.status_code == 201, response.json
+    confirm_email(client.application, email)
     body = response.json
     return Owner(
         body["user"]["id"],
@@ -173,7 +175,7 @@ def sign_up_owner(client: FlaskClient, name: str) -> Owner:
 
 @pytest.fixture
 def owner(client: FlaskClient) -> Owner:
-    """The owner of a new organization "Hooks", without a webhook yet."""
+    """The owner of a new organization "Hooks" (address confirmed), without a webhook yet."""
     return sign_up_owner(client, "Hooks")
 
 
@@ -582,26 +584,9 @@ def production_client(database_url: str, request: pytest.FixtureRequest) -> Iter
         yield app.test_client()
 
 
-def production_owner(client: FlaskClient) -> Owner:
-    email = "owner@ports.example"
-    response = client.post(
-        f"{AUTH}/signup",
-        json={"email": email, "password": PASSWORD, "organization_name": "Ports"},
-    )
-    assert response.status_code == 201, response.json
-    body = response.json
-    return Owner(
-        body["user"]["id"],
-        email,
-        body["user"]["organization"]["id"],
-        body["access_token"],
-        body["refresh_token"],
-    )
-
-
 def test_production_webhooks_use_ports_443_and_80_only(production_client):
     """Issue 15 item 11. The address is a public literal: nothing is looked up or dialled."""
-    owner = production_owner(production_client)
+    owner = sign_up_owner(production_client, "Ports")
 
     answers = {
         url: set_webhook(production_client, owner, url)
@@ -621,7 +606,7 @@ def test_production_webhooks_use_ports_443_and_80_only(production_client):
 
 @pytest.mark.config(WEBHOOK_ALLOWED_PORTS=[8443])
 def test_production_webhook_ports_can_be_configured(production_client):
-    owner = production_owner(production_client)
+    owner = sign_up_owner(production_client, "Ports")
 
     assert set_webhook(production_client, owner, "https://1.1.1.1:8443/x").status_code == 200
     assert set_webhook(production_client, owner, "https://1.1.1.1/x").status_code == 422

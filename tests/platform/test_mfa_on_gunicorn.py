@@ -67,7 +67,7 @@ class Live:
 
 
 def signed_up(server: Server) -> Live:
-    account = sign_up(server)
+    account = sign_up(server, confirmed=True)  # MFA waits for a confirmed address
     return Live(account["user"]["email"], bearer(account["access_token"]))
 
 

@@ -348,7 +348,7 @@ def test_a_hanging_webhook_receiver_does_not_slow_requests(server, database):
     keeps its latency and no worker times out; once the receiver answers, every ping arrives
     with the delivery id the API returned."""
     log_start = len(server.logs())
-    owner = sign_up(server, organization_name=unique("Hooks "))
+    owner = sign_up(server, confirmed=True, organization_name=unique("Hooks "))
     headers = bearer(owner["access_token"])
     with webhook_receiver() as receiver:
         status, _, body = request_json(

@@ -18,7 +18,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from authapp.auth import services
-from tests.conftest import PASSWORD, auth_header
+from tests.conftest import PASSWORD, auth_header, confirm_email
 
 SETTINGS = "/api/v1/settings"
 ROLES = ("owner", "admin", "member", "auditor")
@@ -72,6 +72,7 @@ def _tenant(app: Flask, client: FlaskClient, name: str) -> Tenant:
     )
     assert signed_up.status_code == 201, signed_up.json
     owner = signed_up.json
+    confirm_email(app, owner_email)
     tenant = Tenant(id=owner["user"]["organization"]["id"], name=name)
     tenant.accounts["owner"] = Account(
         owner["user"]["id"], owner_email, owner["access_token"], owner["refresh_token"]

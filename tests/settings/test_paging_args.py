@@ -29,6 +29,18 @@ BAD_CURSORS = [
     _b64(f'["2026-01-01T00:00:00", "{SOME_ID}"]'),  # a naive time
     _b64('["2026-01-01T00:00:00+00:00", "1 OR 1=1"]'),
     _b64(f'["yesterday", "{SOME_ID}"]'),
+    # Any JSON fits in a cursor: each part must be checked for its type before it is used.
+    _b64('["2024-01-01T00:00:00+00:00", {}]'),
+    _b64('["2024-01-01T00:00:00+00:00", ["x"]]'),
+    _b64('["2024-01-01T00:00:00+00:00", null]'),
+    _b64(f'[{{}}, "{SOME_ID}"]'),
+    _b64(f'[20240101, "{SOME_ID}"]'),
+    _b64(f'["2024-01-01T00:00:00+00:00", "urn:uuid:{SOME_ID}"]'),  # not the canonical form
+    _b64(f'["2024-01-01T00:00:00+00:00", "{{{SOME_ID}}}"]'),
+    _b64(f'["0001-01-01T00:00:00+14:00", "{SOME_ID}"]'),  # before datetime.min in UTC
+    _b64(f'["9999-12-31T23:59:59-14:00", "{SOME_ID}"]'),  # after datetime.max in UTC
+    _b64("[" * 70 + "]" * 70),  # nested deep, within the 200 characters
+    _b64('["\\ud800", "\\u0000"]'),  # a lone surrogate and a NUL in the JSON
 ]
 
 

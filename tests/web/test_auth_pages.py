@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 
 from authapp.auth import services
 from authapp.extensions import db
-from tests.conftest import PASSWORD, auth_header
+from tests.conftest import PASSWORD, auth_header, confirm_email
 from tests.web.conftest import (
     alert,
     claims,
@@ -357,6 +357,7 @@ class Acme:
 def acme(app: Flask, client: FlaskClient, make_user) -> Acme:
     signed_up = form_signup(client, "owner@acme.example", organization_name="Acme")
     assert signed_up.status_code == 303, text(signed_up)
+    confirm_email(app, "owner@acme.example")
     other = client.post(
         "/api/v1/auth/login", json={"login": "owner@acme.example", "password": PASSWORD}
     ).json

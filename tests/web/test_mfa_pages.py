@@ -23,7 +23,7 @@ from werkzeug.test import TestResponse
 from authapp.auth import services
 from authapp.extensions import db
 from authapp.models import AuditEvent, RecoveryCode, User
-from tests.conftest import PASSWORD, auth_header
+from tests.conftest import PASSWORD, auth_header, confirm_email
 from tests.mfa.conftest import Account, code_at, shown_secret, wrong_code
 from tests.outbox import conftest as outbox_fixtures
 from tests.outbox.conftest import mailed_link
@@ -590,13 +590,14 @@ def test_the_security_page_logged_out_goes_to_the_login_page(client):
 
 
 @pytest.fixture
-def api_key(client: FlaskClient) -> dict[str, str]:
+def api_key(app: Flask, client: FlaskClient) -> dict[str, str]:
     """An organization owner's API key (X-API-Key header)."""
     owner = client.post(
         "/api/v1/auth/signup",
         json={"email": "owner@acme.example", "password": PASSWORD, "organization_name": "Acme"},
     )
     assert owner.status_code == 201, owner.json
+    confirm_email(app, "owner@acme.example")
     created = client.post(
         "/api/v1/settings/api-keys",
         json={"name": "ci", "scopes": ["users:read"]},

@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from authapp import audit, clock, events, outbox
-from authapp.auth import recovery, sessions
+from authapp.auth import link_tokens, recovery, sessions
 from authapp.auth import services as auth_services
 from authapp.errors import NotFound, ValidationFailed
 from authapp.extensions import db
@@ -45,6 +45,7 @@ def change_password(
         )
     auth_services.check_new_password(user, new_password)
     user.password_hash = passwords.hash_password(new_password)
+    link_tokens.void(user.id, "password_reset")  # RS-1: no older reset link outlives it
     revoked = sessions.revoke_all(
         user.id, reason="password_changed", keep_session_id=principal.session_id
     )

@@ -24,6 +24,7 @@ from authapp.security.rbac import (
     key_status,
 )
 from authapp.settings.services import roles as role_services
+from authapp.settings.services.verified import require_verified_email
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,7 @@ def create_key(
 ) -> CreatedKey:
     """AK-3: scopes are permissions the caller holds; the key acts for the calling member (a
     key made by a key, for that key's member). Raises ValidationFailed, Forbidden."""
+    require_verified_email(principal)
     scopes = sorted(set(scopes))
     role_services.permissions_named(scopes, field="scopes")
     role_services.require_grantable(principal, scopes)

@@ -15,6 +15,7 @@ from authapp.extensions import db
 from authapp.models import User
 from authapp.security import passwords, secretbox, totp
 from authapp.security.rbac import Principal
+from authapp.settings.services.verified import require_verified_email
 
 
 class InvalidMfaCode(ValidationFailed):
@@ -42,6 +43,7 @@ class Enrolment:
 
 def start_enrolment(principal: Principal, user: User, password: str) -> Enrolment:
     """A new pending secret (any earlier pending one is dropped), shown only in this answer."""
+    require_verified_email(principal)
     _check_password(principal, user, password, event="mfa.enrolment_failed")
     if user.mfa_enabled:
         raise Conflict("Two-factor authentication is on already.", code="mfa_already_enabled")
@@ -56,6 +58,7 @@ def start_enrolment(principal: Principal, user: User, password: str) -> Enrolmen
 
 def confirm_enrolment(principal: Principal, user: User, code: str) -> list[str]:
     """MFA is on once a code from the pending secret checks; returns the ten recovery codes."""
+    require_verified_email(principal)
     if user.mfa_enabled:
         raise Conflict("Two-factor authentication is on already.", code="mfa_already_enabled")
     if user.mfa_secret is None:
@@ -79,7 +82,7 @@ def disable(principal: Principal, user: User, *, password: str, code: str) -> No
         raise Conflict("Two-factor authentication is off already.", code="mfa_not_enabled")
     if second_factor.verify(user, code) is None:
         _fail(principal, user, "mfa.disable_failed")
-    _turn_off(user)
+    second_factor.turn_off(user)
     audit.by_principal("mfa.disabled", principal, user_id=user.id)
     _notify(user, enabled=False)
 
@@ -90,17 +93,10 @@ def reset_by_operator(login: str) -> User:
     user = auth_services.account_named(login)
     if not user.mfa_enabled and user.mfa_secret is None:
         return user
-    _turn_off(user)
+    second_factor.turn_off(user)
     audit.record("mfa.reset", organization_id=user.organization_id, user_id=user.id, actor="system")
     _notify(user, enabled=False)
     return user
-
-
-def _turn_off(user: User) -> None:
-    user.mfa_enabled = False
-    user.mfa_secret = None
-    user.mfa_last_step = None
-    second_factor.delete_recovery_codes(user.id)
 
 
 def _check_password(principal: Principal, user: User, password: str, *, event: str) -> None:

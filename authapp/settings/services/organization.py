@@ -25,6 +25,7 @@ from authapp.security.rbac import (
 )
 from authapp.settings.pagination import Page, page
 from authapp.settings.services import roles as role_services
+from authapp.settings.services.verified import require_verified_email
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class OrganizationUpdate:
 def update_organization(principal: Principal, changes: dict[str, Any]) -> OrganizationUpdate:
     """Rename; set or clear `webhook_url` (CF-2 rules). The first URL gets a new signing
     secret, returned once. Raises ValidationFailed."""
+    require_verified_email(principal)
     organization = _organization(principal)
     changed: dict[str, Any] = {}
     secret = None
@@ -84,6 +86,7 @@ def set_tier(id_or_name: str, tier: str) -> Organization:
 
 def rotate_webhook_secret(principal: Principal) -> str:
     """A new signing secret, shown once; the old one stops signing now."""
+    require_verified_email(principal)
     organization = _webhook_organization(principal)
     secret = webhooks.new_secret()
     organization.webhook_secret = secretbox.seal(secret)
@@ -94,6 +97,7 @@ def rotate_webhook_secret(principal: Principal) -> str:
 
 def send_test_webhook(principal: Principal) -> str:
     """A signed `ping` through the outbox; its delivery id."""
+    require_verified_email(principal)
     organization = _webhook_organization(principal)
     message_id = events.webhook(organization.id, "ping", {"requested_by": principal.actor})
     audit.by_principal("webhook.ping", principal, message_id=message_id)
@@ -131,6 +135,7 @@ def list_members(organization_id: str, *, limit: int, cursor: str | None) -> Pag
 def update_member(principal: Principal, user_id: str, changes: dict[str, Any]) -> User:
     """Change a member's roles and/or is_active. Raises NotFound (another organization's user),
     Forbidden (AC-3 escalation rules), Conflict(last_owner), ValidationFailed (unknown role)."""
+    require_verified_email(principal)
     _lock(principal.organization_id)  # serialises owner changes: two owners demoting each other
     principal = _as_of_now(principal)
     if "users:manage" not in principal.permissions:

@@ -15,6 +15,7 @@ from authapp.extensions import db
 from authapp.models import Permission, Role, user_roles
 from authapp.models.base import is_id
 from authapp.security.rbac import Principal, audit_refusals
+from authapp.settings.services.verified import require_verified_email
 
 BUILTIN_NAMES = ("owner", "admin", "member")
 NAME_TAKEN = "A role with this name already exists."
@@ -58,6 +59,7 @@ def require_grantable(
 @audit_refusals("role.create")
 def create_role(principal: Principal, *, name: str, permissions: list[str]) -> Role:
     """Raises ValidationFailed (unknown permission), Forbidden, Conflict(role_name_taken)."""
+    require_verified_email(principal)
     _check_name(name)
     role = Role(
         organization_id=principal.organization_id,
@@ -76,6 +78,7 @@ def create_role(principal: Principal, *, name: str, permissions: list[str]) -> R
 @audit_refusals("role.update", target="role_id")
 def update_role(principal: Principal, role_id: str, changes: dict[str, Any]) -> Role:
     """Rename and/or replace the permissions of a custom role; built-ins are Forbidden."""
+    require_verified_email(principal)
     role = _changeable_role(principal, role_id)
     before = {"name": role.name, "permissions": role.permission_codes}
     if "name" in changes and changes["name"] != role.name:
@@ -93,6 +96,7 @@ def update_role(principal: Principal, role_id: str, changes: dict[str, Any]) -> 
 @audit_refusals("role.delete", target="role_id")
 def delete_role(principal: Principal, role_id: str) -> None:
     """Members holding the role lose it (and its permissions) at once."""
+    require_verified_email(principal)
     role = _changeable_role(principal, role_id)
     # Explicit rather than ON DELETE CASCADE alone: SQLite enforces no foreign keys by default.
     db.session.execute(sa.delete(user_roles).where(user_roles.c.role_id == role.id))
