@@ -15,7 +15,7 @@ from authapp import create_app, offload
 from authapp.auth import services
 from authapp.extensions import db
 from authapp.seed import seed_database
-from tests.conftest import PASSWORD, TEST_SECRETS, auth_header
+from tests.conftest import PASSWORD, TEST_SECRETS, auth_header, confirm_email
 
 ME = "/api/v1/auth/me"
 REFRESH = "/api/v1/auth/refresh"
@@ -83,6 +83,7 @@ def test_an_api_key_is_bounded_by_its_members_rights_on_sqlite(sqlite_app):
         "/api/v1/auth/signup",
         json={"email": "ada@example.com", "password": PASSWORD, "organization_name": "Acme"},
     ).json
+    confirm_email(sqlite_app, "ada@example.com")
     owner_headers = auth_header(owner["access_token"])
     with sqlite_app.app_context():
         admin = services.create_user(
