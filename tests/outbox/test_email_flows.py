@@ -491,9 +491,14 @@ SMTP_DOWN = "smtp://127.0.0.1:9"  # the discard port: nothing listens, the conne
 
 
 def pending_mails(app: Flask) -> list[OutboxMessage]:
-    """Once each has been tried and refused at least once."""
+    """Once each has been tried and refused at least once: its attempt has ended (an error
+    recorded), not merely begun (attempts counts a claim, before the mail is composed)."""
     return wait_for(
-        lambda: (rows := mail_rows(app)) and all(row.attempts >= 1 for row in rows) and rows
+        lambda: (
+            (rows := mail_rows(app))
+            and all(row.attempts >= 1 and row.last_error is not None for row in rows)
+            and rows
+        )
     )
 
 
