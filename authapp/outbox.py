@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -151,16 +151,27 @@ def rewrite(message_id: str, payload: dict[str, Any]) -> None:
     )
 
 
+# A message whose sealed secrets hold one of these keys is a request that its feature turns
+# into a mail on the pool (message id, secrets -> the mail, or None when it names nobody).
+# Features register here (auth/recovery.py), so this module never imports them.
+Composer = Callable[[str, dict[str, Any]], dict[str, Any] | None]
+COMPOSERS: dict[str, Composer] = {}
+
+
+def composes(secret_key: str, composer: Composer) -> None:
+    COMPOSERS[secret_key] = composer
+
+
 def _mail(message_id: str, payload: dict[str, Any]) -> dict[str, Any] | None:
     """The mail a message sends, or None when it names nobody. A password-reset request is
     the same message whether or not an account has the address (EN-3): which account that is,
-    if any, is found here, off the request thread."""
+    if any, is found by its composer, off the request thread."""
     opened = _opened(payload)
-    if "reset_for" not in opened.get("secrets", {}):
-        return opened
-    from authapp.auth import recovery  # here: recovery writes through this module
-
-    return recovery.prepare_reset(message_id, opened["secrets"])
+    secrets = opened.get("secrets", {})
+    for secret_key, composer in COMPOSERS.items():
+        if secret_key in secrets:
+            return composer(message_id, secrets)
+    return opened
 
 
 def _send(message_id: str, kind: str, payload: dict[str, Any]) -> None:

@@ -130,3 +130,6 @@ def password_changed_mail(user: User, *, how: str) -> str:
             "forgot_url": events.link("/forgot-password"),
         },
     )
+
+
+outbox.composes("reset_for", prepare_reset)  # a forgot-password request becomes its mail
