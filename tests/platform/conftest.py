@@ -183,11 +183,14 @@ def run_flask(env: Mapping[str, str], *args: str) -> str:
     return result.stdout
 
 
-def _wait_for_health(server: Server, process: subprocess.Popen[bytes]) -> None:
+def wait_for_health(server: Server, process: subprocess.Popen[bytes], name: str) -> None:
+    """Until `server` answers /healthz 200 (gunicorn itself, or nginx in front of it); fails
+    the test when `process` (named `name`) exits or the start takes over START_SECONDS."""
     deadline = time.monotonic() + START_SECONDS
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            pytest.fail(f"gunicorn exited with {process.returncode}:\n{server.logs()}")
+            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+            pytest.fail(f"{name} exited with {process.returncode}:\n{stderr}\n{server.logs()}")
         try:
             status, _, _ = request_json(server, "GET", "/healthz")
         except OSError:
@@ -195,18 +198,20 @@ def _wait_for_health(server: Server, process: subprocess.Popen[bytes]) -> None:
         if status == 200:
             return
         time.sleep(0.1)
-    pytest.fail(f"gunicorn did not answer /healthz within {START_SECONDS} s:\n{server.logs()}")
+    pytest.fail(f"{name} did not answer /healthz within {START_SECONDS} s:\n{server.logs()}")
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)  # its own session: the master and its workers
-        process.wait(timeout=5)
+def stop(process: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """SIGTERM, then SIGKILL to its session (a master and its workers) after `timeout`."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=5)
+    if process.stderr:
+        process.stderr.close()
 
 
 def _extra_env(request: pytest.FixtureRequest) -> dict[str, str]:
@@ -266,10 +271,10 @@ def server(
         server = Server("127.0.0.1", port, logs / "gunicorn.log", logs / "stdout.log", env)
         process = start_gunicorn(server, env)
         try:
-            _wait_for_health(server, process)
+            wait_for_health(server, process, "gunicorn")
             yield server
         finally:
-            _stop(process)
+            stop(process)
 
 
 def start_gunicorn(server: Server, env: Mapping[str, str]) -> subprocess.Popen[bytes]:

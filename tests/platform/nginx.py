@@ -14,11 +14,9 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -26,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.platform.conftest import ROOT, Server, request_json
+from tests.platform.conftest import ROOT, Server, stop, wait_for_health
 from tests.servers import free_port
 
 NGINX = Path("/usr/sbin/nginx")
@@ -110,43 +108,15 @@ def nginx_in_front(gunicorn: Server) -> Iterator[Server]:
         user=UNPRIVILEGED if os.geteuid() == 0 else None,
     )
     try:
-        _wait_until_proxying(front, process)
+        wait_for_health(front, process, "nginx")
         yield front
     finally:
-        _stop(process)
+        stop(process)
         shutil.rmtree(home, ignore_errors=True)
 
 
 def another_client(front: Server) -> Server:
     return replace(front, source=OTHER_CLIENT)
-
-
-def _wait_until_proxying(front: Server, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
-            pytest.fail(f"nginx exited with {process.returncode}:\n{stderr}\n{front.logs()}")
-        try:
-            status = request_json(front, "GET", "/healthz")[0]
-        except OSError:
-            status = 0
-        if status == 200:
-            return
-        time.sleep(0.1)
-    pytest.fail(f"nginx did not proxy /healthz within {START_SECONDS} s:\n{front.logs()}")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)  # its own session: master and worker
-            process.wait(timeout=5)
-    if process.stderr:
-        process.stderr.close()
 
 
 def hung_up(sock: socket.socket) -> bool:

@@ -42,13 +42,13 @@ from tests.platform.conftest import (
     Response,
     Server,
     _free_port,
-    _stop,
-    _wait_for_health,
     bearer,
     confirm_email_on,
     request_json,
     start_gunicorn,
+    stop,
     unique,
+    wait_for_health,
 )
 
 pytestmark = pytest.mark.e2e
@@ -178,7 +178,7 @@ def deployment() -> Iterator[dict[str, str]]:
 def stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
     """Every master at once: a gthread master takes a few seconds to stop, even idle."""
     with ThreadPoolExecutor(max_workers=max(len(processes), 1)) as pool:
-        list(pool.map(_stop, processes))
+        list(pool.map(stop, processes))
 
 
 @contextmanager
@@ -205,7 +205,7 @@ def masters(
             processes.append(start_gunicorn(server, master_env))
             servers.append(server)
         for server, process in zip(servers, processes, strict=True):
-            _wait_for_health(server, process)
+            wait_for_health(server, process, "gunicorn")
         yield servers
 
 
