@@ -91,9 +91,13 @@ def nginx_in_front(gunicorn: Server) -> Iterator[Server]:
         )
     home = _home()
     port = free_port()
+    # The shipped files, copied unchanged: nginx's workers run as `nobody`, who may not read a
+    # checkout in a private directory (mktemp -d is 0700).
+    shipped = home / "deploy"
+    shutil.copytree(DEPLOY, shipped)
     config = home / "nginx.conf"
     config.write_text(
-        MAIN.format(home=home, deploy=DEPLOY, upstream=shipped_upstream(gunicorn), port=port)
+        MAIN.format(home=home, deploy=shipped, upstream=shipped_upstream(gunicorn), port=port)
     )
     front = Server("127.0.0.1", port, home / "error.log", home / "access.log", gunicorn.env)
     for log in (front.log_path, front.stdout_path):
