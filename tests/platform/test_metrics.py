@@ -46,9 +46,14 @@ def two_workers(server: Server, gone: int | None = None) -> set[int]:
 
 
 def metrics_dir(worker: int) -> Path:
-    """The directory of the files the worker has mapped (its value store)."""
-    maps = Path(f"/proc/{worker}/maps").read_text().splitlines()
-    files = {Path(line.split()[-1]) for line in maps if line.endswith(".db")}
+    """The directory of the files the worker has mapped (its value store), once it has mapped
+    them: a worker that has just booted may not have yet."""
+
+    def mapped() -> set[Path] | None:
+        maps = Path(f"/proc/{worker}/maps").read_text().splitlines()
+        return {Path(line.split()[-1]) for line in maps if line.endswith(".db")} or None
+
+    files: set[Path] = wait_for(mapped, timeout=15)
     directories = {path.parent for path in files}
     assert len(directories) == 1, files
     return directories.pop()
