@@ -98,6 +98,9 @@ def install(app: Any) -> None:
     ):
         for name in names:
             _patch(owner, name, "database")
+    from authapp import statements
+
+    _patch(statements, "first_row", "database")  # the hot statements skip Connection.execute
     _patch(redis.client.Redis, "execute_command", "rate limits")
     _patch(marshmallow.Schema, "dump", "serialisation")
     _patch(DefaultJSONProvider, "response", "serialisation")

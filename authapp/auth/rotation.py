@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from authapp import connections
+from authapp import statements
 from authapp.extensions import changed_rows, db
 from authapp.models import RefreshToken, Session, User
 from authapp.models.base import ID, UTCDateTime
@@ -107,12 +107,7 @@ def rotate(
         "child_jti": child_jti,
         "idle_expiry": idle_expiry,
     }
-
-    def run() -> Any:
-        with connections.single_statement(db.engine) as conn:
-            return conn.execute(ONE_STATEMENT, params).first()
-
-    row = connections.first_statement(run)
+    row = statements.first_row(db.engine, ONE_STATEMENT, params, alone=True)
     account = account_of(row, reused_code="token_reused")  # raises for a missing row
     return Rotation(account, child_jti, row[-1] if row else None)
 

@@ -86,19 +86,17 @@ def ring() -> KeyRing | None:
     return ring
 
 
-def signing_headers() -> dict[str, str]:
+def signing() -> tuple[Any, str, dict[str, str] | None]:
+    """The key, algorithm and extra header tokens are signed with now."""
     current = ring()
-    return {"kid": current.signing_kid} if current else {}
+    if current is None:
+        return current_app.config["JWT_SECRET_KEY"], "HS256", None
+    return current.signing_key, current_app.config["JWT_ALGORITHM"], {"kid": current.signing_kid}
 
 
 def public_jwks() -> dict[str, list[dict[str, str]]]:
     current = ring()
     return {"keys": [key.jwk for key in current.verifying.values()] if current else []}
-
-
-def _encode_key(_identity: Any) -> Any:
-    current = ring()
-    return current.signing_key if current else current_app.config["JWT_SECRET_KEY"]
 
 
 def _decode_key(header: dict[str, Any], _claims: dict[str, Any]) -> Any:
@@ -141,5 +139,4 @@ def init_app(app: Flask) -> None:
             {key.algorithm for key in key_ring.verifying.values()}
         )
     # The JWTManager is shared by every app in the process: its loaders look the app up.
-    jwt.encode_key_loader(_encode_key)
     jwt.decode_key_loader(_decode_key)

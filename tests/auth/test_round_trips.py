@@ -212,27 +212,38 @@ def test_pooled_connections_the_server_ended_cost_no_failed_request(
 
 
 @DEVELOPMENT
-def test_a_connection_that_dies_unseen_is_tried_once_more(app, client, make_user, login, admin):
+@pytest.mark.parametrize("observed", [False, True], ids=["driver", "sqlalchemy"])
+def test_a_connection_that_dies_unseen_is_tried_once_more(
+    app, client, make_user, login, admin, monkeypatch, observed
+):
     """A drop the checkout cannot see (the backend ends between checkout and the statement):
-    the token check, the request's first statement, runs again on a fresh connection."""
+    the token check, the request's first statement, runs again on a fresh connection, on
+    authapp/statements.py's path to the driver and, with a cursor listener on the engine, on
+    SQLAlchemy's."""
     access = login(make_user())["access_token"]
     client.get(ME, headers=auth_header(access))
     ended: list[int] = []
+    execute = connections.Cursor.execute
 
-    def end_backend(_conn, cursor, statement, *_args):  # noqa: ANN001
-        if not ended and statement.lstrip().startswith("SELECT sessions.revoked_at"):
+    def end_backend_first(cursor, query, params=None):  # noqa: ANN001
+        if not ended and "sessions.revoked_at" in str(query):
             pid = cursor.connection.info.backend_pid
             admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
             admin.execute(sa.text("SELECT pg_sleep(0.2)"))
             ended.append(pid)
+        return execute(cursor, query, params)
 
+    monkeypatch.setattr(connections.Cursor, "execute", end_backend_first)
     with app.app_context():
         engine = db.engine
-    sa.event.listen(engine, "before_cursor_execute", end_backend)
+    listener = lambda *_args: None  # noqa: E731 - any listener sends statements through SQLAlchemy
+    if observed:
+        sa.event.listen(engine, "before_cursor_execute", listener)
     try:
         response = client.get(ME, headers=auth_header(access))
     finally:
-        sa.event.remove(engine, "before_cursor_execute", end_backend)
+        if observed:
+            sa.event.remove(engine, "before_cursor_execute", listener)
 
     assert ended, "the backend was not ended"
     assert response.status_code == 200

@@ -11,9 +11,10 @@ import jwt
 import pytest
 from flask import Flask
 
-from authapp import create_app, offload
+from authapp import create_app, offload, statements
 from authapp.auth import services
 from authapp.extensions import db
+from authapp.security.rbac import PRINCIPAL_STATEMENT
 from authapp.seed import seed_database
 from tests.conftest import PASSWORD, TEST_SECRETS, auth_header, confirm_email
 
@@ -129,3 +130,23 @@ def test_an_api_key_is_bounded_by_its_members_rights_on_sqlite(sqlite_app):
     assert disabled.status_code == 200, disabled.json
     assert stopped.status_code == 401
     assert stopped.json["error"]["code"] == "token_revoked"
+
+
+def test_a_principals_row_from_the_driver_is_sqlalchemys_on_sqlite(sqlite_app):
+    """authapp/statements.py on SQLite: qmark parameters, and the columns' result processors
+    (SQLite keeps no time zone and no UUID type)."""
+    client = sqlite_app.test_client()
+    pair = client.post(
+        "/api/v1/auth/signup", json={"email": "ada@example.com", "password": PASSWORD}
+    ).json
+    claims = jwt.decode(pair["access_token"], options={"verify_signature": False})
+    parameters = {"sub": claims["sub"], "sid": claims["sid"]}
+
+    with sqlite_app.app_context():
+        row = statements.first_row(db.engine, PRINCIPAL_STATEMENT, parameters)
+        with db.engine.connect() as conn:
+            expected = conn.execute(PRINCIPAL_STATEMENT, parameters).first()
+
+    assert expected is not None
+    assert tuple(row) == tuple(expected)
+    assert row.expires_at.tzinfo is not None

@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import base64
 import json
+from datetime import timedelta
 from typing import Any
 
 import jwt
 import pytest
+from flask_jwt_extended import create_access_token, create_refresh_token
 
 from authapp import clock
 from authapp.auth import services
+from authapp.models.base import new_id
+from authapp.security import tokens
 from tests.conftest import TEST_SECRETS, auth_header, seeded_app
 
 ENVIRONMENTS = [
@@ -100,3 +104,33 @@ def test_a_malformed_nbf_is_refused(pair, nbf):
     claims = _claims(tokens["access_token"]) | {"nbf": nbf}
 
     _refused(client.get(ME, headers=auth_header(_signed(claims))))
+
+
+@pytest.mark.parametrize("token_type", ["access", "refresh"])
+def test_tokens_carry_the_claims_and_header_flask_jwt_extended_gives_them(app, token_type):
+    """authapp/security/tokens.py signs with PyJWT directly: the same claim names, fixed
+    values and header as flask-jwt-extended's create_*_token with the same extra claims."""
+    user_id, session_id, jti = new_id(), new_id(), new_id()
+    with app.app_context(), app.test_request_context():
+        if token_type == "access":
+            ours = tokens.access_token(
+                user_id=user_id, session_id=session_id, organization_id=jti, roles=["member"]
+            )
+            extra = {"sid": session_id, "org": jti, "roles": ["member"]}
+            theirs = create_access_token(identity=user_id, additional_claims=extra)
+        else:
+            expires_at = clock.now() + timedelta(hours=1)
+            ours = tokens.refresh_token(
+                user_id=user_id, session_id=session_id, jti=jti, expires_at=expires_at
+            )
+            theirs = create_refresh_token(identity=user_id, additional_claims={"sid": session_id})
+        decoded = (
+            tokens.decode_access(ours) if token_type == "access" else tokens.decode_refresh(ours)
+        )
+
+    mine, expected = _claims(ours), _claims(theirs)
+    assert set(mine) == set(expected)
+    for name in ("fresh", "type", "sub", "sid", "iss", "aud"):
+        assert mine[name] == expected[name], name
+    assert jwt.get_unverified_header(ours) == jwt.get_unverified_header(theirs)
+    assert decoded["sub"] == user_id

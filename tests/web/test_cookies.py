@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import sqlalchemy as sa
 from flask import Flask
+from flask.sessions import SecureCookieSessionInterface
 from flask.testing import FlaskClient
 
 from authapp.extensions import db
@@ -17,6 +18,7 @@ from tests.conftest import PASSWORD, auth_header
 from tests.web.conftest import (
     claims,
     cookie,
+    csrf_token,
     form_login,
     form_signup,
     set_clock,
@@ -401,3 +403,32 @@ def test_api_logout_with_the_cookie_and_header_clears_the_cookies(logged_in_clie
     assert me.status_code == 401
     assert me.json["error"]["code"] == "token_revoked"
     assert logged_in_client.post(REFRESH, json={"refresh_token": refresh}).status_code == 401
+
+
+def test_only_a_request_with_the_session_cookie_builds_the_session_signer(
+    client, make_user, login, monkeypatch
+):
+    """web.FormSessions: API calls carry no form session, so Flask's signer is not built for
+    them; a form's session still round-trips (its CSRF token is accepted)."""
+    built: list[object] = []
+    original = SecureCookieSessionInterface.get_signing_serializer
+
+    def counting(self, app):  # noqa: ANN001
+        built.append(app)
+        return original(self, app)
+
+    monkeypatch.setattr(SecureCookieSessionInterface, "get_signing_serializer", counting)
+    access = login(make_user())["access_token"]
+    built.clear()
+
+    me = client.get("/api/v1/auth/me", headers=auth_header(access))
+
+    assert me.status_code == 200
+    assert built == []  # only save_session would build one, for a session that changed
+    token = csrf_token(client)  # the login page puts a CSRF secret in a new session cookie
+    built.clear()
+    posted = client.post(
+        "/login", data={"login": "ada@example.com", "password": "wrong", "csrf_token": token}
+    )
+    assert posted.status_code == 401  # past the CSRF check: the session was read back
+    assert built
