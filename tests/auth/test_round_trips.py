@@ -12,6 +12,7 @@ documented statement (DESIGN.md "Time"), which `test_the_testing_clock_adds_one_
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -46,6 +47,12 @@ def admin(database_url: str) -> Iterator[sa.Connection]:
     engine.dispose()
 
 
+OTHERS = sa.text(
+    "SELECT count(*) FROM pg_stat_activity "
+    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+)
+
+
 def _terminate_others(admin: sa.Connection) -> int:
     """What a restart or a failover does to the pool: every other backend of this database ends.
     Waits until they are gone."""
@@ -55,7 +62,10 @@ def _terminate_others(admin: sa.Connection) -> int:
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
     ).scalar_one()
-    admin.execute(sa.text("SELECT pg_sleep(0.2)"))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and admin.execute(OTHERS).scalar_one():
+        time.sleep(0.02)  # a loaded machine takes its time to end a backend
+    time.sleep(0.1)  # and the client's socket, to see the end
     return int(killed)
 
 
