@@ -65,9 +65,10 @@ class Hooks:
         return None
 
     def after(self, response: Response) -> Response:
-        if request.path.startswith("/api/"):
+        path = request.path
+        if path.startswith("/api/"):
             self._cors(response)
-        self._security_headers(response)
+        self._security_headers(response, path)
         return response
 
     def _require_json_body(self) -> None:
@@ -94,7 +95,7 @@ class Hooks:
 
     def _cors(self, response: Response) -> None:
         """WB-5: only listed origins, echoed exactly, with credentials; never `*`, never `null`."""
-        response.vary.add("Origin")
+        _vary_on_origin(response)
         origin = request.headers.get("Origin")
         if origin is None or origin not in self.cors_origins:
             return
@@ -107,10 +108,9 @@ class Hooks:
             headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
             headers["Access-Control-Max-Age"] = "600"
 
-    def _security_headers(self, response: Response) -> None:
+    def _security_headers(self, response: Response, path: str) -> None:
         headers = response.headers
         present = {name.lower() for name, _value in headers.items()}
-        path = request.path
         for name, value in self.defaults:
             if name.lower() not in present:
                 headers.add(name, value)
@@ -124,6 +124,16 @@ class Hooks:
             headers["Cache-Control"] = "no-store"
         if self.hsts:
             headers["Strict-Transport-Security"] = self.hsts
+
+
+def _vary_on_origin(response: Response) -> None:
+    """`Vary: Origin` added to what the view set, as `response.vary.add("Origin")` does, without
+    parsing the header into a set and writing it back (a tenth of these hooks' CPU)."""
+    vary = response.headers.get("Vary")
+    if not vary:
+        response.headers["Vary"] = "Origin"
+    elif vary.strip() != "*" and "origin" not in {part.strip().lower() for part in vary.split(",")}:
+        response.headers["Vary"] = f"{vary}, Origin"
 
 
 def _bind_request_id() -> None:

@@ -317,3 +317,27 @@ def test_an_api_key_works_while_the_limit_store_is_down(app, client, tenants):
         for _ in range(3)
     ]
     assert answers == [200, 429, 429]  # counted in this process meanwhile, never a 500
+
+
+@pytest.mark.config(**LIMITED)
+def test_only_a_request_that_met_a_limit_builds_the_limiters_state(
+    client, make_user, login, monkeypatch
+):
+    """extensions.RefusalHeadersLimiter: Flask-Limiter's after- and teardown-request hooks skip
+    a request no limit saw (they built its state only to find nothing); a limited request
+    still has them (its 429 carries the headers: test_the_eleventh_login_...)."""
+    access = login(make_user())["access_token"]
+    built: list[object] = []
+    original = type(limiter).context
+
+    def counting(self):  # noqa: ANN001
+        built.append(self)
+        return original.fget(self)
+
+    monkeypatch.setattr(type(limiter), "context", property(counting))
+
+    me = client.get("/api/v1/auth/me", headers=auth_header(access))
+    assert me.status_code == 200
+    assert built == []
+    client.post(LOGIN, json=WRONG)
+    assert built  # the login's limit and the hooks after it

@@ -8,10 +8,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import pytest
-from flask import Flask
+from flask import Flask, Response
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from authapp import hooks
 from tests.conftest import PASSWORD, auth_header
 
 APP_ORIGIN = "https://app.example"
@@ -300,3 +301,21 @@ def test_no_answer_ever_grants_every_origin(client, fetch):
         for name, value in response.headers.items():
             if name.startswith("Access-Control-"):
                 assert "*" not in value, (name, value)
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        (None, "Origin"),
+        ("Accept-Encoding", "Accept-Encoding, Origin"),
+        ("Cookie, origin", "Cookie, origin"),
+    ],
+)
+def test_vary_gains_origin_once_beside_what_the_view_set(before, after):
+    response = Response()
+    if before is not None:
+        response.headers["Vary"] = before
+
+    hooks._vary_on_origin(response)
+
+    assert response.headers.get_all("Vary") == [after]
