@@ -1,6 +1,5 @@
 """Unbound extensions; `init_app` binds them to one app."""
 
-import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -98,7 +97,7 @@ def _when_limited(hook: Callable[..., Any], idle: Callable[..., Any]) -> Callabl
         return hook(*args) if limited else idle(*args)
 
     hook_if_limited.__module__ = getattr(hook, "func", hook).__module__  # bench/layers.py
-    return functools.update_wrapper(hook_if_limited, hook, assigned=("__doc__",))
+    return hook_if_limited
 
 
 # Limits are per client address unless a route names another key (security/limits.py).

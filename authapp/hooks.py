@@ -132,7 +132,7 @@ def _vary_on_origin(response: Response) -> None:
     vary = response.headers.get("Vary")
     if not vary:
         response.headers["Vary"] = "Origin"
-    elif vary.strip() != "*" and "origin" not in {part.strip().lower() for part in vary.split(",")}:
+    elif "origin" not in {part.strip().lower() for part in vary.split(",")}:
         response.headers["Vary"] = f"{vary}, Origin"
 
 

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from authapp import connections
 
 Processor = Callable[[Any], Any] | None
+REQUIRED = object()  # a parameter without a value of its own: the caller gives it
 
 
 @dataclass(frozen=True)
@@ -38,18 +39,18 @@ class Compiled:
 
     sql: str
     positional: bool
-    # In the order a positional driver takes them (a name may come twice): name, key, fixed
-    # value (of a parameter the statement carries), processor.
+    # In the order a positional driver takes them (a name may come twice): name, key, the
+    # statement's own value (or REQUIRED), processor.
     binds: tuple[tuple[str, str, Any, Processor], ...]
     results: tuple[Processor, ...]
     row_type: Any
 
     def parameters(self, values: Mapping[str, Any]) -> Any:
-        converted = [
-            (name, value if process is None else process(value))
-            for name, key, fixed, process in self.binds
-            for value in (values.get(key, fixed),)
-        ]
+        """The driver's parameters; a parameter the statement requires must be in `values`."""
+        converted = []
+        for name, key, fixed, process in self.binds:
+            value = values[key] if fixed is REQUIRED else values.get(key, fixed)
+            converted.append((name, value if process is None else process(value)))
         return [value for _, value in converted] if self.positional else dict(converted)
 
     def row(self, raw: Any) -> Any:
@@ -71,7 +72,7 @@ def compiled(statement: sa.Select[*tuple[Any, ...]], dialect: sa.Dialect) -> Com
     for name in order:
         bind = compiled_form.binds[name]
         process = bind.type.dialect_impl(dialect).bind_processor(dialect)
-        fixed = None if bind.required else bind.effective_value
+        fixed = REQUIRED if bind.required else bind.effective_value
         binds.append((name, bind.key, fixed, process))
     columns = list(statement.selected_columns)
     results = tuple(

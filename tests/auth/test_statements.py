@@ -12,6 +12,7 @@ from flask import Flask
 
 from authapp import statements
 from authapp.extensions import db
+from authapp.models.base import new_id
 from authapp.security import api_keys
 from authapp.security.rbac import API_KEY_STATEMENT, PRINCIPAL_STATEMENT
 from tests.conftest import auth_header
@@ -88,3 +89,8 @@ def test_with_a_cursor_listener_the_statement_goes_through_sqlalchemy(app: Flask
     assert row is None
     assert len(seen) == 1
     assert "sessions.revoked_at" in seen[0]
+
+
+def test_a_required_parameter_left_out_is_refused_not_sent_as_null(app: Flask):
+    with app.app_context(), pytest.raises(KeyError):
+        statements.first_row(db.engine, PRINCIPAL_STATEMENT, {"sub": new_id()})
