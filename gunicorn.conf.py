@@ -83,6 +83,7 @@ accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(D)s %({x-request-id}o)s'
+logger_class = "authapp.logs.AccessLogger"  # the access line from the atoms it prints
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -18,7 +18,7 @@ from authapp.settings import routes as settings_routes
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
-    app = Flask(__name__, instance_relative_config=True)
+    app = hooks.SyncFlask(__name__, instance_relative_config=True)
     app.config.update(config.load(app.instance_path, overrides))  # the environment, once
     config.check_production(app.config)  # names the weak variable and stops
     logs.configure(app.config)

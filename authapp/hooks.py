@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import random
 import re
+from collections.abc import Callable
+from functools import lru_cache
+from inspect import iscoroutinefunction
+from typing import Any
 
 import structlog
 from flask import Flask, Response, g, request
@@ -26,6 +30,21 @@ DOCS_CSP = BASE_CSP + "; img-src 'self' data:"
 CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-API-Key, X-CSRF-TOKEN, X-Request-ID"
 CORS_ALLOW_METHODS = "GET, POST, PATCH, DELETE"
 CORS_EXPOSE_HEADERS = "X-Request-ID, Retry-After"
+
+
+class SyncFlask(Flask):
+    """Flask, without asking on every request whether each hook and view is a coroutine
+    function (`inspect.iscoroutinefunction`, 16 times a token check): authapp has none (it is
+    sync by design, README's first lines), so each function is asked once. One that is gets
+    Flask's own treatment."""
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        return super().ensure_sync(func) if _is_coroutine_function(func) else func
+
+
+@lru_cache(maxsize=1024)  # the app's hooks and views: a few dozen
+def _is_coroutine_function(func: Callable[..., Any]) -> bool:
+    return iscoroutinefunction(func)
 
 
 class UnsupportedMediaType(AppError):

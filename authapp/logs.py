@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping, MutableMapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from gunicorn.glogging import Logger as GunicornLogger
 
 # gunicorn's access log passes its atoms as the record's args; these become fields.
 ACCESS_FIELDS = {
@@ -25,6 +27,66 @@ ACCESS_FIELDS = {
     "{x-request-id}o": "request_id",
     "a": "user_agent",
 }
+
+
+# The atoms AccessLogger gathers: gunicorn.conf.py's access_log_format, and the JSON fields.
+ACCESS_ATOMS = frozenset(ACCESS_FIELDS) | {"r"}
+FORMAT_ATOM = re.compile(r"%\(([^)]*)\)")
+
+
+class AccessLogger(GunicornLogger):
+    """gunicorn's logger (gunicorn.conf.py's `logger_class`), with a cheaper access line.
+
+    For each request gunicorn gathers ~60 atoms (every request header, response header and
+    environ variable) and copies them again to escape quotes: about 35 µs of a token check's
+    CPU, for a line that reads the nine of ACCESS_ATOMS. This gathers those nine, with
+    the same values and escaping, and hands the same record to logging. A format that asks for
+    any other atom (an operator's `--access-logformat`) gets gunicorn's own way."""
+
+    def __init__(self, cfg: Any) -> None:
+        super().__init__(cfg)
+        wanted = set(FORMAT_ATOM.findall(cfg.access_log_format))
+        self.short_atoms = wanted <= ACCESS_ATOMS
+
+    def access(
+        self, resp: Any, req: Any, environ: Mapping[str, Any], request_time: timedelta
+    ) -> None:
+        if not self.short_atoms:
+            super().access(resp, req, environ, request_time)
+            return
+        log = self.access_log
+        if not self.access_log_enabled or not log.isEnabledFor(logging.INFO):
+            return
+        atoms: dict[str, Any] = dict(
+            h=environ.get("REMOTE_ADDR", "-"),
+            r=_escaped(
+                f"{environ['REQUEST_METHOD']} {environ['RAW_URI']} {environ['SERVER_PROTOCOL']}"
+            ),
+            s=str(resp.status).split(None, 1)[0],
+            m=environ.get("REQUEST_METHOD"),
+            U=_escaped(environ.get("PATH_INFO", "")),
+            a=_escaped(environ.get("HTTP_USER_AGENT", "-")),
+            B=getattr(resp, "sent", None),
+            D=request_time.seconds * 1_000_000 + request_time.microseconds,
+        )
+        atoms["{x-request-id}o"] = _escaped(_header(resp.headers, "x-request-id"))
+        # makeRecord, not info(): logging would walk the stack for a caller nobody prints.
+        log.handle(
+            log.makeRecord(
+                log.name, logging.INFO, "", 0, self.cfg.access_log_format, (atoms,), None
+            )
+        )
+
+
+def _escaped(value: str) -> str:
+    return value.replace('"', '\\"') if '"' in value else value
+
+
+def _header(headers: list[tuple[str, str]], name: str) -> str:
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return "-"
 
 
 def _access_fields(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> Mapping[str, Any]:

@@ -28,7 +28,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
+from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from bench import layers, stack, wire
@@ -58,30 +61,42 @@ class Kind:
 
 
 def call(app: Any, environ: dict[str, Any]) -> tuple[int, bytes]:
-    """One request through the WSGI interface, as gunicorn makes it, plus its access-log line."""
-    started: list[str] = []
+    """One request through the WSGI interface, as gunicorn makes it, plus its access-log line
+    written by gunicorn.conf.py's logger class, as the gthread worker calls it."""
+    started: list[tuple[str, list[tuple[str, str]]]] = []
 
-    def start_response(status: str, _headers: Any, _exc_info: Any = None) -> Any:
-        started.append(status)
+    def start_response(status: str, headers: Any, _exc_info: Any = None) -> Any:
+        started.append((status, headers))
         return lambda _data: None
 
-    began = time.perf_counter()
+    began = datetime.now()
     result = app(environ, start_response)
     try:
         body = b"".join(result)
     finally:
         getattr(result, "close", lambda: None)()
-    status = int(started[0][:3])
-    atoms = {
-        "h": environ["REMOTE_ADDR"],
-        "r": f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']} HTTP/1.1",
-        "s": str(status),
-        "B": str(len(body)),
-        "D": str(int((time.perf_counter() - began) * 1e6)),
-        "{x-request-id}o": "-",
-    }
-    logging.getLogger("gunicorn.access").info(ACCESS_FORMAT, atoms)
-    return status, body
+    status, headers = started[0]
+    response = SimpleNamespace(status=status, sent=len(body), headers=headers)
+    request = SimpleNamespace(headers=[])  # read only by an access format with header atoms
+    _access_logger().access(response, request, environ, datetime.now() - began)
+    return int(status[:3]), body
+
+
+@cache
+def _access_logger() -> Any:
+    """gunicorn's logger as gunicorn.conf.py configures it: authapp's class, its access format,
+    and the access records handed to the root logger's handler (its `logconfig_dict`)."""
+    from gunicorn.config import Config
+
+    from authapp.logs import AccessLogger
+
+    cfg = Config()
+    cfg.set("accesslog", "-")
+    cfg.set("access_log_format", ACCESS_FORMAT)
+    logger = AccessLogger(cfg)
+    logger.access_log.handlers.clear()
+    logger.access_log.propagate = True
+    return logger
 
 
 def builder(method: str, path: str, **kwargs: Any) -> Callable[[], dict[str, Any]]:

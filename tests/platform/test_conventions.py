@@ -209,3 +209,126 @@ def test_the_short_access_line_is_the_processor_chains_line():
     assert short == chain
     assert short["status"] == 200
     assert "user_agent" not in short
+
+
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def _access_record(logger_class: type, access_log_format: str) -> logging.LogRecord:
+    """One access record as a gunicorn logger of that class writes it, for a request whose URI
+    and user agent hold quotes."""
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    cfg = Config()
+    cfg.set("access_log_format", access_log_format)
+    cfg.set("accesslog", "-")
+    logger = logger_class(cfg)
+    records = _Records()
+    logger.access_log.handlers = [records]
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": '/api/v1/auth/me?q="x"',
+        "PATH_INFO": '/api/v1/"me"',
+        "QUERY_STRING": 'q="x"',
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "10.0.0.7",
+        "HTTP_USER_AGENT": 'curl "8"',
+        "HTTP_AUTHORIZATION": "Bearer secret",
+    }
+    response = SimpleNamespace(
+        status="201 CREATED",
+        sent=321,
+        headers=[("Content-Type", "application/json"), ("X-Request-ID", "abc-123")],
+    )
+    request = SimpleNamespace(headers=[("AUTHORIZATION", "Bearer secret")])
+    logger.access(response, request, environ, timedelta(seconds=1, microseconds=2345))
+    assert len(records.records) == 1
+    return records.records[0]
+
+
+def test_the_access_logger_gathers_the_atoms_gunicorn_gathers():
+    """logs.AccessLogger builds only the atoms the access line prints (gunicorn builds ~60 per
+    request): the record's message and every field of the JSON line are gunicorn's own."""
+    from gunicorn.glogging import Logger
+
+    access_format = '%(h)s "%(r)s" %(s)s %(B)s %(D)s %({x-request-id}o)s'
+    ours = _access_record(logs.AccessLogger, access_format)
+    theirs = _access_record(Logger, access_format)
+
+    assert set(ours.args) == logs.ACCESS_ATOMS  # type: ignore[arg-type]
+    assert "{authorization}i" in theirs.args  # type: ignore[operator]
+    assert ours.getMessage() == theirs.getMessage()
+    assert ours.getMessage() == (
+        '10.0.0.7 "GET /api/v1/auth/me?q=\\"x\\" HTTP/1.1" 201 321 1002345 abc-123'
+    )
+    line = logs.access_line(ours, ours.args)  # type: ignore[arg-type]
+    gunicorns = logs.access_line(theirs, theirs.args)  # type: ignore[arg-type]
+    assert line.pop("timestamp")
+    assert gunicorns.pop("timestamp")
+    assert line == gunicorns
+    assert line["user_agent"] == 'curl \\"8\\"'
+    assert line["path"] == '/api/v1/\\"me\\"'
+
+
+def test_an_access_format_with_other_atoms_is_gunicorns_own():
+    from gunicorn.glogging import Logger
+
+    access_format = "%(h)s %({authorization}i)s %(q)s %(t)s"
+    ours = _access_record(logs.AccessLogger, access_format)
+    theirs = _access_record(Logger, access_format)
+
+    assert ours.getMessage().split()[:3] == ["10.0.0.7", "Bearer", "secret"]
+    assert ours.getMessage()[:40] == theirs.getMessage()[:40]
+
+
+def test_hooks_and_views_are_not_asked_on_every_request_whether_they_are_coroutines(
+    app, client, monkeypatch
+):
+    """hooks.SyncFlask asks once per function; Flask asked 16 times a request."""
+    import flask.app
+
+    from authapp import hooks
+
+    asked: list[object] = []
+
+    def counting(func: object) -> bool:
+        asked.append(func)
+        return False
+
+    monkeypatch.setattr(flask.app, "iscoroutinefunction", counting)
+    monkeypatch.setattr(hooks, "iscoroutinefunction", counting)
+    hooks._is_coroutine_function.cache_clear()
+    assert client.get("/healthz").status_code == 200
+    first = len(asked)
+
+    assert client.get("/healthz").status_code == 200
+    assert client.get("/healthz").status_code == 200
+    assert first > 0
+    assert len(asked) == first
+
+
+def test_a_coroutine_view_still_gets_flasks_own_treatment(app):
+    """Wrapped to run in an event loop when asgiref is installed, refused otherwise."""
+    from flask import Flask
+
+    async def view() -> str:
+        return "not for a sync app"
+
+    def outcome(flask_app: Flask) -> tuple[str, str]:
+        try:
+            made = flask_app.ensure_sync(view)
+        except RuntimeError as exc:
+            return ("refused", str(exc))
+        return ("wrapped" if made is not view else "as is", "")
+
+    assert outcome(app) == outcome(Flask("plain"))
+    assert outcome(app)[0] != "as is"
