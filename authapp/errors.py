@@ -176,6 +176,7 @@ def _internal_error(exc: Exception) -> Response:
     if isinstance(exc, HTTPException):
         return _from_http(exc)
     log.exception("request.unhandled_error", error_type=type(exc).__name__)
+    metrics.failed()
     return render(500, "internal_error", "Something went wrong on our side.")
 
 

@@ -1,9 +1,12 @@
 """Prometheus metrics at `/metrics` (API.md "Operations"; DESIGN.md: prometheus-flask-exporter,
 gunicorn multiprocess mode). README "Metrics" lists every series.
 
-- Requests: the exporter's latency histogram by method, `url_rule` and status. `url_rule` is the
-  route's pattern (`/api/v1/settings/api-keys/<key_id>`), never the path, so an id in a URL never
-  becomes a series of its own; the histogram's `_count` is the number of requests by route.
+- Requests: a latency histogram by method, `url_rule` and status, a count by method and status,
+  and a count of unhandled exceptions: prometheus-flask-exporter's series, names and buckets
+  (DESIGN.md names that library; README "Metrics" says why authapp records them itself).
+  `url_rule` is the route's pattern (`/api/v1/settings/api-keys/<key_id>`), never the path, so
+  an id in a URL never becomes a series of its own, and a method outside HTTP's usual ones is
+  `other`, so a client cannot mint series by inventing methods.
 - The app's own series are counted where things happen, in memory: logins by outcome (from
   `audit.record`), 429s by what refused them (`errors`), the offload pool and its circuit
   breakers (`offload`). No request pays a database call for them.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping
+from time import perf_counter
 from typing import Any
 
 import pybreaker
@@ -27,12 +31,18 @@ import sqlalchemy as sa
 import structlog
 from flask import Flask, Response, current_app, g, has_request_context, request
 from flask_limiter.errors import RateLimitExceeded
-from prometheus_client import CollectorRegistry, Counter, Gauge, disable_created_metrics, values
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    values,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
-from prometheus_flask_exporter import PrometheusMetrics
 from werkzeug.exceptions import NotFound
 
 from authapp.config import OFFLOAD_LANES
@@ -48,6 +58,7 @@ KNOWN_LOGIN_FAILURES = ("bad_password", "unknown_account", "account_disabled")
 BREAKER_STATES = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}
 OUTBOX_STATUSES = ("pending", "dead")
 # A label value taken from data must stay one of a few short words, or it could mint series.
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LABEL_WORD = re.compile(r"[a-z0-9_.:-]{1,64}")
 
 
@@ -57,6 +68,27 @@ class Series:
 
     def __init__(self, app: Flask, registry: CollectorRegistry) -> None:
         self.registry = registry
+        self.durations = Histogram(
+            "flask_http_request_duration_seconds",
+            "Flask HTTP request duration in seconds",
+            ["method", "url_rule", "status"],
+            registry=registry,
+        )
+        self.requests = Counter(
+            "flask_http_request_total",
+            "Total number of HTTP requests",
+            ["method", "status"],
+            registry=registry,
+        )
+        self.exceptions = Counter(
+            "flask_http_request_exceptions_total",
+            "Total number of HTTP requests which resulted in an exception",
+            ["method", "status"],
+            registry=registry,
+        )
+        # Each answer's histogram and counter, found once per (method, route, status): a few
+        # hundred at most, and `labels()` costs as much as the observation itself.
+        self._answer_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self.logins = Counter(
             "authapp_logins_total",
             "Login attempts by outcome (succeeded, failed) and, for failures, the reason.",
@@ -120,18 +152,62 @@ class Series:
         )
         self.workers.set(1)
 
+    def answered(self, method: str, rule: str, status: int, seconds: float) -> None:
+        key = (method, rule, status)
+        found = self._answer_series.get(key)
+        if found is None:
+            found = self._answer_series[key] = (
+                self.durations.labels(method=method, url_rule=rule, status=status),
+                self.requests.labels(method=method, status=status),
+            )
+        duration, count = found
+        duration.observe(seconds)
+        count.inc()
+
 
 def init_app(app: Flask) -> None:
     disable_created_metrics()  # `_created` twins: not written in multiprocess mode either
-    registry = CollectorRegistry()
-    # path=None: /metrics is registered below, so that a scrape adds the outbox counts.
-    PrometheusMetrics(app, path=None, registry=registry, group_by="url_rule")
-    series = app.extensions[EXTENSION] = Series(app, registry)
-    app.after_request(lambda response: _count_refusal(series, response))
+    series = app.extensions[EXTENSION] = Series(app, CollectorRegistry())
+    app.before_request(_start_clock)
+    app.after_request(lambda response: _answered(series, response))
     app.add_url_rule("/metrics", "metrics", scrape)
 
 
-@PrometheusMetrics.do_not_track()  # a scrape is not traffic
+def _start_clock() -> None:
+    g.metrics_started = perf_counter()
+
+
+def _answered(series: Series, response: Response) -> Response:
+    """After every other after-request hook (registered first, run last): the answer as sent."""
+    started = g.pop("metrics_started", None)
+    status = response.status_code
+    if started is not None and request.endpoint != "metrics":  # a scrape is not traffic
+        series.answered(_method(), _rule(), status, max(perf_counter() - started, 0.0))
+    if status == 429:
+        source, scope = g.pop("rate_limit_refusal", ("other", "unknown"))
+        series.rate_limited.labels(source=source, scope=scope).inc()
+    elif status == 500 and g.pop("unhandled_error", False):
+        series.exceptions.labels(method=_method(), status=status).inc()
+    return response
+
+
+def failed() -> None:
+    """errors' handler of an exception no other handler took (a bug): counted as it answers 500.
+    (Flask passes teardown hooks only exceptions no handler took, and that handler takes all.)"""
+    if has_request_context():
+        g.unhandled_error = True
+
+
+def _method() -> str:
+    method = request.method
+    return method if method in METHODS else "other"
+
+
+def _rule() -> str:
+    rule = request.url_rule
+    return rule.rule if rule is not None else "None"  # the exporter's label for no route
+
+
 def scrape() -> Response:
     if not network.client_within(current_app.config["METRICS_ALLOWED_NETWORKS"]):
         # Off the public interface (README "Security"): the counts describe every tenant.
@@ -220,7 +296,7 @@ def audited(event: str, data: Mapping[str, Any]) -> None:
 
 
 def refused(source: str, scope: str) -> None:
-    """A 429 is being decided; counted once when the answer leaves (`_count_refusal`), however
+    """A 429 is being decided; counted once when the answer leaves (`_answered`), however
     it is rendered: by the error handlers, or by a page that shows the refusal in its form."""
     if has_request_context():
         g.rate_limit_refusal = (source, _word(scope.removeprefix("authapp.")))
@@ -231,13 +307,6 @@ def refused_by_limiter(exc: Exception) -> None:
     if isinstance(exc, RateLimitExceeded):
         scope = exc.limit.scope
         refused("limiter", scope if isinstance(scope, str) else request.endpoint or "unknown")
-
-
-def _count_refusal(series: Series, response: Response) -> Response:
-    if response.status_code == 429:
-        source, scope = g.pop("rate_limit_refusal", ("other", "unknown"))
-        series.rate_limited.labels(source=source, scope=scope).inc()
-    return response
 
 
 def offload_accepted(app: Flask, lane: str) -> None:

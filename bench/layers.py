@@ -52,7 +52,7 @@ def _patch(owner: Any, name: str, layer: str) -> None:
 
 def _hook_layer(function: Callable[..., Any]) -> str:
     module = getattr(function, "__module__", "") or ""
-    if module.startswith(("prometheus_flask_exporter", "authapp.metrics")):
+    if module.startswith(("prometheus_client", "authapp.metrics")):
         return "metrics"
     if module.startswith("flask_limiter"):
         return "rate limits"

@@ -103,6 +103,36 @@ def test_the_scrape_is_not_counted_as_traffic(client):
     assert routes == {"/healthz"}
 
 
+def test_an_invented_method_is_counted_as_other_and_mints_no_series(client):
+    """The method is a label: a client sending BREW, BREW1, BREW2... must not add series."""
+    for method in ("BREW", "BREW1", "X" * 200):
+        assert client.open("/healthz", method=method).status_code == 405
+    client.open("/healthz", method="GET")
+
+    samples = scrape(client)
+
+    methods = {dict(labels)["method"] for labels in named(samples, REQUESTS)}
+    assert methods == {"other", "GET"}
+    assert value(samples, REQUESTS, method="other", url_rule="None", status="405") == 3
+    assert value(samples, "flask_http_request_total", method="other", status="405") == 3
+
+
+def test_an_unhandled_exception_is_counted_and_timed_once(database_url):
+    app = build_app(database_url)
+
+    @app.get("/boom")
+    def boom() -> str:
+        raise RuntimeError("a bug")
+
+    client = app.test_client()
+    assert client.get("/boom").status_code == 500
+    samples = scrape(client)
+
+    assert value(samples, "flask_http_request_exceptions_total", method="GET", status="500") == 1
+    assert value(samples, REQUESTS, method="GET", url_rule="/boom", status="500") == 1
+    assert value(samples, "flask_http_request_total", method="GET", status="500") == 1
+
+
 def test_the_scrape_is_prometheus_text_and_never_cached(client):
     response = client.get("/metrics")
 
