@@ -5,11 +5,14 @@
 authapp as `make bench` deploys it (production settings, PostgreSQL, rate limits in Redis,
 metrics in multiprocess mode, JSON logs to a file), called as a WSGI app on this thread, one
 request at a time, so that the figures are the app's own: no HTTP parsing, no other threads.
-Each request kind runs `BENCH_COST_REQUESTS` times after a warm-up:
+Each request kind runs `BENCH_COST_REQUESTS` times after a warm-up, in turns with the others and
+with the floor's `/ping` and `/me` (bench/baseline_app.py, in this process too):
 
 - CPU µs: this thread's CPU time per request (median and mean), gunicorn's access-log line
-  included (written through the same logging set-up as gunicorn.conf.py's);
-- PostgreSQL round trips per request (bench/wire.py: statements, BEGIN, COMMIT, ROLLBACK);
+  included (written by gunicorn.conf.py's logger class, handler and formatter); authapp's over
+  the floor's, for the same unavoidable work;
+- PostgreSQL round trips per request (bench/wire.py: statements, BEGIN, COMMIT, ROLLBACK),
+  counted in a run of their own after the CPU runs, since counting costs CPU;
 - Redis commands per request (the server's `total_commands_processed`; keep Redis otherwise idle);
 - the share of each layer (bench/layers.py), from a second run with timers around each layer.
 """
@@ -24,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -41,6 +45,10 @@ ME = "/api/v1/auth/me"
 ORGANIZATION = "/api/v1/settings/organization"
 REFRESH = "/api/v1/auth/refresh"
 # gunicorn.conf.py's access_log_format, with the atoms gunicorn would fill in.
+ROUNDS = 10  # each kind's requests, in this many turns
+ROUND_TRIP_REQUESTS = 50  # each kind's, counted apart from the CPU runs
+# authapp's kinds beside the floor's that do the same unavoidable work.
+FLOOR_PAIRS = (("healthz", "floor_ping"), ("me", "floor_me"), ("api_key", "floor_me"))
 ACCESS_FORMAT = '%(h)s "%(r)s" %(s)s %(B)s %(D)s %({x-request-id}o)s'
 
 
@@ -52,15 +60,17 @@ class Kind:
     title: str
     environ: Callable[[], dict[str, Any]]
     after: Callable[[int, bytes], None] = lambda _status, _body: None
+    floor: bool = False  # bench/baseline_app.py: no access line, its round trips not counted
     cpu_ns: list[int] = field(default_factory=list)
     round_trips: list[int] = field(default_factory=list)
     statements: list[str] = field(default_factory=list)
     redis_commands: float = 0.0
+    redis_total: int = 0
     layers: Counter[str] = field(default_factory=Counter)
     statuses: Counter[int] = field(default_factory=Counter)
 
 
-def call(app: Any, environ: dict[str, Any]) -> tuple[int, bytes]:
+def call(app: Any, environ: dict[str, Any], access_line: bool = True) -> tuple[int, bytes]:
     """One request through the WSGI interface, as gunicorn makes it, plus its access-log line
     written by gunicorn.conf.py's logger class, as the gthread worker calls it."""
     started: list[tuple[str, list[tuple[str, str]]]] = []
@@ -76,6 +86,8 @@ def call(app: Any, environ: dict[str, Any]) -> tuple[int, bytes]:
     finally:
         getattr(result, "close", lambda: None)()
     status, headers = started[0]
+    if not access_line:
+        return int(status[:3]), body
     response = SimpleNamespace(status=status, sent=len(body), headers=headers)
     request = SimpleNamespace(headers=[])  # read only by an access format with header atoms
     _access_logger().access(response, request, environ, datetime.now() - began)
@@ -121,22 +133,43 @@ def redis_commands(url: str) -> int:
         client.close()
 
 
+def warm_up(app: Any, kind: Kind, count: int) -> None:
+    for _ in range(max(20, count // 10)):  # caches, pools, first-use imports
+        kind.after(*call(app, kind.environ(), access_line=not kind.floor))
+
+
 def run_kind(app: Any, kind: Kind, count: int, redis_url: str | None) -> None:
-    for _ in range(max(20, count // 10)):  # warm-up: caches, pool, first-use imports
-        kind.after(*call(app, kind.environ()))
+    """`count` more requests of this kind, added to its figures."""
     before = redis_commands(redis_url) if redis_url else 0
     for _ in range(count):
         environ = kind.environ()
-        with wire.counting() as trips:
-            began = time.thread_time_ns()
-            status, body = call(app, environ)
-            kind.cpu_ns.append(time.thread_time_ns() - began)
+        began = time.thread_time_ns()
+        status, body = call(app, environ, access_line=not kind.floor)
+        kind.cpu_ns.append(time.thread_time_ns() - began)
         kind.statuses[status] += 1
+        kind.after(status, body)
+    if redis_url:  # the INFO calls themselves count once each
+        kind.redis_total += redis_commands(redis_url) - before - 1
+        kind.redis_commands = kind.redis_total / len(kind.cpu_ns)
+
+
+def count_round_trips(app: Any, kind: Kind, count: int) -> None:
+    """After the CPU runs, on connections that count (bench/wire.py): counting costs CPU."""
+    for _ in range(count):
+        with wire.counting() as trips:
+            status, body = call(app, kind.environ())
         kind.round_trips.append(len(trips))
         kind.statements = trips
         kind.after(status, body)
-    if redis_url:  # the INFO calls themselves count once each
-        kind.redis_commands = (redis_commands(redis_url) - before - 1) / count
+
+
+def _counting_connections(app: Any) -> None:
+    """authapp's next connections count their round trips: the pooled ones are dropped."""
+    from authapp.extensions import db
+
+    wire.install()
+    with app.app_context():
+        db.engine.dispose()
 
 
 def profile(app: Any, kind: Kind, count: int) -> str:
@@ -182,7 +215,6 @@ def deployed(opts_redis: str, postgres: str) -> Iterator[Any]:
             stack.flask(env, "db", "upgrade")
             stack.flask(env, "seed")
             stack.flask(env, "org", "set-tier", "Default", "enterprise")
-            wire.install()
             from authapp import create_app
 
             app = create_app()
@@ -200,6 +232,38 @@ def deployed(opts_redis: str, postgres: str) -> Iterator[Any]:
                 with app.app_context():
                     db.engine.dispose()
                 log_file.close()
+
+
+@contextmanager
+def floor(postgres: str) -> Iterator[tuple[Any, str]]:
+    """bench/baseline_app.py, the bench's floor, on a scratch database of its own with one
+    account: the app and a bearer token for it."""
+    import jwt
+    import psycopg2
+
+    nonce = secrets.token_hex(4)
+    with stack.scratch_database(postgres, f"bench_cost_floor_{nonce}") as database:
+        secret = secrets.token_urlsafe(48)
+        os.environ.update(
+            BASELINE_DATABASE_URL=database, BASELINE_JWT_SECRET=secret, BASELINE_THREADS="1"
+        )
+        from bench import baseline_app
+
+        baseline_app.create_schema(database)
+        user_id = str(uuid.uuid4())
+        with psycopg2.connect(database) as conn, conn.cursor() as cur:
+            cur.execute(
+                "INSERT INTO users (id, email, password_hash) VALUES (%s, %s, %s)",
+                (user_id, "floor@example.com", "-"),
+            )
+        conn.close()
+        token = jwt.encode({"sub": user_id, "exp": int(time.time()) + 3600}, secret, "HS256")
+        try:
+            yield baseline_app.app, token
+        finally:
+            if baseline_app._pool is not None:
+                baseline_app._pool.closeall()
+                baseline_app._pool = None
 
 
 def prepare(app: Any) -> dict[str, str]:
@@ -259,11 +323,30 @@ def report(found: list[Kind]) -> str:
     ]
     for kind in found:
         statuses = ",".join(f"{s}" for s in sorted(kind.statuses))
+        trips = f"{statistics.median(kind.round_trips):.0f}" if kind.round_trips else "-"
         lines.append(
             f"{kind.title:<38} {statuses:<9} {statistics.median(kind.cpu_ns) / 1e3:>10.0f} "
             f"{statistics.fmean(kind.cpu_ns) / 1e3:>7.0f} "
-            f"{statistics.median(kind.round_trips):>8.0f} {kind.redis_commands:>6.1f}"
+            f"{trips:>8} {kind.redis_commands:>6.1f}"
         )
+    by_name = {kind.name: kind for kind in found}
+    if "floor_me" in by_name:
+        lines += [
+            "",
+            "CPU per request (p50), authapp over the floor, measured in turns in this run",
+        ]
+        for ours, theirs in (
+            ("healthz", "floor_ping"),
+            ("me", "floor_me"),
+            ("api_key", "floor_me"),
+        ):
+            if ours in by_name:
+                ratio = statistics.median(by_name[ours].cpu_ns) / statistics.median(
+                    by_name[theirs].cpu_ns
+                )
+                lines.append(f"  {by_name[ours].title:<38} {ratio:4.2f}x {by_name[theirs].title}")
+        lines.append("  (the bench's 0.60x of the floor's /me req/s asks for about 1.67x or less)")
+    found = [kind for kind in found if not kind.floor]
     names = sorted({name for kind in found for name in kind.layers})
     lines += [
         "",
@@ -289,18 +372,35 @@ def main() -> None:
     postgres = _env("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
     if not stack.port_open(postgres) or not stack.port_open(redis_url):
         raise SystemExit("the cost probe needs PostgreSQL and Redis (BENCH_POSTGRES_URL, ...)")
-    with deployed(redis_url, postgres) as app:
+    with deployed(redis_url, postgres) as app, floor(postgres) as (floor_app, floor_token):
         made = prepare(app)
-        found = kinds(app, made)
-        for kind in found:
-            run_kind(app, kind, count, redis_url)
-        profiled = [kind for kind in found if kind.name == _env("BENCH_COST_PROFILE", "")]
+        ours = kinds(app, made)
+        theirs = [
+            Kind("floor_ping", "floor: GET /ping", builder("GET", "/ping"), floor=True),
+            Kind(
+                "floor_me",
+                "floor: GET /auth/me (bearer)",
+                builder("GET", ME, headers={"Authorization": f"Bearer {floor_token}"}),
+                floor=True,
+            ),
+        ]
+        runs = [(app, kind) for kind in ours] + [(floor_app, kind) for kind in theirs]
+        for kind_app, kind in runs:
+            warm_up(kind_app, kind, count)
+        # In turns, so that the machine's speed, which drifts on a VM, weighs on every kind alike.
+        for _ in range(ROUNDS):
+            for kind_app, kind in runs:
+                run_kind(kind_app, kind, max(1, count // ROUNDS), redis_url)
+        _counting_connections(app)
+        for kind in ours:
+            count_round_trips(app, kind, ROUND_TRIP_REQUESTS)
+        profiled = [kind for kind in ours if kind.name == _env("BENCH_COST_PROFILE", "")]
         for kind in profiled:
             sys.stdout.write(profile(app, kind, count))
         layers.install(app)  # after the CPU runs: the timers cost CPU themselves
-        for kind in found:
+        for kind in ours:
             time_layers(app, kind, count)
-    sys.stdout.write(report(found) + "\n")
+    sys.stdout.write(report(ours + theirs) + "\n")
 
 
 if __name__ == "__main__":
