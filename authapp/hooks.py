@@ -27,6 +27,11 @@ BASE_CSP = (
 DOCS_CSP = BASE_CSP + "; img-src 'self' data:"
 
 
+# Where the request's hooks leave values for SecurityHeaders, in the WSGI environ.
+REQUEST_ID = "authapp.request_id"
+REFERRER_POLICY = "authapp.referrer_policy"
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
+
 CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-API-Key, X-CSRF-TOKEN, X-Request-ID"
 CORS_ALLOW_METHODS = "GET, POST, PATCH, DELETE"
 CORS_EXPOSE_HEADERS = "X-Request-ID, Retry-After"
@@ -63,16 +68,6 @@ class Hooks:
         config = app.config
         self.max_body = config["MAX_CONTENT_LENGTH"]
         self.cors_origins = frozenset(config["CORS_ORIGINS"]) - {"null"}
-        self.docs_path = config["OPENAPI_URL_PREFIX"] + "/docs"
-        # Set on every answer unless a view set its own (setdefault), then always these two.
-        self.defaults: tuple[tuple[str, str], ...] = (
-            ("X-Content-Type-Options", "nosniff"),
-            ("X-Frame-Options", "DENY"),
-            ("Cross-Origin-Opener-Policy", "same-origin"),
-        )
-        self.hsts = (
-            "max-age=31536000; includeSubDomains" if config["AUTHAPP_ENV"] == "production" else None
-        )
 
     def before(self) -> Response | None:
         _bind_request_id()
@@ -84,10 +79,8 @@ class Hooks:
         return None
 
     def after(self, response: Response) -> Response:
-        path = request.path
-        if path.startswith("/api/"):
+        if request.path.startswith("/api/"):
             self._cors(response)
-        self._security_headers(response, path)
         return response
 
     def _require_json_body(self) -> None:
@@ -127,23 +120,6 @@ class Hooks:
             headers["Access-Control-Allow-Headers"] = CORS_ALLOW_HEADERS
             headers["Access-Control-Max-Age"] = "600"
 
-    def _security_headers(self, response: Response, path: str) -> None:
-        headers = response.headers
-        present = {name.lower() for name, _value in headers.items()}
-        for name, value in self.defaults:
-            if name.lower() not in present:
-                headers.add(name, value)
-        if "referrer-policy" not in present:
-            headers.add("Referrer-Policy", g.get("referrer_policy", "same-origin"))
-        if "content-security-policy" not in present:
-            headers.add("Content-Security-Policy", DOCS_CSP if path == self.docs_path else BASE_CSP)
-        headers["X-Request-ID"] = g.get("request_id") or new_request_id()
-        if not path.startswith("/static/"):
-            # API answers and pages alike show accounts, tokens or keys: never from a cache.
-            headers["Cache-Control"] = "no-store"
-        if self.hsts:
-            headers["Strict-Transport-Security"] = self.hsts
-
 
 def _vary_on_origin(response: Response) -> None:
     """`Vary: Origin` added to what the view set, as `response.vary.add("Origin")` does, without
@@ -155,9 +131,72 @@ def _vary_on_origin(response: Response) -> None:
         response.headers["Vary"] = f"{vary}, Origin"
 
 
+class SecurityHeaders:
+    """WSGI middleware: the security headers, added to the answer's header list as it leaves.
+
+    They were added in an after-request hook through Werkzeug's `Headers`, which checks every
+    value it is given for line breaks: about a twentieth of a token check's CPU for values that
+    are constants. Here they are plain tuples. A header the view set itself is kept (CSP,
+    Referrer-Policy and the three defaults); X-Request-ID, Cache-Control and HSTS are always
+    these. Every answer passes here, error pages and static files included."""
+
+    def __init__(self, wsgi_app: WsgiApp, app: Flask) -> None:
+        config = app.config
+        self.wsgi_app = wsgi_app
+        self.docs_path = config["OPENAPI_URL_PREFIX"] + "/docs"
+        # Set on every answer unless a view set its own, by lower-case name.
+        self.defaults: tuple[tuple[str, str, str], ...] = (
+            ("x-content-type-options", "X-Content-Type-Options", "nosniff"),
+            ("x-frame-options", "X-Frame-Options", "DENY"),
+            ("cross-origin-opener-policy", "Cross-Origin-Opener-Policy", "same-origin"),
+        )
+        always = ["x-request-id", "cache-control"]
+        self.hsts: list[tuple[str, str]] = []
+        if config["AUTHAPP_ENV"] == "production":
+            self.hsts = [("Strict-Transport-Security", "max-age=31536000; includeSubDomains")]
+            always.append("strict-transport-security")
+        self.always = frozenset(always)
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            return start_response(status, self.secured(environ, headers), exc_info)
+
+        return self.wsgi_app(environ, start)
+
+    def secured(self, environ: dict[str, Any], headers: list[tuple[str, str]]) -> list[Any]:
+        present = set()
+        kept = []
+        for header in headers:
+            name = header[0].lower()
+            if name not in self.always:
+                kept.append(header)
+                present.add(name)
+        for name, title, value in self.defaults:
+            if name not in present:
+                kept.append((title, value))
+        if "referrer-policy" not in present:
+            kept.append(("Referrer-Policy", environ.get(REFERRER_POLICY, "same-origin")))
+        path = environ.get("PATH_INFO", "")
+        if "content-security-policy" not in present:
+            kept.append(
+                ("Content-Security-Policy", DOCS_CSP if path == self.docs_path else BASE_CSP)
+            )
+        kept.append(("X-Request-ID", environ.get(REQUEST_ID) or new_request_id()))
+        if not path.startswith("/static/"):
+            # API answers and pages alike show accounts, tokens or keys: never from a cache.
+            kept.append(("Cache-Control", "no-store"))
+        return kept + self.hsts
+
+
+def send_no_referrer() -> None:
+    """This page's answer carries `Referrer-Policy: no-referrer` (a token in its URL: RS-2)."""
+    request.environ[REFERRER_POLICY] = "no-referrer"
+
+
 def _bind_request_id() -> None:
     incoming = request.headers.get("X-Request-ID", "")
     g.request_id = incoming if SANE_REQUEST_ID.fullmatch(incoming) else new_request_id()
+    request.environ[REQUEST_ID] = g.request_id
     structlog.contextvars.clear_contextvars()
     structlog.contextvars.bind_contextvars(request_id=g.request_id)
 
@@ -184,3 +223,4 @@ def init_app(app: Flask) -> None:
     hooks = Hooks(app)
     app.before_request(hooks.before)  # a preflight is answered before the body checks
     app.after_request(hooks.after)
+    app.wsgi_app = SecurityHeaders(app.wsgi_app, app)  # type: ignore[method-assign]

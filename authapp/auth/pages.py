@@ -6,7 +6,6 @@ from flask import (
     Blueprint,
     current_app,
     flash,
-    g,
     redirect,
     render_template,
     request,
@@ -14,7 +13,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response
 
-from authapp import clock
+from authapp import clock, hooks
 from authapp.auth import recovery, second_factor, services, sessions
 from authapp.auth.schemas import (
     ForgotPasswordIn,
@@ -142,7 +141,7 @@ def forgot_password() -> PageAnswer:
 def reset_password() -> PageAnswer:
     """The token arrives in the link's query and leaves it at once: it goes into the form, and
     the page sends no Referer (RS-2)."""
-    g.referrer_policy = "no-referrer"
+    hooks.send_no_referrer()
     token = request.values.get("token", "")
     if request.method == "GET":
         return render_form("auth/reset_password.html", token=token)
@@ -158,7 +157,7 @@ def reset_password() -> PageAnswer:
 @bp.route("/verify-email", methods=["GET", "POST"])
 def verify_email() -> PageAnswer:
     """GET shows a button (a GET never changes state); its POST spends the token."""
-    g.referrer_policy = "no-referrer"
+    hooks.send_no_referrer()
     token = request.values.get("token", "")
     if request.method == "GET":
         return render_form("auth/verify_email.html", token=token)

@@ -319,3 +319,33 @@ def test_vary_gains_origin_once_beside_what_the_view_set(before, after):
     hooks._vary_on_origin(response)
 
     assert response.headers.get_all("Vary") == [after]
+
+
+def test_a_views_own_policy_headers_stay_and_ours_are_never_doubled(database_url):
+    """hooks.SecurityHeaders keeps a CSP, Referrer-Policy or X-Frame-Options the view set, and
+    always writes its own X-Request-ID and Cache-Control, each once, whatever the view set."""
+    from tests.conftest import build_app
+
+    app = build_app(database_url)
+
+    @app.get("/own-headers")
+    def own_headers() -> Response:
+        response = Response("ok")
+        response.headers["Content-Security-Policy"] = "default-src 'none'"
+        response.headers["Referrer-Policy"] = "strict-origin"
+        response.headers["X-Frame-Options"] = "SAMEORIGIN"
+        response.headers["Cache-Control"] = "public, max-age=60"
+        response.headers["X-Request-ID"] = "set-by-the-view"
+        return response
+
+    response = app.test_client().get("/own-headers", headers={"X-Request-ID": "abc-123"})
+
+    def values(name: str) -> list[str]:
+        return response.headers.getlist(name)
+
+    assert values("Content-Security-Policy") == ["default-src 'none'"]
+    assert values("Referrer-Policy") == ["strict-origin"]
+    assert values("X-Frame-Options") == ["SAMEORIGIN"]
+    assert values("Cache-Control") == ["no-store"]
+    assert values("X-Request-ID") == ["abc-123"]
+    assert values("X-Content-Type-Options") == ["nosniff"]
