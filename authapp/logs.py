@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import time
 from collections.abc import Mapping, MutableMapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -70,12 +71,32 @@ class AccessLogger(GunicornLogger):
             D=request_time.seconds * 1_000_000 + request_time.microseconds,
         )
         atoms["{x-request-id}o"] = _escaped(_header(resp.headers, "x-request-id"))
+        handler = _only_handler(log)
+        if handler is not None:  # all logging would do is hand our handler this line
+            handler.write(json.dumps(access_fields(log.name, "info", time.time(), atoms)))
+            return
         # makeRecord, not info(): logging would walk the stack for a caller nobody prints.
         log.handle(
             log.makeRecord(
                 log.name, logging.INFO, "", 0, self.cfg.access_log_format, (atoms,), None
             )
         )
+
+
+def _only_handler(log: logging.Logger) -> Handler | None:
+    """The one handler a record of `log` reaches, when it is ours writing JSON access lines
+    (gunicorn.conf.py's logging): then the access line skips the LogRecord and logging's
+    dispatch. Any other set-up (a filter, another handler, a console format) gets logging's."""
+    if log.handlers or log.filters or not log.propagate or log.parent is not logging.root:
+        return None
+    handlers = logging.root.handlers
+    if len(handlers) != 1:
+        return None
+    handler = handlers[0]
+    if not isinstance(handler, Handler) or handler.filters or handler.level > logging.INFO:
+        return None
+    formatter = handler.formatter
+    return handler if isinstance(formatter, Formatter) and formatter.access_json else None
 
 
 def _escaped(value: str) -> str:
@@ -120,17 +141,21 @@ class Handler(logging.StreamHandler):  # type: ignore[type-arg]
         if not self.filter(record):
             return False
         try:
-            line = self.format(record) + self.terminator
+            line = self.format(record)
         except Exception:  # logging's own rule: a bad record is reported, never raised
             self.handleError(record)
             return True
+        self.write(line, record)
+        return True
+
+    def write(self, line: str, record: logging.LogRecord | None = None) -> None:
+        """One finished line, under the lock."""
         with self.lock:  # type: ignore[union-attr]
             try:
-                self.stream.write(line)
+                self.stream.write(line + self.terminator)
                 self.flush()
             except Exception:
-                self.handleError(record)
-        return True
+                self.handleError(record or logging.makeLogRecord({"msg": line}))
 
 
 class Formatter(structlog.stdlib.ProcessorFormatter):
@@ -151,11 +176,18 @@ class Formatter(structlog.stdlib.ProcessorFormatter):
 
 
 def access_line(record: logging.LogRecord, atoms: Mapping[str, Any]) -> dict[str, Any]:
+    return access_fields(record.name, record.levelname.lower(), record.created, atoms)
+
+
+def access_fields(
+    logger: str, level: str, created: float, atoms: Mapping[str, Any]
+) -> dict[str, Any]:
+    """An access line's fields: what structlog's processor chain makes of gunicorn's record."""
     line: dict[str, Any] = {"event": "http.access", **structlog.contextvars.get_contextvars()}
     line |= {
-        "level": record.levelname.lower(),
-        "logger": record.name,
-        "timestamp": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
+        "level": level,
+        "logger": logger,
+        "timestamp": datetime.fromtimestamp(created, UTC).isoformat().replace("+00:00", "Z"),
     }
     for atom, field in ACCESS_FIELDS.items():
         value = atoms.get(atom)

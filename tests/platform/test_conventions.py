@@ -332,3 +332,51 @@ def test_a_coroutine_view_still_gets_flasks_own_treatment(app):
 
     assert outcome(app) == outcome(Flask("plain"))
     assert outcome(app)[0] != "as is"
+
+
+def test_the_access_line_skips_logging_when_our_handler_alone_would_write_it(monkeypatch):
+    """With gunicorn.conf.py's logging (the access logger propagating to our one JSON handler),
+    AccessLogger hands that handler the finished line; it is the line logging would write."""
+    import io
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    stream = io.StringIO()
+    handler = logs.Handler(stream)
+    handler.setFormatter(logs.make_formatter("json"))
+    monkeypatch.setattr(logging.root, "handlers", [handler])
+    cfg = Config()
+    cfg.set("accesslog", "-")
+    cfg.set("access_log_format", '%(h)s "%(r)s" %(s)s %(B)s %(D)s %({x-request-id}o)s')
+    logger = logs.AccessLogger(cfg)
+    monkeypatch.setattr(logger.access_log, "handlers", [])
+    monkeypatch.setattr(logger.access_log, "propagate", True)
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "RAW_URI": "/healthz",
+        "PATH_INFO": "/healthz",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "REMOTE_ADDR": "10.0.0.7",
+    }
+    response = SimpleNamespace(status="200 OK", sent=15, headers=[("X-Request-ID", "abc")])
+
+    def no_record(*_args: object, **_kwargs: object) -> logging.LogRecord:
+        raise AssertionError("the direct line should not need a LogRecord")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(logger.access_log, "makeRecord", no_record)
+        logger.access(response, None, environ, timedelta(microseconds=1500))
+    logger.access_log.addFilter(lambda _record: True)  # a filter: logging's own way
+    try:
+        logger.access(response, None, environ, timedelta(microseconds=1500))
+    finally:
+        logger.access_log.filters.clear()
+
+    direct, through_logging = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert direct.pop("timestamp").endswith("Z")
+    through_logging.pop("timestamp")
+    assert direct == through_logging
+    assert direct["status"] == 200
+    assert direct["request_id"] == "abc"
