@@ -109,6 +109,9 @@ def install(app: Any) -> None:
 
     _patch(flask.templating, "_render", "serialisation")
     _patch(logging.Logger, "handle", "logging")
+    from authapp import logs
+
+    _patch(logs.AccessLogger, "access", "logging")  # its line may skip Logger.handle
     _wrap_hooks(app)
 
 
