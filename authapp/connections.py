@@ -175,13 +175,18 @@ def configure(engine: sa.Engine, *, prepare_after: int) -> None:
 def single_statement(engine: sa.Engine) -> Iterator[sa.Connection]:
     """A connection for one statement that is a whole transaction by itself (a rotation's
     data-modifying CTEs): it stays in autocommit, so no BEGIN and no COMMIT surround it."""
-    with engine.connect() as conn:
-        dbapi_connection: Any = conn.connection.dbapi_connection
-        dbapi_connection.keep_autocommit = True
-        try:
-            yield conn
-        finally:
-            dbapi_connection.keep_autocommit = False
+    with engine.connect() as conn, kept_in_autocommit(conn.connection.dbapi_connection):
+        yield conn
+
+
+@contextmanager
+def kept_in_autocommit(dbapi_connection: Any) -> Iterator[None]:
+    """While the block runs, a writing statement on this connection begins no transaction."""
+    dbapi_connection.keep_autocommit = True
+    try:
+        yield
+    finally:
+        dbapi_connection.keep_autocommit = False
 
 
 def first_statement(run: Callable[[], T]) -> T:

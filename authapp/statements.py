@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections import namedtuple
 from collections.abc import Callable, Mapping
+from contextlib import nullcontext
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -112,14 +113,13 @@ def first_row(
     pooled = engine.raw_connection()
     driver: Any = pooled.dbapi_connection
     try:
-        if alone:
-            driver.keep_autocommit = True
-        cursor = pooled.cursor()
-        try:
-            cursor.execute(form.sql, sent)
-            raw = cursor.fetchone()
-        finally:
-            cursor.close()
+        with connections.kept_in_autocommit(driver) if alone else nullcontext():
+            cursor = pooled.cursor()
+            try:
+                cursor.execute(form.sql, sent)
+                raw = cursor.fetchone()
+            finally:
+                cursor.close()
     except engine.dialect.loaded_dbapi.Error as exc:
         if not engine.dialect.is_disconnect(exc, driver, None):
             raise sa.exc.DBAPIError.instance(
@@ -128,7 +128,5 @@ def first_row(
         pooled.invalidate(exc)
         return through_sqlalchemy()  # nothing ran on the dead connection: once more
     finally:
-        if alone:
-            driver.keep_autocommit = False
         pooled.close()  # back to the pool (a reset that sends nothing: it is in autocommit)
     return form.row(raw)
