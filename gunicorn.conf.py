@@ -59,7 +59,7 @@ def _check_settings() -> None:
     memory:// each worker would allow the limit again, multiplying it by the worker count."""
     from flask import Flask
 
-    from authapp import config
+    from authapp.platform import config
 
     try:
         # The instance folder the app's Flask object will use: outside production, the local
@@ -83,18 +83,18 @@ accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(D)s %({x-request-id}o)s'
-logger_class = "authapp.logs.AccessLogger"  # the access line from the atoms it prints
+logger_class = "authapp.platform.logs.AccessLogger"  # the access line from the atoms it prints
 logconfig_dict = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
         "structlog": {
-            "()": "authapp.logs.make_formatter",
+            "()": "authapp.platform.logs.make_formatter",
             "log_format": os.environ.get("LOG_FORMAT", "json"),
         }
     },
     "handlers": {
-        "stderr": {"class": "authapp.logs.Handler", "formatter": "structlog"},
+        "stderr": {"class": "authapp.platform.logs.Handler", "formatter": "structlog"},
     },
     "root": {"handlers": ["stderr"], "level": os.environ.get("LOG_LEVEL", "INFO").upper()},
     "loggers": {
@@ -110,7 +110,7 @@ def post_fork(server, worker):  # noqa: ANN001
 
     wsgi = sys.modules.get("wsgi")
     if wsgi is not None:
-        from authapp.extensions import db
+        from authapp.platform.extensions import db
 
         with wsgi.app.app_context():
             db.engine.dispose(close=False)
@@ -118,14 +118,14 @@ def post_fork(server, worker):  # noqa: ANN001
 
 def post_worker_init(worker):  # noqa: ANN001 - gunicorn's hook signature
     # The outbox sweeper thread starts in each worker after the fork, never in the master.
-    from authapp import outbox
+    from authapp.delivery import outbox
 
     outbox.start_sweeper(worker.wsgi)
 
 
 def worker_exit(server, worker):  # noqa: ANN001
     # Stop sweeping and let running deliveries finish; what is left stays pending in the outbox.
-    from authapp import offload, outbox
+    from authapp.delivery import offload, outbox
 
     app = getattr(worker, "wsgi", None)
     if app is not None and hasattr(app, "extensions"):

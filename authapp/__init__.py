@@ -7,14 +7,19 @@ from typing import Any
 
 from flask import Flask
 
-from authapp import cli, config, docs, errors, hooks, logs, metrics, ops, web
+from authapp import ops
+from authapp.auth import cookies
 from authapp.auth import pages as auth_pages
 from authapp.auth import routes as auth_routes
-from authapp.extensions import api
-from authapp.extensions import init_app as init_extensions
-from authapp.security import cookies, keys, passwords, tokens
+from authapp.cli import commands as cli
+from authapp.platform import api_docs as docs
+from authapp.platform import config, errors, hooks, logs, metrics
+from authapp.platform.extensions import api
+from authapp.platform.extensions import init_app as init_extensions
+from authapp.security import keys, passwords, tokens
 from authapp.settings import pages as settings_pages
 from authapp.settings import routes as settings_routes
+from authapp.web import pages
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -30,7 +35,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     tokens.init_app(app)
     passwords.init_app(app)
     cookies.init_app(app)  # sets or clears the auth cookies a request decided on
-    web.init_app(app)
+    pages.init_app(app)
     for bp in (auth_routes.bp, settings_routes.bp):
         api.register_blueprint(bp)  # validated, listed in /api/openapi.json
     for page_bp in (auth_pages.bp, settings_pages.bp, docs.bp):

@@ -100,7 +100,7 @@ def _access_logger() -> Any:
     and the access records handed to the root logger's handler (its `logconfig_dict`)."""
     from gunicorn.config import Config
 
-    from authapp.logs import AccessLogger
+    from authapp.platform.logs import AccessLogger
 
     cfg = Config()
     cfg.set("accesslog", "-")
@@ -165,7 +165,7 @@ def count_round_trips(app: Any, kind: Kind, count: int) -> None:
 
 def _counting_connections(app: Any) -> None:
     """authapp's next connections count their round trips: the pooled ones are dropped."""
-    from authapp.extensions import db
+    from authapp.platform.extensions import db
 
     wire.install()
     with app.app_context():
@@ -225,8 +225,8 @@ def deployed(opts_redis: str, postgres: str) -> Iterator[Any]:
             try:
                 yield app
             finally:
-                from authapp import offload
-                from authapp.extensions import db
+                from authapp.delivery import offload
+                from authapp.platform.extensions import db
 
                 offload.shutdown(app)
                 with app.app_context():

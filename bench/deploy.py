@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from authapp.config import SECRET_NAMES, SETTINGS
+from authapp.platform.config import SECRET_NAMES, SETTINGS
 from bench import calibrate, prepare, stack
 from bench.loadgen import wrk_path
 from bench.options import Options

@@ -52,7 +52,7 @@ def _patch(owner: Any, name: str, layer: str) -> None:
 
 def _hook_layer(function: Callable[..., Any]) -> str:
     module = getattr(function, "__module__", "") or ""
-    if module.startswith(("prometheus_client", "authapp.metrics")):
+    if module.startswith(("prometheus_client", "authapp.platform.metrics")):
         return "metrics"
     if module.startswith("flask_limiter"):
         return "rate limits"
@@ -98,7 +98,7 @@ def install(app: Any) -> None:
     ):
         for name in names:
             _patch(owner, name, "database")
-    from authapp import statements
+    from authapp.platform import statements
 
     _patch(statements, "first_row", "database")  # the hot statements skip Connection.execute
     _patch(redis.client.Redis, "execute_command", "rate limits")
@@ -109,7 +109,7 @@ def install(app: Any) -> None:
 
     _patch(flask.templating, "_render", "serialisation")
     _patch(logging.Logger, "handle", "logging")
-    from authapp import logs
+    from authapp.platform import logs
 
     _patch(logs.AccessLogger, "access", "logging")  # its line may skip Logger.handle
     _wrap_hooks(app)

@@ -17,7 +17,7 @@ from typing import Any
 import psycopg2
 from psycopg2.extensions import STATUS_BEGIN, STATUS_READY
 
-from authapp import connections
+from authapp.platform import connections
 
 _counts = threading.local()
 
@@ -78,7 +78,8 @@ _original_connect = psycopg2.connect
 
 
 def _connect(*args: Any, **kwargs: Any) -> Any:
-    # authapp's engines ask for its connection class (connections.py): they get it, counting.
+    # authapp's engines ask for its connection class (platform/connections.py): they get it,
+    # counting.
     # Other engines (a test's admin connection) keep psycopg2's own, which is not counted.
     if kwargs.get("connection_factory") is connections.Connection:
         kwargs["connection_factory"] = CountingConnection

@@ -14,11 +14,13 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from authapp import clock, create_app, offload
-from authapp.auth import services
-from authapp.extensions import db
+from authapp import create_app
+from authapp.auth.services import accounts
+from authapp.cli.seed import seed_database
+from authapp.delivery import offload
 from authapp.models import User
-from authapp.seed import seed_database
+from authapp.platform import clock
+from authapp.platform.extensions import db
 
 SERVER = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1/test")
 PASSWORD = "a long passphrase nobody guesses"
@@ -78,7 +80,7 @@ def database_url() -> Iterator[str]:
     with scratch_database(worker_name("authapp_test")) as url:
         app = build_app(url)
         with app.app_context():
-            flask_migrate.upgrade()  # the schema comes from migrations/
+            flask_migrate.upgrade()  # the schema comes from authapp/migrations/
             db.engine.dispose()
         yield url
 
@@ -121,7 +123,7 @@ def make_user(app: Flask) -> Callable[..., dict[str, Any]]:
 
     def make(email: str = "ada@example.com", password: str = PASSWORD, **fields: Any) -> dict:
         with app.app_context():
-            user = services.create_user(email=email, password=password, **fields)
+            user = accounts.create_user(email=email, password=password, **fields)
             return {"id": user.id, "email": email, "password": password}
 
     return make

@@ -25,10 +25,10 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from authapp import clock
-from authapp.errors import RateLimited
-from authapp.extensions import db
 from authapp.models import LoginThrottle, User
+from authapp.platform import clock
+from authapp.platform.errors import RateLimited
+from authapp.platform.extensions import db
 from authapp.security.digests import sha256_hex
 
 

@@ -10,12 +10,13 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from authapp import clock, events
-from authapp.errors import AppError
-from authapp.extensions import db
+from authapp.auth.principals import user_with_access
+from authapp.delivery import events
 from authapp.models import OneTimeToken, User
+from authapp.platform import clock
+from authapp.platform.errors import AppError
+from authapp.platform.extensions import db
 from authapp.security.digests import sha256_hex
-from authapp.security.rbac import user_with_access
 
 # What `issue` hands out: 32 random bytes, URL-safe base64 without padding. Anything else names
 # no token, and is refused before it is hashed or sent to the database (a lone surrogate cannot

@@ -13,8 +13,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response
 
-from authapp import clock, hooks
-from authapp.auth import recovery, second_factor, services, sessions
+from authapp.auth import cookies, limits, second_factor
 from authapp.auth.schemas import (
     ForgotPasswordIn,
     LinkTokenIn,
@@ -23,10 +22,11 @@ from authapp.auth.schemas import (
     ResetPasswordIn,
     SignupIn,
 )
-from authapp.errors import AppError
-from authapp.security import cookies, limits
-from authapp.security.network import request_client
-from authapp.web import load_form, render_form, safe_next, see_other
+from authapp.auth.services import accounts, logins, recovery, sessions
+from authapp.platform import clock, hooks
+from authapp.platform.errors import AppError
+from authapp.platform.network import request_client
+from authapp.web.forms import load_form, render_form, safe_next, see_other
 
 bp = Blueprint("auth_pages", __name__)
 PageAnswer = Response | tuple[str, int] | str
@@ -45,7 +45,7 @@ def signup() -> PageAnswer:
     if request.method == "GET":
         return render_form("auth/signup.html", **context)
     try:
-        pair = services.sign_up(**load_form(SignupIn()), client=request_client())
+        pair = accounts.sign_up(**load_form(SignupIn()), client=request_client())
     except AppError as exc:
         return render_form("auth/signup.html", exc, values=request.form, **context)
     cookies.issue(pair)
@@ -61,7 +61,7 @@ def login() -> PageAnswer:
     session.pop(MFA_LOGIN, None)
     try:
         body = load_form(LoginIn(only=("login", "password")))
-        pair = services.log_in(
+        pair = logins.log_in(
             **body,
             totp_code=None,
             client=request_client(),
@@ -100,7 +100,7 @@ def login_code() -> PageAnswer:
         return render_form("auth/login_code.html")
     try:
         code = load_form(LoginCodeIn())["totp_code"]
-        pair = services.log_in_second_step(
+        pair = logins.log_in_second_step(
             user_id=pending["user_id"],
             totp_code=code,
             client=request_client(),

@@ -6,7 +6,8 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from authapp.auth import recovery, services, sessions
+from authapp.auth import cookies, limits
+from authapp.auth.guards import current_account, current_principal, current_user, require_login
 from authapp.auth.schemas import (
     AcceptedOut,
     ForgotPasswordIn,
@@ -19,14 +20,8 @@ from authapp.auth.schemas import (
     TokenPairOut,
     UserEnvelopeOut,
 )
-from authapp.security import cookies, limits
-from authapp.security.network import request_client
-from authapp.security.rbac import (
-    current_account,
-    current_principal,
-    current_user,
-    require_login,
-)
+from authapp.auth.services import accounts, logins, recovery, sessions
+from authapp.platform.network import request_client
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign-up, login, tokens")
 
@@ -37,7 +32,7 @@ bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign-up
 @bp.response(201, TokenPairOut)
 def signup(body: dict[str, Any]) -> sessions.TokenPair:
     """Create an account (and, with organization_name, a new organization it owns)."""
-    return services.sign_up(**body, client=request_client())
+    return accounts.sign_up(**body, client=request_client())
 
 
 @bp.route("/login", methods=["POST"])
@@ -47,7 +42,7 @@ def signup(body: dict[str, Any]) -> sessions.TokenPair:
 def login(body: dict[str, Any]) -> sessions.TokenPair:
     """Log in with an email or username; starts a new session. The answer also sets a device
     cookie: with it, this client's logins are not held by failures other clients caused."""
-    pair = services.log_in(**body, client=request_client(), device_cookie=cookies.device_cookie())
+    pair = logins.log_in(**body, client=request_client(), device_cookie=cookies.device_cookie())
     cookies.remember_device(pair)
     return pair
 

@@ -7,11 +7,11 @@ from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
+from authapp.platform.openapi import TIME_FORMAT
 from authapp.security import passwords
 
 USERNAME = re.compile(r"\A[A-Za-z0-9_.-]{3,32}\Z")
 CONTROL_CHARS = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
-TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
 
 
 def _printable(value: str) -> None:
@@ -59,6 +59,8 @@ class Password(fields.String):
 class NewPassword(Password):
     """A password being set (sign-up, change, reset). The policy judges it as a Password; the
     OpenAPI document shows the policy's bounds (its minimum comes from the configuration)."""
+
+    sets_password = True  # platform/openapi.py gives it PASSWORD_MIN_LENGTH as minLength
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(metadata={"maxLength": passwords.MAX_LENGTH}, **kwargs)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from authapp import clock
-from authapp.errors import Unauthorized
-from authapp.extensions import changed_rows, db
 from authapp.models import RecoveryCode, User
+from authapp.platform import clock
+from authapp.platform.errors import Unauthorized
+from authapp.platform.extensions import changed_rows, db
 from authapp.security import budgets, secretbox, totp
 
 TOO_MANY_CODES = "Too many codes tried for this account; wait before trying again."

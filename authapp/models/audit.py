@@ -4,8 +4,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from authapp import clock
 from authapp.models.base import ID, Base, UTCDateTime, new_id
+from authapp.platform import clock
 
 
 class AuditEvent(Base):

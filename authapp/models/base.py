@@ -1,18 +1,14 @@
-"""Declarative base, naming convention and the column types every table shares."""
+"""The column types and ids every table shares; `Base` (and its naming convention) is
+platform/extensions.py's, because `db` is built on it before any table exists."""
 
 import uuid
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from sqlalchemy.orm import DeclarativeBase
 
-NAMING = {
-    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
-    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+from authapp.platform.extensions import Base
+
+__all__ = ["ID", "Base", "UTCDateTime", "is_id", "new_id"]
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
@@ -25,7 +21,7 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if value is None:
             return None
         if value.tzinfo is None:
-            raise ValueError("naive datetime: use authapp.clock.now()")
+            raise ValueError("naive datetime: use authapp.platform.clock.now()")
         return value.astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
@@ -47,7 +43,3 @@ def is_id(value: object) -> bool:
 
 
 ID = sa.Uuid(as_uuid=False)
-
-
-class Base(DeclarativeBase):
-    metadata = sa.MetaData(naming_convention=NAMING)

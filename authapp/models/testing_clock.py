@@ -5,7 +5,7 @@ from authapp.models.base import Base
 
 
 class TestingClock(Base):
-    """One row: how far authapp.clock runs ahead, for every worker (AUTHAPP_ENV=testing only)."""
+    """One row: how far platform/clock.py runs ahead, for all workers (AUTHAPP_ENV=testing only)."""
 
     __tablename__ = "testing_clock"
     __test__ = False  # not a pytest test class, despite the name

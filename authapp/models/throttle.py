@@ -3,8 +3,8 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column
 
-from authapp import clock
 from authapp.models.base import Base, UTCDateTime
+from authapp.platform import clock
 
 
 class LoginThrottle(Base):

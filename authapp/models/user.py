@@ -3,10 +3,10 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from authapp import clock
 from authapp.models.base import ID, Base, UTCDateTime, new_id
 from authapp.models.organization import Organization
 from authapp.models.role import Role, user_roles
+from authapp.platform import clock
 
 
 class User(Base):

@@ -19,8 +19,8 @@ from limits.errors import StorageError
 from limits.storage import MemoryStorage
 from limits.strategies import FixedWindowRateLimiter, RateLimiter
 
-from authapp.errors import RateLimited
-from authapp.extensions import limiter
+from authapp.platform.errors import RateLimited
+from authapp.platform.extensions import limiter
 
 log = structlog.get_logger(__name__)
 EXTENSION = "authapp.budgets"
@@ -57,7 +57,7 @@ def spend(item: RateLimitItem, namespace: str, identifier: str, message: str) ->
     strategy: RateLimiter = limiter.limiter if shared else fallback.local
     try:
         allowed, reset_at = _hit(strategy, item, namespace, identifier)
-    except StorageError:  # only the store's own failure (config.py wraps it) counts here
+    except StorageError:  # only the store's own failure (platform/config.py wraps it) counts here
         log.warning("ratelimit.storage_failed", budget=namespace, exc_info=True)
         fallback.storage_down_until = time.monotonic() + STORAGE_RETRY_SECONDS
         allowed, reset_at = _hit(fallback.local, item, namespace, identifier)

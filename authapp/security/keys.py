@@ -21,9 +21,9 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from flask import Flask, current_app
 from jwt.algorithms import OKPAlgorithm, RSAAlgorithm
 
-from authapp.config import ConfigError
-from authapp.errors import TokenError
-from authapp.extensions import jwt
+from authapp.platform.config import ConfigError
+from authapp.platform.errors import TokenError
+from authapp.platform.extensions import jwt
 
 RING_KEY = "authapp.key_ring"
 # The members RFC 7638 hashes for each key type, in its lexicographic order.

@@ -36,7 +36,7 @@ import bcrypt
 import structlog
 from flask import Flask, current_app
 
-from authapp.errors import ServiceUnavailable
+from authapp.platform.errors import ServiceUnavailable
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")

@@ -8,8 +8,8 @@ refresh's CPU that its configuration lookups took; tests/auth/test_token_claims.
 both make the same claims and header. Reading is one decode per token, where
 flask-jwt-extended parses each token three times (two unverified reads to pick the key). PyJWT
 checks the signature, the algorithm, `iss` and `aud`; times are ours: `iat`, `nbf` and `exp`
-come from authapp.clock and are checked against it here, so the testing clock can move expiry
-without sleeping.
+come from platform/clock.py and are checked against it here, so the testing clock can move
+expiry without sleeping.
 """
 
 from __future__ import annotations
@@ -26,14 +26,14 @@ import jwt as pyjwt
 from flask import Flask, current_app, request
 from flask_jwt_extended.exceptions import CSRFError
 
-from authapp import clock
-from authapp.errors import CsrfFailed, TokenError, render
-from authapp.extensions import jwt
 from authapp.models.base import is_id
+from authapp.platform import clock
+from authapp.platform.errors import CsrfFailed, TokenError, render
+from authapp.platform.extensions import jwt
 from authapp.security import keys
 
 REQUIRED_CLAIMS = ("sub", "sid", "type", "jti", "iat", "exp", "iss", "aud")
-# Time claims are checked against authapp.clock below, not PyJWT's wall clock.
+# Time claims are checked against authapp.platform.clock below, not PyJWT's wall clock.
 PYJWT_OPTIONS: pyjwt.types.Options = {
     "verify_exp": False,
     "verify_nbf": False,
@@ -181,7 +181,7 @@ def _verify(encoded: str) -> Mapping[str, Any]:
 
 
 def _check_times(claims: Mapping[str, Any]) -> None:
-    """JW-5, by authapp.clock: expired, or not valid yet, with the configured leeway."""
+    """JW-5, by authapp.platform.clock: expired, or not valid yet, with the configured leeway."""
     leeway = current_app.config["JWT_LEEWAY_SECONDS"]
     now = clock.now().timestamp()
     if claims["exp"] + leeway <= now:

@@ -3,7 +3,7 @@ through segno, and recovery codes.
 
 A code is accepted for the current 30-second step and the one before and after it (pyotp's
 `valid_window=1`), and only for a step later than the last one accepted, so a code works once
-(MF-2). Time is `authapp.clock`, so tests can move it.
+(MF-2). Time is `authapp.platform.clock`, so tests can move it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import secrets
 import pyotp
 import segno
 
-from authapp import clock
+from authapp.platform import clock
 from authapp.security.digests import sha256_hex
 
 STEP_SECONDS = 30

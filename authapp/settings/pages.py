@@ -7,19 +7,18 @@ from typing import Any
 from flask import Blueprint, flash, request
 from werkzeug.wrappers import Response
 
-from authapp.auth import recovery, second_factor
-from authapp.errors import AppError
-from authapp.security import cookies, limits
-from authapp.security.rbac import current_account, current_principal, current_user
+from authapp.auth import cookies, limits, second_factor
+from authapp.auth.guards import (
+    current_account,
+    current_principal,
+    current_user,
+    page_login_required,
+)
+from authapp.auth.services import recovery
+from authapp.platform.errors import AppError
 from authapp.settings import schemas
 from authapp.settings.services import account, api_keys, mfa, organization, roles
-from authapp.web import (
-    load,
-    load_form,
-    page_login_required,
-    render_form,
-    see_other,
-)
+from authapp.web.forms import load, load_form, render_form, see_other
 
 bp = Blueprint("settings_pages", __name__, url_prefix="/settings")
 PageAnswer = Response | tuple[str, int]

@@ -12,9 +12,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import InstrumentedAttribute
 
-from authapp.errors import ValidationFailed
-from authapp.extensions import db
 from authapp.models.base import is_id
+from authapp.platform.errors import ValidationFailed
+from authapp.platform.extensions import db
 
 
 def _bad_cursor() -> ValidationFailed:

@@ -6,18 +6,17 @@ from typing import Any
 
 from flask_smorest import Blueprint
 
-from authapp.auth.schemas import UserEnvelopeOut
-from authapp.models import Role, User
-from authapp.security import limits
-from authapp.security.rbac import (
-    Account,
-    OrganizationView,
+from authapp.auth import limits
+from authapp.auth.guards import (
     current_account,
     current_principal,
     current_user,
     require_login,
     require_permission,
 )
+from authapp.auth.principals import Account, OrganizationView
+from authapp.auth.schemas import UserEnvelopeOut
+from authapp.models import Role, User
 from authapp.settings import schemas
 from authapp.settings.pagination import Page
 from authapp.settings.services import account, api_keys, audit_log, mfa, organization, roles

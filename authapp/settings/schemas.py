@@ -7,7 +7,8 @@ import re
 from marshmallow import EXCLUDE, Schema, fields, validate, validates_schema
 from marshmallow import ValidationError as SchemaError
 
-from authapp.auth.schemas import TIME_FORMAT, NewPassword, Password, Text, Username, UserOut
+from authapp.auth.schemas import NewPassword, Password, Text, Username, UserOut
+from authapp.platform.openapi import TIME_FORMAT
 
 PERMISSION_CODE = re.compile(r"\A[a-z][a-z0-9_.-]*(:[a-z0-9_.-]+)+\Z")
 PERMISSION_CODE_RULE = "lowercase words joined by colons, such as commodities:write"

@@ -20,13 +20,13 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask, current_app, g
 
-from authapp import offload, outbox
-from authapp.extensions import db
+from authapp.delivery import offload, outbox
 from authapp.models import OutboxMessage, User
+from authapp.platform.extensions import db
 from tests.conftest import PASSWORD
 from tests.servers import wait_for
 
-EXTENSION = "authapp.offload"
+EXTENSION = "authapp.delivery.offload"
 SIGNUP = "/api/v1/auth/signup"
 
 # Tasks take plain arguments only, so the test's handles on them live at module level.

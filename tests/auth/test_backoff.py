@@ -4,10 +4,11 @@ clock moves time)."""
 import pytest
 import sqlalchemy as sa
 
-from authapp.auth import link_tokens, recovery
-from authapp.auth.sessions import Client
-from authapp.extensions import db
+from authapp.auth import link_tokens
+from authapp.auth.services import recovery
+from authapp.auth.services.sessions import Client
 from authapp.models import AuditEvent, User
+from authapp.platform.extensions import db
 from tests.conftest import PASSWORD
 from tests.mfa.conftest import Account, code_at, wrong_code
 from tests.web import conftest as web

@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from flask.testing import FlaskClient
 
-from authapp.extensions import db
+from authapp.platform.extensions import db
 from tests.conftest import PASSWORD, auth_header, build_app
 
 HOSTILE = {

@@ -8,10 +8,10 @@ import jwt
 import pytest
 import sqlalchemy as sa
 
-from authapp import config
-from authapp.errors import ServiceUnavailable
-from authapp.extensions import db
 from authapp.models import AuditEvent, User
+from authapp.platform import config
+from authapp.platform.errors import ServiceUnavailable
+from authapp.platform.extensions import db
 from authapp.security.passwords import HASHERS_KEY, LINE_KEY, HashingLine
 from tests.conftest import PASSWORD, build_app
 

@@ -2,8 +2,8 @@
 
 import sqlalchemy as sa
 
-from authapp.extensions import db
 from authapp.models import AuditEvent, Session
+from authapp.platform.extensions import db
 from tests.conftest import auth_header
 
 ME = "/api/v1/auth/me"

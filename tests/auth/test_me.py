@@ -5,11 +5,11 @@ import jwt
 import pytest
 from marshmallow import Schema
 
-from authapp import clock
+from authapp.auth.principals import Account, user_with_access
 from authapp.auth.schemas import UserOut
-from authapp.extensions import db
 from authapp.models import User
-from authapp.security.rbac import Account, user_with_access
+from authapp.platform import clock
+from authapp.platform.extensions import db
 from tests.conftest import TEST_SECRETS, auth_header
 
 

@@ -9,9 +9,10 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from authapp.extensions import db, limiter
 from authapp.models import Organization
-from authapp.security import budgets, network
+from authapp.platform import network
+from authapp.platform.extensions import db, limiter
+from authapp.security import budgets
 from tests.conftest import PASSWORD, auth_header, build_app, seeded_app
 from tests.servers import Tarpit, free_port
 from tests.settings import conftest as settings_fixtures
@@ -347,7 +348,7 @@ def test_only_a_request_that_met_a_limit_builds_the_limiters_state(
 def test_forwarded_hops_too_long_to_be_addresses_are_not_kept_in_the_address_cache(app):
     """network._trusted remembers which addresses are trusted proxies; a hop a client wrote
     that is too long to be an address is never remembered, so huge hops cannot fill memory."""
-    from authapp.security import network
+    from authapp.platform import network
 
     huge = "1" * 5000
     with app.test_request_context(

@@ -7,8 +7,8 @@ import jwt
 import pytest
 import sqlalchemy as sa
 
-from authapp.extensions import db
 from authapp.models import AuditEvent, RefreshToken, Session
+from authapp.platform.extensions import db
 from tests.conftest import auth_header
 
 REFRESH = "/api/v1/auth/refresh"

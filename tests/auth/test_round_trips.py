@@ -21,8 +21,8 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from authapp import connections
-from authapp.extensions import db
+from authapp.platform import connections
+from authapp.platform.extensions import db
 from bench import wire
 from tests.conftest import auth_header
 

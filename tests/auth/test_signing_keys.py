@@ -10,8 +10,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from authapp.config import ConfigError
-from authapp.extensions import db
+from authapp.platform.config import ConfigError
+from authapp.platform.extensions import db
 from tests.conftest import PASSWORD, TEST_SECRETS, auth_header, build_app
 
 ME = "/api/v1/auth/me"

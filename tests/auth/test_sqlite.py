@@ -1,5 +1,5 @@
 """The embedded default, SQLite (`make run`): the token check and the refresh take their
-portable paths there (no prepared statements, no data-modifying CTEs: auth/rotation.py)."""
+portable paths there (no prepared statements, no data-modifying CTEs: auth/services/rotation.py)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,13 @@ import jwt
 import pytest
 from flask import Flask
 
-from authapp import create_app, offload, statements
-from authapp.auth import services
-from authapp.extensions import db
-from authapp.security.rbac import PRINCIPAL_STATEMENT
-from authapp.seed import seed_database
+from authapp import create_app
+from authapp.auth.principals import PRINCIPAL_STATEMENT
+from authapp.auth.services import accounts
+from authapp.cli.seed import seed_database
+from authapp.delivery import offload
+from authapp.platform import statements
+from authapp.platform.extensions import db
 from tests.conftest import PASSWORD, TEST_SECRETS, auth_header, confirm_email
 
 ME = "/api/v1/auth/me"
@@ -87,7 +89,7 @@ def test_an_api_key_is_bounded_by_its_members_rights_on_sqlite(sqlite_app):
     confirm_email(sqlite_app, "ada@example.com")
     owner_headers = auth_header(owner["access_token"])
     with sqlite_app.app_context():
-        admin = services.create_user(
+        admin = accounts.create_user(
             email="bob@example.com",
             password=PASSWORD,
             organization=owner["user"]["organization"]["id"],

@@ -10,11 +10,12 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
-from authapp import statements
-from authapp.extensions import db
+from authapp.auth.key_principals import API_KEY_STATEMENT
+from authapp.auth.principals import PRINCIPAL_STATEMENT
 from authapp.models.base import new_id
+from authapp.platform import statements
+from authapp.platform.extensions import db
 from authapp.security import api_keys
-from authapp.security.rbac import API_KEY_STATEMENT, PRINCIPAL_STATEMENT
 from tests.conftest import auth_header
 
 

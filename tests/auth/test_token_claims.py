@@ -13,9 +13,9 @@ import jwt
 import pytest
 from flask_jwt_extended import create_access_token, create_refresh_token
 
-from authapp import clock
-from authapp.auth import services
+from authapp.auth.services import accounts
 from authapp.models.base import new_id
+from authapp.platform import clock
 from authapp.security import tokens
 from tests.conftest import TEST_SECRETS, auth_header, seeded_app
 
@@ -46,7 +46,7 @@ def pair(request, database_url):
     """A fresh login on an app of the environment under test: (client, token pair)."""
     with seeded_app(database_url, **request.param) as app:
         with app.app_context():
-            services.create_user(email="ada@example.com", password="a long passphrase of hers")
+            accounts.create_user(email="ada@example.com", password="a long passphrase of hers")
         client = app.test_client()
         answer = client.post(
             "/api/v1/auth/login",

@@ -22,13 +22,13 @@ import schemathesis
 from flask import Flask
 from flask.testing import FlaskClient
 
-from authapp import offload
+from authapp.delivery import offload
 from tests.conftest import PASSWORD, auth_header
 from tests.settings.conftest import BUILTIN_PERMISSIONS
 
 OWNER = "owner@fuzz.example"
 SETTINGS = "/api/v1/settings"
-# Answers only the view (or the arguments it validates) gives: past the guard and hooks.py.
+# Answers only the view (or the arguments it validates) gives: past the guard and platform/hooks.py.
 REACHED_THE_VIEW = {200, 201, 202, 204, 404, 409, 422}
 ALL_SCOPES = list(BUILTIN_PERMISSIONS)
 

@@ -18,8 +18,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from authapp.extensions import db
 from authapp.models import RecoveryCode, Session, User
+from authapp.platform.extensions import db
 from tests.conftest import PASSWORD
 from tests.mfa.conftest import Account, code_at, wrong_code
 from tests.servers import free_port

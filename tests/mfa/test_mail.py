@@ -12,9 +12,9 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from authapp.auth import services
-from authapp.extensions import db
+from authapp.auth.services import accounts
 from authapp.models import OutboxMessage
+from authapp.platform.extensions import db
 from tests.conftest import PASSWORD
 from tests.mfa.conftest import Account, code_at, shown_secret, wrong_code
 from tests.outbox import conftest as outbox_fixtures
@@ -32,7 +32,7 @@ def account_on(app: Flask, client: FlaskClient, email: str = "ada@example.com") 
     """An account created by the operator (verified: no confirmation mail) and logged in once
     (its first login: no new-device mail), driven through the JSON API."""
     with app.app_context():
-        user_id = services.create_user(email=email, password=PASSWORD, full_name="Ada").id
+        user_id = accounts.create_user(email=email, password=PASSWORD, full_name="Ada").id
     user = {"id": user_id, "email": email, "password": PASSWORD}
     tokens = client.post("/api/v1/auth/login", json={"login": email, "password": PASSWORD})
     assert tokens.status_code == 200, tokens.json

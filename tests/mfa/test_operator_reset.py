@@ -6,8 +6,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from flask import Flask
 
-from authapp.extensions import db
 from authapp.models import AuditEvent, OutboxMessage, RecoveryCode
+from authapp.platform.extensions import db
 from tests.mfa.conftest import Account
 
 

@@ -16,11 +16,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from prometheus_client.parser import text_string_to_metric_families
 
-from authapp import audit, clock, config, offload
 from authapp.auth import backoff
-from authapp.errors import RateLimited
-from authapp.extensions import db
+from authapp.delivery import offload
 from authapp.models import LoginThrottle, Organization, OutboxMessage, User
+from authapp.platform import clock, config
+from authapp.platform.errors import RateLimited
+from authapp.platform.extensions import db
+from authapp.security import audit
 from tests.conftest import build_app
 from tests.servers import free_port, wait_for
 from tests.settings import conftest as settings_fixtures

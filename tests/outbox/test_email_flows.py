@@ -17,10 +17,10 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from authapp import outbox
-from authapp.auth import services
-from authapp.extensions import db
+from authapp.auth.services import accounts
+from authapp.delivery import outbox
 from authapp.models import AuditEvent, OneTimeToken, OutboxMessage, User
+from authapp.platform.extensions import db
 from authapp.security import secretbox
 from tests.conftest import PASSWORD, auth_header
 from tests.outbox.conftest import PUBLIC_BASE_URL, mailed_link, wait_for_mail
@@ -46,7 +46,7 @@ def sign_up(client: FlaskClient, email: str, **headers: str) -> dict[str, Any]:
 def create_user(app: Flask, email: str, **fields: Any) -> str:
     """An operator-made account (already verified, no session yet); returns its id."""
     with app.app_context():
-        return services.create_user(email=email, password=PASSWORD, **fields).id
+        return accounts.create_user(email=email, password=PASSWORD, **fields).id
 
 
 def log_in(

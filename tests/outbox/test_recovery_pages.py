@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from authapp.auth import services
-from authapp.extensions import db
+from authapp.auth.services import accounts
 from authapp.models import OutboxMessage, User
+from authapp.platform.extensions import db
 from tests.conftest import PASSWORD
 from tests.outbox.conftest import mailed_link, wait_for_mail
 from tests.servers import SmtpServer
@@ -33,7 +33,7 @@ CSRF_MESSAGE = "This form has expired or was not sent from this site."
 
 def create_user(app: Flask, email: str) -> str:
     with app.app_context():
-        return services.create_user(email=email, password=PASSWORD).id
+        return accounts.create_user(email=email, password=PASSWORD).id
 
 
 def outbox_rows(app: Flask, template: str) -> list[dict[str, Any]]:

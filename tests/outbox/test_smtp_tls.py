@@ -20,9 +20,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from flask import Flask
 
-from authapp.auth import services
-from authapp.extensions import db
+from authapp.auth.services import accounts
 from authapp.models import OutboxMessage
+from authapp.platform.extensions import db
 from tests.conftest import PASSWORD, seeded_app
 from tests.servers import Mailbox, SmtpServer, free_port, wait_for
 
@@ -34,7 +34,7 @@ def production_app(database_url: str, smtp_url: str, **settings: object) -> Iter
     production = {"AUTHAPP_ENV": "production", "BCRYPT_ROUNDS": 10, "SMTP_URL": smtp_url}
     with seeded_app(database_url, **production, **settings) as app:
         with app.app_context():
-            services.create_user(email=EMAIL, password=PASSWORD)
+            accounts.create_user(email=EMAIL, password=PASSWORD)
         yield app
 
 

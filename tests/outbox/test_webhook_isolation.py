@@ -16,8 +16,8 @@ import pytest
 from flask import Flask, g
 from flask.testing import FlaskClient
 
-from authapp import offload
-from authapp.security import limits
+from authapp.auth import limits
+from authapp.delivery import offload
 from tests.conftest import auth_header
 from tests.outbox import test_webhooks as webhook_fixtures
 from tests.outbox.test_webhooks import (

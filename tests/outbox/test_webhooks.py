@@ -20,9 +20,9 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from authapp import outbox
-from authapp.extensions import db
+from authapp.delivery import outbox
 from authapp.models import OutboxMessage
+from authapp.platform.extensions import db
 from tests.conftest import PASSWORD, auth_header, confirm_email, marker_settings, seeded_app
 from tests.servers import (
     Delivery,

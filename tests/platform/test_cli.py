@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from authapp import config
-from authapp.extensions import db
+from authapp.platform import config
+from authapp.platform.extensions import db
 from tests.conftest import (
     PASSWORD,
     TEST_SECRETS,

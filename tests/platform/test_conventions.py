@@ -7,7 +7,7 @@ import re
 import pytest
 import structlog
 
-from authapp import logs
+from authapp.platform import logs
 from tests.conftest import PASSWORD
 
 SIGNUP = "/api/v1/auth/signup"
@@ -296,7 +296,7 @@ def test_hooks_and_views_are_not_asked_on_every_request_whether_they_are_corouti
     """hooks.SyncFlask asks once per function; Flask asked 16 times a request."""
     import flask.app
 
-    from authapp import hooks
+    from authapp.platform import hooks
 
     asked: list[object] = []
 

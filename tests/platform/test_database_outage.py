@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from authapp.extensions import db
-from authapp.seed import seed_database
+from authapp.cli.seed import seed_database
+from authapp.platform.extensions import db
 from tests.conftest import (
     PASSWORD,
     admin_engine,

@@ -1,4 +1,4 @@
-"""The schema comes only from migrations/, and the models agree with it on both databases."""
+"""The schema comes only from authapp/migrations/; the models agree with it on both databases."""
 
 import uuid
 from datetime import UTC, datetime
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
-from authapp.extensions import db
+from authapp.platform.extensions import db
 from tests.conftest import build_app, scratch_database, worker_name
 
 

@@ -34,8 +34,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-from authapp.extensions import db
-from authapp.seed import seed_database
+from authapp.cli.seed import seed_database
+from authapp.platform.extensions import db
 from bench.stack import production_secrets
 from tests.conftest import PASSWORD, build_app, scratch_database, worker_name
 from tests.platform.conftest import (

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from authapp.auth import services
+from authapp.auth.services import accounts
 from tests.conftest import PASSWORD, auth_header, confirm_email
 
 SETTINGS = "/api/v1/settings"
@@ -87,7 +87,7 @@ def _tenant(app: Flask, client: FlaskClient, name: str) -> Tenant:
     for role_name in ("admin", "member", "auditor"):
         email = f"{role_name}@{slug}.example"
         with app.app_context():
-            services.create_user(
+            accounts.create_user(
                 email=email, password=PASSWORD, organization=tenant.id, role_names=(role_name,)
             )
         pair = _log_in(client, email)

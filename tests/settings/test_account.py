@@ -6,8 +6,8 @@ import jwt
 import pytest
 import sqlalchemy as sa
 
-from authapp.extensions import db
 from authapp.models import AuditEvent
+from authapp.platform.extensions import db
 from tests.conftest import PASSWORD, auth_header
 from tests.settings.conftest import SETTINGS, key_header
 

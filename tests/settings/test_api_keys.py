@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import sqlalchemy as sa
 
-from authapp.extensions import db
+from authapp.platform.extensions import db
 from tests.conftest import auth_header
 from tests.settings.conftest import BUILTIN_PERMISSIONS, SETTINGS, key_header
 

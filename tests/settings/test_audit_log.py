@@ -6,7 +6,7 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from authapp.extensions import db
+from authapp.platform.extensions import db
 from tests.conftest import PASSWORD, auth_header
 from tests.settings.conftest import SETTINGS, key_header
 

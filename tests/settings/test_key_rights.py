@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from authapp.extensions import db
+from authapp.platform.extensions import db
 from tests.conftest import PASSWORD, auth_header
 from tests.settings.conftest import (
     BUILTIN_PERMISSIONS,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from authapp.extensions import db
 from authapp.models import User
+from authapp.platform.extensions import db
 from tests.conftest import PASSWORD, auth_header
 from tests.settings.conftest import SETTINGS, Account, Tenant, wait_for_a_lock_waiter
 

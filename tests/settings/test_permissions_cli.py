@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from flask import Blueprint
 
-from authapp.security.rbac import require_permission
+from authapp.auth.guards import require_permission
 from tests.conftest import PASSWORD
 from tests.settings.conftest import SETTINGS, Account, Tenant, key_header
 

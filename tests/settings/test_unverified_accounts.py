@@ -14,9 +14,10 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from authapp.auth import link_tokens, services
-from authapp.extensions import db
+from authapp.auth import link_tokens
+from authapp.auth.services import accounts
 from authapp.models import ApiKey, RecoveryCode, User
+from authapp.platform.extensions import db
 from tests.conftest import PASSWORD, auth_header, confirm_email
 from tests.mfa.conftest import Account, code_at
 from tests.settings.conftest import SETTINGS
@@ -39,7 +40,7 @@ def sign_up(client: FlaskClient, email: str = VICTIM) -> dict[str, Any]:
 
 def member_of(app: Flask, organization_id: str) -> str:
     with app.app_context():
-        return services.create_user(
+        return accounts.create_user(
             email="member@example.com", password=PASSWORD, organization=organization_id
         ).id
 

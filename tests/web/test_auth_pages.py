@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from authapp.auth import services
-from authapp.extensions import db
+from authapp.auth.services import accounts
+from authapp.platform.extensions import db
 from tests.conftest import PASSWORD, auth_header, confirm_email
 from tests.web.conftest import (
     alert,
@@ -257,7 +257,7 @@ def test_a_disabled_account_with_the_right_password_is_403(app, client, make_use
     """SE-4: `account_disabled` only after a correct password; a wrong one stays generic."""
     make_user(email="ada@example.com")
     with app.app_context():
-        services.disable_user("ada@example.com")
+        accounts.disable_user("ada@example.com")
 
     right = form_login(client, "ada@example.com")
     wrong = form_login(client, "ada@example.com", "not the right passphrase at all")

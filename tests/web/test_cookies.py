@@ -12,8 +12,8 @@ from flask import Flask
 from flask.sessions import SecureCookieSessionInterface
 from flask.testing import FlaskClient
 
-from authapp.extensions import db
 from authapp.models import RefreshToken
+from authapp.platform.extensions import db
 from tests.conftest import PASSWORD, auth_header
 from tests.web.conftest import (
     claims,

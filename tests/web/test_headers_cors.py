@@ -12,7 +12,7 @@ from flask import Flask, Response
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from authapp import hooks
+from authapp.platform import hooks
 from tests.conftest import PASSWORD, auth_header
 
 APP_ORIGIN = "https://app.example"

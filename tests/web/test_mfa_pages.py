@@ -20,9 +20,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from authapp.auth import services
-from authapp.extensions import db
+from authapp.auth.services import accounts
 from authapp.models import AuditEvent, RecoveryCode, User
+from authapp.platform.extensions import db
 from tests.conftest import PASSWORD, auth_header, confirm_email
 from tests.mfa.conftest import Account, code_at, shown_secret, wrong_code
 from tests.outbox import conftest as outbox_fixtures
@@ -466,7 +466,7 @@ def test_the_code_page_without_a_wait_goes_to_login(client):
 
 
 def test_the_wait_runs_out_after_mfa_login_ttl(app, with_mfa, waiting):
-    """The wait is read against authapp.clock: one second past MFA_LOGIN_TTL it is over."""
+    """The wait is read against authapp.platform.clock: one second past MFA_LOGIN_TTL it is over."""
     _browser, secret, _codes = with_mfa
     ttl = int(app.config["MFA_LOGIN_TTL"])
     token = csrf_token(waiting, LOGIN_CODE)
@@ -637,7 +637,7 @@ def test_a_password_reset_does_not_turn_mfa_off(
     mail_app: Flask, mail_client: FlaskClient, smtp: SmtpServer
 ) -> None:
     with mail_app.app_context():
-        user = services.create_user(email="ada@example.com", password=PASSWORD)
+        user = accounts.create_user(email="ada@example.com", password=PASSWORD)
         ada = {"id": user.id, "email": "ada@example.com", "password": PASSWORD}
     tokens = mail_client.post(
         "/api/v1/auth/login", json={"login": ada["email"], "password": PASSWORD}

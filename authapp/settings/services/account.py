@@ -8,15 +8,16 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from authapp import audit, clock, events, outbox
-from authapp.auth import link_tokens, recovery, sessions
-from authapp.auth import services as auth_services
-from authapp.errors import NotFound, ValidationFailed
-from authapp.extensions import db
+from authapp.auth import link_tokens
+from authapp.auth.principals import Principal
+from authapp.auth.services import accounts, recovery, sessions
+from authapp.delivery import events, outbox
 from authapp.models import Session, User
 from authapp.models.base import is_id
-from authapp.security import passwords
-from authapp.security.rbac import Principal
+from authapp.platform import clock
+from authapp.platform.errors import NotFound, ValidationFailed
+from authapp.platform.extensions import db
+from authapp.security import audit, passwords
 
 
 def update_profile(principal: Principal, user: User, changes: dict[str, Any]) -> User:
@@ -25,7 +26,7 @@ def update_profile(principal: Principal, user: User, changes: dict[str, Any]) ->
     for name, value in changed.items():
         setattr(user, name, value)
     if changed:
-        auth_services.flush_unique()  # the unique index decides, never a SELECT first
+        accounts.flush_unique()  # the unique index decides, never a SELECT first
         audit.by_principal("profile.updated", principal, user_id=user.id, fields=sorted(changed))
     db.session.commit()
     return user
@@ -43,7 +44,7 @@ def change_password(
             {"current_password": ["The current password is incorrect."]},
             "The current password is incorrect.",
         )
-    auth_services.check_new_password(user, new_password)
+    accounts.check_new_password(user, new_password)
     user.password_hash = passwords.hash_password(new_password)
     link_tokens.void(user.id, "password_reset")  # RS-1: no older reset link outlives it
     revoked = sessions.revoke_all(

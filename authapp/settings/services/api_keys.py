@@ -8,23 +8,24 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from authapp import audit, clock, events, outbox
-from authapp.errors import NotFound
-from authapp.extensions import db
-from authapp.models import ApiKey, User
-from authapp.models.base import is_id
-from authapp.security import api_keys
-from authapp.security.rbac import (
+from authapp.auth.key_principals import (
     EFFECTIVE_SCOPES,
     KEY_MEMBER,
     MEMBER_ACTIVE,
-    Principal,
-    audit_refusals,
     effective_scopes,
     key_status,
 )
+from authapp.auth.principals import Principal
+from authapp.auth.services.refusals import audit_refusals
+from authapp.delivery import events, outbox
+from authapp.models import ApiKey, User
+from authapp.models.base import is_id
+from authapp.platform import clock
+from authapp.platform.errors import NotFound
+from authapp.platform.extensions import db
+from authapp.security import api_keys, audit
 from authapp.settings.services import roles as role_services
-from authapp.settings.services.verified import require_verified_email
+from authapp.settings.verified import require_verified_email
 
 
 @dataclass(frozen=True)

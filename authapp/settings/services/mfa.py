@@ -7,15 +7,16 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from authapp import audit, clock, events, outbox
 from authapp.auth import second_factor
-from authapp.auth import services as auth_services
-from authapp.errors import Conflict, ValidationFailed
-from authapp.extensions import db
+from authapp.auth.principals import Principal
+from authapp.auth.services import accounts
+from authapp.delivery import events, outbox
 from authapp.models import User
-from authapp.security import passwords, secretbox, totp
-from authapp.security.rbac import Principal
-from authapp.settings.services.verified import require_verified_email
+from authapp.platform import clock
+from authapp.platform.errors import Conflict, ValidationFailed
+from authapp.platform.extensions import db
+from authapp.security import audit, passwords, secretbox, totp
+from authapp.settings.verified import require_verified_email
 
 
 class InvalidMfaCode(ValidationFailed):
@@ -90,7 +91,7 @@ def disable(principal: Principal, user: User, *, password: str, code: str) -> No
 def reset_by_operator(login: str) -> User:
     """`flask mfa reset`: for a user who lost both the authenticator and the recovery codes,
     once the operator has checked who they are. Raises AppError(not_found)."""
-    user = auth_services.account_named(login)
+    user = accounts.account_named(login)
     if not user.mfa_enabled and user.mfa_secret is None:
         return user
     second_factor.turn_off(user)

@@ -8,24 +8,19 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
-from authapp import audit, events, outbox, webhooks
-from authapp.auth import services as auth_services
-from authapp.auth import sessions
-from authapp.errors import AppError, Conflict, Forbidden, NotFound, ValidationFailed
-from authapp.extensions import db
+from authapp.auth.key_principals import key_as_of_now
+from authapp.auth.principals import Account, Principal, user_with_access
+from authapp.auth.services import accounts, sessions
+from authapp.auth.services.refusals import audit_refusals
+from authapp.delivery import events, outbox, webhooks
 from authapp.models import TIER_RATE_LIMITS, Organization, Role, User, user_roles
 from authapp.models.base import is_id
-from authapp.security import secretbox
-from authapp.security.rbac import (
-    Account,
-    Principal,
-    audit_refusals,
-    key_as_of_now,
-    user_with_access,
-)
+from authapp.platform.errors import AppError, Conflict, Forbidden, NotFound, ValidationFailed
+from authapp.platform.extensions import db
+from authapp.security import audit, secretbox
 from authapp.settings.pagination import Page, page
 from authapp.settings.services import roles as role_services
-from authapp.settings.services.verified import require_verified_email
+from authapp.settings.verified import require_verified_email
 
 
 @dataclass(frozen=True)
@@ -69,7 +64,7 @@ def set_tier(id_or_name: str, tier: str) -> Organization:
         raise AppError(
             f"Unknown tier {tier!r}: use {', '.join(TIER_RATE_LIMITS)}.", code="not_found"
         )
-    organization = auth_services.find_organization(id_or_name)
+    organization = accounts.find_organization(id_or_name)
     before = organization.tier
     organization.tier = tier
     organization.rate_limit_per_minute = TIER_RATE_LIMITS[tier]
@@ -167,7 +162,7 @@ def update_member(principal: Principal, user_id: str, changes: dict[str, Any]) -
 
 
 def _change_roles(principal: Principal, member: User, names: list[str]) -> dict[str, Any]:
-    roles = auth_services.roles_named(principal.organization_id, names)
+    roles = accounts.roles_named(principal.organization_id, names)
     before, after = set(member.role_names), {role.name for role in roles}
     if before == after:
         return {}

@@ -8,14 +8,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from authapp import audit
-from authapp.auth.services import visible_roles
-from authapp.errors import Conflict, Forbidden, NotFound, ValidationFailed, constraint_name
-from authapp.extensions import db
+from authapp.auth.principals import Principal
+from authapp.auth.services.accounts import visible_roles
+from authapp.auth.services.refusals import audit_refusals
 from authapp.models import Permission, Role, user_roles
 from authapp.models.base import is_id
-from authapp.security.rbac import Principal, audit_refusals
-from authapp.settings.services.verified import require_verified_email
+from authapp.platform.errors import Conflict, Forbidden, NotFound, ValidationFailed, constraint_name
+from authapp.platform.extensions import db
+from authapp.security import audit
+from authapp.settings.verified import require_verified_email
 
 BUILTIN_NAMES = ("owner", "admin", "member")
 NAME_TAKEN = "A role with this name already exists."

@@ -1,0 +1,75 @@
+"""Rate limits (RL-1, RL-4, RL-5) with Flask-Limiter, shared by every worker and host through
+RATELIMIT_STORAGE_URI. Limit strings come from the configuration; keys are the client address
+(the default: network.client_bucket, RL-3, an IPv6 client by its /64), an email address or an
+account. A key function never raises (extensions.RefusalHeadersLimiter says why)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from flask import current_app, g, request
+
+from authapp.auth import cookies, guards
+from authapp.platform import network
+from authapp.platform.errors import AppError
+from authapp.platform.extensions import limiter
+from authapp.security.digests import sha256_hex
+
+
+def setting(name: str) -> Callable[[], str]:
+    """The limit named by configuration variable `name`, read per request."""
+    return lambda: str(current_app.config[name])
+
+
+def by_email() -> str:
+    """The email address in the JSON body or the form (forgot-password)."""
+    body = request.get_json(silent=True) if request.is_json else request.form
+    email = body.get("email") if isinstance(body, Mapping) else None
+    if not isinstance(email, str) or not email.strip():
+        return network.client_bucket()
+    return f"email:{sha256_hex(email.strip().lower())}"  # not the address itself
+
+
+def by_account() -> str:
+    """The logged-in account (bearer, API key or cookie), else the client address."""
+    try:
+        principal = guards.authenticate() if request.path.startswith("/api/") else None
+    except AppError:
+        principal = None  # the route's own guard answers 401 in a moment
+    if principal is None and not request.path.startswith("/api/"):
+        principal = cookies.browser_principal()
+    if principal is not None and principal.user is not None:
+        return f"user:{principal.user.id}"
+    return network.client_bucket()
+
+
+def by_organization() -> str:
+    """The caller's organization, read from the principal the route's guard resolved (the
+    limit sits under it), else the client address. Nothing here can raise: Flask-Limiter takes
+    a key function's exception for a storage outage (issue 15)."""
+    principal = g.get("principal")
+    organization_id = getattr(principal, "organization_id", None)
+    return f"org:{organization_id}" if organization_id else network.client_bucket()
+
+
+# Each limit is one shared object: decorating the API route and its page with the same one
+# gives them a single count (a login form cannot be used to double the API's allowance).
+login = limiter.shared_limit(setting("RATELIMIT_LOGIN"), scope="login", methods=["POST"])
+signup = limiter.shared_limit(setting("RATELIMIT_SIGNUP"), scope="signup", methods=["POST"])
+refresh = limiter.shared_limit(setting("RATELIMIT_REFRESH"), scope="refresh")
+forgot_password_by_ip = limiter.shared_limit(
+    setting("RATELIMIT_FORGOT_IP"), scope="forgot_ip", methods=["POST"]
+)
+forgot_password_by_email = limiter.shared_limit(
+    setting("RATELIMIT_FORGOT_EMAIL"), scope="forgot_email", key_func=by_email, methods=["POST"]
+)
+password_change = limiter.shared_limit(
+    setting("RATELIMIT_PASSWORD_CHANGE"),
+    scope="password_change",
+    key_func=by_account,
+    methods=["POST", "DELETE"],  # DELETE /mfa/totp checks the password too
+)
+resend = limiter.shared_limit(setting("RATELIMIT_RESEND"), scope="resend", key_func=by_account)
+webhook_test = limiter.shared_limit(
+    setting("RATELIMIT_WEBHOOK_TEST"), scope="webhook_test", key_func=by_organization
+)

@@ -1,0 +1,144 @@
+"""TODO"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import sqlalchemy as sa
+
+from authapp.auth import backoff, devices, second_factor
+from authapp.auth.principals import user_with_access
+from authapp.auth.services import sessions
+from authapp.auth.services.accounts import INVALID_CREDENTIALS, find_by_login
+from authapp.delivery import events, outbox
+from authapp.models import Session, User
+from authapp.platform import clock
+from authapp.platform.errors import (
+    Forbidden,
+    Unauthorized,
+)
+from authapp.platform.extensions import db
+from authapp.security import audit, passwords
+
+
+def log_in(
+    *,
+    login: str,
+    password: str,
+    totp_code: str | None,
+    client: sessions.Client,
+    device_cookie: str | None = None,
+) -> sessions.TokenPair:
+    """Raises Unauthorized(invalid_credentials) alike for every wrong login (EN-1),
+    Forbidden(account_disabled) only after a correct password (SE-4), RateLimited while the
+    back-off that holds this attempt runs (RL-2: the device's, when `device_cookie` is one of
+    this account's, else the account's or the unknown identifier's), MfaRequired or
+    Unauthorized(invalid_mfa_code) for an account with MFA on (MF-2). The pair carries a new
+    device cookie."""
+    passwords.refuse_if_full()
+    user = find_by_login(login)
+    device_id = devices.recognise(device_cookie, user)
+    held_by = backoff.counter(login, user, device_id)
+    backoff.check(held_by)
+    # The database connection goes back to the pool for the ~250 ms of bcrypt: a login flood
+    # must not hold the connections that every other request needs.
+    db.session.commit()
+    password_ok = passwords.verify_password(password, user.password_hash if user else None)
+    if user is None or not password_ok:
+        reason = "unknown_account" if user is None else "bad_password"
+        _record_failure(held_by, user, client, reason=reason)
+        raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
+    if not user.is_active:
+        _record_failure(held_by, user, client, reason="account_disabled")
+        raise Forbidden("This account is disabled.", code="account_disabled")
+    if passwords.needs_rehash(user.password_hash):
+        user.password_hash = passwords.hash_password(password)
+    if user.mfa_enabled:
+        if totp_code is None:
+            db.session.commit()  # a rehash stays; the password was right
+            raise second_factor.MfaRequired(user.id)
+        _check_second_factor(user, totp_code, client)
+    return _start_session(user, client, held_by, device_id)
+
+
+def log_in_second_step(
+    *, user_id: str, totp_code: str, client: sessions.Client, device_cookie: str | None = None
+) -> sessions.TokenPair:
+    """The login page's second step: the password was checked moments ago (MfaRequired), under
+    the back-off, and the code is checked now, under the account's code budget. Raises
+    Unauthorized as log_in does."""
+    user = db.session.execute(user_with_access(User.id == user_id)).unique().scalar_one_or_none()
+    if user is None or not user.is_active:
+        raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
+    if user.mfa_enabled:
+        _check_second_factor(user, totp_code, client)
+    device_id = devices.recognise(device_cookie, user)
+    return _start_session(user, client, backoff.of_account(user, device_id), device_id)
+
+
+def _check_second_factor(user: User, code: str, client: sessions.Client) -> None:
+    method = second_factor.verify(user, code)
+    if method is None:
+        audit.about_account("login.failed", user, client, reason="invalid_mfa_code")
+        db.session.commit()
+        raise Unauthorized("The code is incorrect or was used already.", code="invalid_mfa_code")
+    if method == "recovery_code":
+        remaining = second_factor.unused_recovery_codes(user.id)
+        audit.by_user("mfa.recovery_code_used", user, client, remaining=remaining)
+
+
+def _start_session(
+    user: User, client: sessions.Client, held_by: backoff.Counter, device_id: str | None
+) -> sessions.TokenPair:
+    """The login succeeded: the count that held it starts again (RL-2), and the client gets a
+    device cookie of this account (only now: a correct password alone, before the second
+    factor, earns none)."""
+    user.failed_login_count = 0
+    backoff.cleared(held_by)
+    user.last_login_at = clock.now()
+    notice = _new_device_notice(user, client)
+    session, refresh = sessions.start(user, client)
+    audit.by_user("login.succeeded", user, client, session_id=session.id)
+    db.session.commit()
+    outbox.dispatch(events.ids(notice))
+    pair = sessions.started(user, session, refresh)
+    return dataclasses.replace(pair, device_cookie=devices.issue(user, device_id))
+
+
+def _new_device_notice(user: User, client: sessions.Client) -> str | None:
+    """A mail when an account that has logged in before does so from a device (User-Agent) it
+    never used; one statement, before the new session exists."""
+    earlier = sa.select(Session.id).where(Session.user_id == user.id)
+    same_device = earlier.where(Session.user_agent.is_not_distinct_from(client.user_agent))
+    seen_any, seen_device = db.session.execute(
+        sa.select(sa.exists(earlier), sa.exists(same_device))
+    ).one()
+    if not seen_any or seen_device:
+        return None
+    context = {
+        "when": clock.now().strftime("%Y-%m-%d %H:%M"),
+        "device": client.user_agent or "unknown",
+        "ip": client.ip,
+        "sessions_url": events.link("/settings/sessions"),
+    }
+    return events.email(user, "new_device_login", context)
+
+
+def _record_failure(
+    held_by: backoff.Counter, user: User | None, client: sessions.Client, *, reason: str
+) -> None:
+    lock = backoff.failed(held_by)  # counted alike whether or not an account exists (EN-4)
+    if user is not None:
+        # An UPDATE expression, not a read-modify-write: parallel failures all count.
+        user.failed_login_count = User.failed_login_count + 1
+    audit.about_account("login.failed", user, client, reason=reason)
+    if lock is not None:
+        audit.about_account(
+            "login.locked",
+            user,
+            client,
+            scope=lock.scope,
+            failures=lock.failures,
+            wait_seconds=lock.wait_seconds,
+        )
+    db.session.commit()

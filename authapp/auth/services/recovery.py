@@ -1,0 +1,136 @@
+"""Email verification and password reset: single-use tokens sent by mail (RS-1..3, EV-1)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+
+from authapp.auth import backoff, link_tokens, second_factor
+from authapp.auth.services import accounts, sessions
+from authapp.delivery import events, outbox
+from authapp.models import ApiKey, OutboxMessage, User
+from authapp.platform import clock
+from authapp.platform.errors import ValidationFailed
+from authapp.platform.extensions import changed_rows, db
+from authapp.platform.network import Client
+from authapp.security import audit, passwords
+
+
+def verify_email(token: str) -> User:
+    """EV-1. Raises InvalidLinkToken."""
+    user = link_tokens.redeem(token, "email_verify")
+    if user.email_verified_at is None:
+        user.email_verified_at = clock.now()
+    audit.record(
+        "email.verified", organization_id=user.organization_id, user_id=user.id, actor="system"
+    )
+    db.session.commit()
+    return user
+
+
+def resend_verification(user: User, origin: audit.Origin) -> None:
+    """A new verify mail, unless the address is verified already (the answer is 202 alike)."""
+    if user.email_verified_at is not None:
+        return
+    message_id = link_tokens.send_verification(user)
+    audit.by_user("email.verification_resent", user, origin)
+    db.session.commit()
+    outbox.dispatch([message_id])
+
+
+def forgot_password(email: str, origin: audit.Origin) -> None:
+    """EN-3: the same statements and the same hand-off for every address, known, unknown or
+    disabled: one outbox message holding the address (sealed, like a link) and where the
+    request came from, committed and handed to the pool. `prepare_reset` finds the account
+    there; nothing about it changes here."""
+    request = {
+        "reset_for": accounts.normalize_email(email),
+        "ip": origin.ip or "",
+        "user_agent": origin.user_agent or "",
+    }
+    message_id = outbox.add("email", {"template": "password_reset", "secrets": request})
+    db.session.commit()
+    outbox.dispatch([message_id])
+
+
+def prepare_reset(message_id: str, request: dict[str, str]) -> dict[str, Any] | None:
+    """On the pool: the mail a reset request becomes. An active account with the address
+    gets a new token, and the message becomes its mail (stored, so a retry sends this link,
+    not another); for any other address the message is deleted, the address with it, and
+    None is returned. Either way the request is audited. Commits."""
+    origin = Client(ip=request["ip"] or None, user_agent=request["user_agent"] or None)
+    user = db.session.scalars(
+        sa.select(User).where(User.email_normalized == request["reset_for"])
+    ).one_or_none()
+    if user is None or not user.is_active:
+        db.session.execute(sa.delete(OutboxMessage).where(OutboxMessage.id == message_id))
+        audit.about_account("password.reset_requested", user, origin, sent=False)
+        db.session.commit()
+        return None
+    token = link_tokens.issue(user, "password_reset")
+    link = events.link(f"/reset-password?token={token}")
+    payload = events.email_payload(user, "password_reset", secrets={"link": link})
+    outbox.rewrite(message_id, payload)
+    audit.by_user("password.reset_requested", user, origin, sent=True)
+    db.session.commit()
+    return payload
+
+
+def reset_password(token: str, new_password: str, origin: audit.Origin) -> None:
+    """RS-1, RS-3, SE-3: a new password, every session revoked, the lockout cleared. Nobody
+    is logged in by it, so a second factor is never bypassed. Raises InvalidLinkToken,
+    ValidationFailed (policy)."""
+    user = link_tokens.redeem(token, "password_reset")
+    try:
+        accounts.check_new_password(user, new_password)
+    except ValidationFailed:
+        db.session.rollback()  # the token stays usable for a better password
+        raise
+    user.password_hash = passwords.hash_password(new_password)
+    link_tokens.void(user.id, "password_reset")  # the other links in the mailbox end too
+    user.failed_login_count = 0
+    user.locked_until = None
+    backoff.clear_account(user)
+    revoked = sessions.revoke_all(user.id, reason="password_reset")
+    cleared = _reclaimed(user) if user.email_verified_at is None else {}
+    audit.by_user("password.reset", user, origin, sessions_revoked=revoked, **cleared)
+    message_ids = events.ids(
+        password_changed_mail(user, how="reset"),
+        events.webhook(user.organization_id, "user.password_changed", {"user_id": user.id}),
+    )
+    db.session.commit()
+    outbox.dispatch(message_ids)
+
+
+def _reclaimed(user: User) -> dict[str, object]:
+    """Pre-account hijacking: someone who signed up with another's address may have set up
+    the account before its owner resets the password (README "Security", "Unverified
+    accounts"). The reset proves the mailbox, so the address counts as confirmed now, and what
+    was set up goes: MFA and its recovery codes, and the API keys the account created (its
+    sessions are revoked as for every reset). No commit."""
+    user.email_verified_at = clock.now()
+    had_mfa = user.mfa_enabled or user.mfa_secret is not None
+    second_factor.turn_off(user)
+    keys = changed_rows(
+        sa.update(ApiKey)
+        .where(ApiKey.created_by == user.id, ApiKey.revoked_at.is_(None))
+        .values(revoked_at=clock.now())
+    )
+    return {"unverified": True, "mfa_cleared": had_mfa, "api_keys_revoked": keys}
+
+
+def password_changed_mail(user: User, *, how: str) -> str:
+    """RS-3: tell the owner of the account, with the way back if it was not them."""
+    return events.email(
+        user,
+        "password_changed",
+        {
+            "how": how,
+            "when": clock.now().strftime("%Y-%m-%d %H:%M"),
+            "forgot_url": events.link("/forgot-password"),
+        },
+    )
+
+
+outbox.composes("reset_for", prepare_reset)  # a forgot-password request becomes its mail

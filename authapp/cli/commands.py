@@ -1,0 +1,176 @@
+"""Thin click commands for operators; each calls one service."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import with_appcontext
+from marshmallow import ValidationError
+
+from authapp.auth.schemas import SignupIn
+from authapp.auth.services import accounts
+from authapp.cli.seed import SeedError, add_permission, seed_database
+from authapp.delivery import outbox
+from authapp.models import TIER_RATE_LIMITS
+from authapp.platform.errors import AppError
+from authapp.settings.schemas import PermissionIn
+from authapp.settings.services import mfa, roles
+from authapp.settings.services import organization as organization_services
+
+
+@click.command("seed")
+@with_appcontext
+def seed_command() -> None:
+    """Create what the database lacks: default organization, built-ins, admin."""
+    try:
+        report = seed_database()
+    except SeedError as exc:
+        raise click.ClickException(str(exc)) from None
+    for item in report.created:
+        click.echo(f"created {item}")
+    if not report.created:
+        click.echo("Already seeded; nothing changed.")
+    if report.generated_password:
+        click.echo(f"admin password (shown once): {report.generated_password}")
+
+
+@click.command("create-user")
+@click.option("--email", required=True)
+@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True)
+@click.option("--username")
+@click.option("--full-name", default="")
+@click.option("--organization", help="The organization's id or exact name (default: the default).")
+@click.option("--role", "roles", multiple=True, default=("member",), show_default=True)
+@with_appcontext
+def create_user_command(
+    email: str,
+    password: str,
+    username: str | None,
+    full_name: str,
+    organization: str | None,
+    roles: tuple[str, ...],
+) -> None:
+    """Create an account (email counted as verified)."""
+    try:
+        fields = SignupIn(only=("email", "username", "full_name")).load(
+            {"email": email, "username": username, "full_name": full_name}
+        )
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid input: {exc.messages}") from None
+    try:
+        user = accounts.create_user(
+            **fields,
+            password=password,
+            organization=organization,
+            role_names=roles,
+        )
+    except AppError as exc:
+        details = "; ".join(f"{k}: {' '.join(v)}" for k, v in (exc.fields or {}).items())
+        raise click.ClickException(f"{exc.message} {details}".strip()) from None
+    click.echo(f"created user {user.email} ({user.id})")
+
+
+@click.command("disable-user")
+@click.argument("login")
+@with_appcontext
+def disable_user_command(login: str) -> None:
+    """Disable the account with this email or username and end all its sessions now."""
+    try:
+        user = accounts.disable_user(login)
+    except AppError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"disabled {user.email}; its sessions are revoked")
+
+
+@click.group("permissions")
+def permissions_group() -> None:
+    """Permission codes that roles and API keys can carry."""
+
+
+@permissions_group.command("add")
+@click.argument("code")
+@click.argument("description")
+@with_appcontext
+def add_permission_command(code: str, description: str) -> None:
+    """Register an application permission code (for example commodities:write)."""
+    try:
+        body = PermissionIn().load({"code": code, "description": description})
+    except ValidationError as exc:
+        raise click.ClickException(f"invalid input: {exc.messages}") from None
+    if add_permission(**body):
+        click.echo(f"created permission {code}; owner and admin hold it")
+    else:
+        click.echo(f"permission {code} already exists; description updated")
+
+
+@permissions_group.command("list")
+@with_appcontext
+def list_permissions_command() -> None:
+    """Every permission code with its description."""
+    for permission in roles.list_permissions():
+        click.echo(f"{permission.code}\t{permission.description}")
+
+
+@click.group("outbox")
+def outbox_group() -> None:
+    """The transactional outbox of emails and webhooks."""
+
+
+@outbox_group.command("drain")
+@with_appcontext
+def drain_command() -> None:
+    """Deliver every pending message now, in this process, whatever its retry time."""
+    counts = outbox.drain()
+    if not counts:
+        click.echo("Nothing pending.")
+    for status, count in sorted(counts.items()):
+        click.echo(f"{status}: {count}")
+
+
+@click.group("org")
+def org_group() -> None:
+    """Organizations."""
+
+
+@org_group.command("set-tier")
+@click.argument("organization")
+@click.argument("tier", type=click.Choice(sorted(TIER_RATE_LIMITS)))
+@with_appcontext
+def set_tier_command(organization: str, tier: str) -> None:
+    """Set ORGANIZATION's (id or exact name) tier and its API keys' rate limit."""
+    try:
+        found = organization_services.set_tier(organization, tier)
+    except AppError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"{found.name}: tier {found.tier}, {found.rate_limit_per_minute} API requests/min")
+
+
+@click.group("mfa")
+def mfa_group() -> None:
+    """Two-factor authentication."""
+
+
+@mfa_group.command("reset")
+@click.argument("login")
+@with_appcontext
+def reset_mfa_command(login: str) -> None:
+    """Turn MFA off for the account with this email or username (it lost its authenticator and
+    its recovery codes); the user is mailed and the audit log records it."""
+    try:
+        user = mfa.reset_by_operator(login)
+    except AppError as exc:
+        raise click.ClickException(exc.message) from None
+    click.echo(f"{user.email}: two-factor authentication is off; log in with the password only")
+
+
+def init_app(app: Flask) -> None:
+    for command in (
+        seed_command,
+        create_user_command,
+        disable_user_command,
+        permissions_group,
+        outbox_group,
+        org_group,
+        mfa_group,
+    ):
+        app.cli.add_command(command)

@@ -1,0 +1,84 @@
+"""What authapp tells the outside world: emails to a user and webhooks to an organization.
+
+Each function writes an outbox row in the caller's transaction and returns its id (or None when
+there is nobody to tell); the caller commits, then `outbox.dispatch`es the ids.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+
+from authapp.delivery import outbox
+from authapp.models import Organization, User
+from authapp.platform import clock
+from authapp.platform.extensions import db
+
+WEBHOOK_EVENTS = (
+    "user.signed_up",
+    "user.password_changed",
+    "user.disabled",
+    "session.reuse_detected",
+    "api_key.created",
+    "api_key.revoked",
+    "ping",
+)
+
+
+def link(path: str) -> str:
+    """RS-2: links come from PUBLIC_BASE_URL, never from the request's Host."""
+    return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + path
+
+
+def email(
+    user: User,
+    template: str,
+    context: dict[str, Any] | None = None,
+    secrets: dict[str, str] | None = None,
+) -> str:
+    """A mail to `user`; `secrets` (a link with a token) are stored encrypted and wiped from
+    the row once sent."""
+    return outbox.add("email", email_payload(user, template, context, secrets))
+
+
+def email_payload(
+    user: User,
+    template: str,
+    context: dict[str, Any] | None = None,
+    secrets: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """What an email row holds (before its secrets are sealed)."""
+    payload: dict[str, Any] = {
+        "to": user.email,
+        "template": template,
+        "user_id": user.id,
+        "organization_id": user.organization_id,
+        "context": {"name": user.full_name, **(context or {})},
+    }
+    if secrets:
+        payload["secrets"] = secrets
+    return payload
+
+
+def webhook(organization_id: str, event: str, data: dict[str, Any]) -> str | None:
+    """An event for the organization's receiver, if it has one (looked up in the identity map
+    first: the request's principal usually holds the organization already)."""
+    if event not in WEBHOOK_EVENTS:  # the contract's list: a typo must not reach receivers
+        raise ValueError(f"unknown webhook event {event!r}")
+    organization = db.session.get(Organization, organization_id)
+    if organization is None or not organization.webhook_url:
+        return None
+    return outbox.add(
+        "webhook",
+        {
+            "organization_id": organization_id,
+            "event": event,
+            "created_at": clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "data": data,
+        },
+    )
+
+
+def ids(*maybe: str | None) -> list[str]:
+    return [message_id for message_id in maybe if message_id is not None]

@@ -1,0 +1,89 @@
+"""Send one email (stdlib smtplib), from the offload pool only, through the SMTP breaker.
+
+`SMTP_URL`: `smtp://[user:pass@]host[:port]` (STARTTLS whenever the server offers it) or
+`smtps://…` (TLS from the start). In production a server that does not offer STARTTLS gets
+nothing, neither credentials nor links, unless SMTP_ALLOW_PLAINTEXT=true (README "Security").
+Without SMTP_URL mail is logged (recipient and subject only: never a link) and counted as sent,
+so development needs no SMTP server.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import ssl
+from email.message import EmailMessage
+from email.utils import make_msgid
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import structlog
+from flask import current_app, render_template
+
+from authapp.delivery import offload
+
+log = structlog.get_logger(__name__)
+SUBJECTS = {
+    "verify_email": "Confirm your email address",
+    "password_reset": "Reset your password",
+    "password_changed": "Your password was changed",
+    "new_device_login": "New login to your account",
+    "mfa_changed": "Two-factor authentication settings changed",
+}
+
+
+def compose(message_id: str, payload: dict[str, Any]) -> EmailMessage:
+    """The message from its templates (text and HTML parts); the secrets go in only here."""
+    template = payload["template"]
+    context = {**payload.get("context", {}), **payload.get("secrets", {})}
+    message = EmailMessage()
+    message["Subject"] = SUBJECTS[template]
+    message["From"] = current_app.config["MAIL_FROM"]
+    message["To"] = payload["to"]
+    message["Message-ID"] = make_msgid(idstring=message_id.replace("-", ""))
+    message["X-Authapp-Delivery"] = message_id  # one id across retries: receivers can dedupe
+    message.set_content(render_template(f"mail/{template}.txt", **context))
+    message.add_alternative(render_template(f"mail/{template}.html", **context), subtype="html")
+    return message
+
+
+def send(message_id: str, payload: dict[str, Any]) -> None:
+    if not payload.get("to"):
+        raise offload.Undeliverable("the message has no recipient")
+    message = compose(message_id, payload)
+    url = current_app.config["SMTP_URL"]
+    if not url:
+        log.info("mail.logged_not_sent", to=payload["to"], subject=message["Subject"])
+        return
+    offload.breaker("smtp").call(_deliver, url, message)
+    log.info("mail.sent", message_id=message_id, subject=message["Subject"])
+
+
+def _deliver(url: str, message: EmailMessage) -> None:
+    config = current_app.config
+    parts = urlsplit(url)
+    timeout = config["OFFLOAD_TIMEOUT"]
+    plaintext_allowed = config["AUTHAPP_ENV"] != "production" or config["SMTP_ALLOW_PLAINTEXT"]
+    host = parts.hostname or "localhost"
+    if parts.scheme == "smtps":
+        client: smtplib.SMTP = smtplib.SMTP_SSL(
+            host, parts.port or 465, timeout=timeout, context=ssl.create_default_context()
+        )
+    elif parts.scheme == "smtp":
+        client = smtplib.SMTP(host, parts.port or 25, timeout=timeout)
+    else:
+        raise offload.Undeliverable(f"SMTP_URL has an unknown scheme {parts.scheme!r}")
+    with client:
+        client.ehlo()
+        if parts.scheme == "smtp" and client.has_extn("starttls"):
+            client.starttls(context=ssl.create_default_context())
+            client.ehlo()
+        elif parts.scheme == "smtp" and not plaintext_allowed:
+            # Retried, not dead: a server misconfigured for a while, or STARTTLS stripped on
+            # the way, must not make reset links travel in clear text.
+            raise smtplib.SMTPNotSupportedError(
+                "the SMTP server offers no STARTTLS; production sends mail over TLS only "
+                "(SMTP_ALLOW_PLAINTEXT=true allows plain text)"
+            )
+        if parts.username:
+            client.login(unquote(parts.username), unquote(parts.password or ""))
+        client.send_message(message)
