@@ -1,4 +1,5 @@
-# The README's two commands: `make run` (serve on SQLite) and `make test` (the whole suite).
+# The README's two commands: `make run` (serve on SQLite) and `make test` (the whole suite but the
+# slow fault scenarios).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -29,23 +30,24 @@ lock:
 
 install: $(BIN)/activate
 
-# Browser tests (tests/e2e) drive Debian's Chromium, never a browser Playwright downloads, and
-# inject axe-core from npm (pinned by tests/e2e/package-lock.json): each installs when missing
+# Browser tests (tests/browser) drive Debian's Chromium, never a browser Playwright downloads, and
+# inject axe-core from npm (pinned by tests/browser/package-lock.json): each installs when missing
 # (and `npm ci` again when the lock file changes).
 CHROMIUM := /usr/bin/chromium
-E2E_MODULES := tests/e2e/node_modules/.package-lock.json
+E2E_MODULES := tests/browser/node_modules/.package-lock.json
 
 $(CHROMIUM):
 	export DEBIAN_FRONTEND=noninteractive; \
 	apt-get install -y chromium || { apt-get update && apt-get install -y chromium; }
 
-$(E2E_MODULES): tests/e2e/package-lock.json
-	npm ci --prefix tests/e2e --no-audit --no-fund
+$(E2E_MODULES): tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund
 	touch $@
 
 e2e-tools: $(CHROMIUM) $(E2E_MODULES)
 
-# deploy/nginx/ in front of gunicorn (README "Deployment"): tests/platform/test_nginx.py and the
+# deploy/nginx/ in front of gunicorn (docs/deployment.md "nginx in front"):
+# tests/server/test_nginx.py and the
 # fault scenarios through it run Debian's nginx, unprivileged, on a port of their own.
 NGINX := /usr/sbin/nginx
 
@@ -53,7 +55,7 @@ $(NGINX):
 	export DEBIAN_FRONTEND=noninteractive; \
 	apt-get install -y nginx || { apt-get update && apt-get install -y nginx; }
 
-# AUTHAPP_ENV unset is production, which refuses to start without real secrets (README
+# AUTHAPP_ENV unset is production, which refuses to start without real secrets (docs/security.md
 # "Production by default"): `make run` is for trying authapp out, so it says development.
 run: export AUTHAPP_ENV := development
 run: install
@@ -68,30 +70,35 @@ run: install
 	@echo
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
+# ruff, mypy, and the import contracts of pyproject.toml (docs/architecture.md "Layers").
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 fmt: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Every layer but tests/faults (pyproject's addopts: -m 'not slow'): app, server, browser, fuzz,
+# architecture; `-m app` (or server, browser, ...) in PYTEST_ARGS picks one.
 test: lint e2e-tools $(NGINX)
 	@$(BIN)/python -c "import os, sqlalchemy as sa; sa.create_engine(os.environ.get('TEST_DATABASE_URL', 'postgresql+psycopg2://postgres@127.0.0.1/test')).connect().close()" || { echo "PostgreSQL is not reachable: the tests need it (TEST_DATABASE_URL)" >&2; exit 1; }
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
-e2e: install e2e-tools $(NGINX)
-	$(BIN)/pytest -n 2 -m e2e $(PYTEST_ARGS)
+# The browser tests alone (tests/browser, marker `browser`).
+e2e: install e2e-tools
+	$(BIN)/pytest -n 2 -m browser $(PYTEST_ARGS)
 
-# Issue 9's fault scenarios (README "Fault scenarios"): tests/faults, marked slow and left out of
-# `make test`, run one at a time on real gunicorn and PostgreSQL; their figures print at the end.
+# The fault scenarios (docs/operations.md "Fault scenarios"): tests/faults, marked slow and left out
+# of `make test`, run one at a time on real gunicorn and PostgreSQL; their figures print at the end.
 # One restarts the local PostgreSQL server (as root): nothing else may be using it meanwhile.
 .PHONY: faults
 faults: install $(NGINX)
 	$(BIN)/pytest -m slow $(PYTEST_ARGS) tests/faults
 
-# Issue 9's benchmark (README "Benchmark"): authapp and a bare baseline on gunicorn and PostgreSQL,
+# The benchmark (bench/README.md): authapp and a bare baseline on gunicorn and PostgreSQL,
 # loaded by wrk (Debian's, installed when missing); BENCH_DURATION=5s for a quick try. `soak` runs
 # a mixed load for SOAK_DURATION (10m) and watches worker memory, connections and the outbox.
 WRK := /usr/bin/wrk

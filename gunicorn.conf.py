@@ -1,38 +1,15 @@
-"""gunicorn settings, read from the environment (README "Deployment").
+"""gunicorn settings, read from the environment (docs/deployment.md "gunicorn").
 
-gthread workers: real threads, no greenlets (DESIGN.md rule 1). The app is loaded in each
-worker after the fork, so nothing (database connections, thread pools) crosses a fork.
+gthread workers: real threads, no greenlets (docs/architecture.md "Rules", rule 1). The app is
+loaded in each worker after the fork, so nothing (database connections, thread pools) crosses a
+fork.
 """
 
 import atexit
-import multiprocessing
 import os
 import shutil
 import tempfile
 from pathlib import Path
-
-bind = os.environ.get("GUNICORN_BIND", "127.0.0.1:8000")
-workers = int(os.environ.get("GUNICORN_WORKERS", multiprocessing.cpu_count()))
-worker_class = "gthread"
-# 48, not 8: a login waiting for a hashing thread holds its gunicorn thread (up to
-# PASSWORD_HASH_WAIT_SECONDS), and token checks must still find one during a login flood.
-threads = int(os.environ.get("GUNICORN_THREADS", "48"))
-timeout = int(os.environ.get("GUNICORN_TIMEOUT", "30"))
-graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "30"))
-keepalive = int(os.environ.get("GUNICORN_KEEPALIVE", "5"))
-# Recycling is a guard against a leak (the soak found none); each restart drops the worker's
-# keep-alive connections and costs a boot, so it is rare: at 2,000 a busy worker restarted
-# every few seconds and that alone doubled the p99 of token checks (issue 9).
-max_requests = int(os.environ.get("GUNICORN_MAX_REQUESTS", "100000"))
-max_requests_jitter = int(os.environ.get("GUNICORN_MAX_REQUESTS_JITTER", "10000"))
-# Only these peers may set X-Forwarded-Proto & co.; the app applies TRUSTED_PROXIES itself.
-forwarded_allow_ips = (
-    ",".join(p.strip() for p in os.environ.get("TRUSTED_PROXIES", "").split(",") if p.strip())
-    or "127.0.0.1"
-)
-# gunicorn 27 shares one control socket per machine by default; tests start several servers.
-control_socket_disable = True
-preload_app = False
 
 
 def _remove_private_metrics_dir(path: str, owner: int) -> None:
@@ -40,8 +17,8 @@ def _remove_private_metrics_dir(path: str, owner: int) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-# Metrics (README "Metrics"): every process writes its values to files in this directory and a
-# scrape on any worker adds them up. prometheus_client picks that storage when first imported,
+# Metrics (docs/operations.md "Metrics"): every process writes its values to files in this directory
+# and a scrape on any worker adds them up. prometheus_client picks that storage when first imported,
 # which happens in this master too (the logging below imports authapp), so it is set here, first.
 # Unset: a private directory for this master alone, removed when it exits (`--check-config` too).
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -51,9 +28,10 @@ if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     )
 
 
-def _check_settings() -> None:
-    """What every worker would refuse with a traceback (a weak production secret, a bad value),
-    the master refuses first, in one line, and nothing starts (README "Production by default").
+def _checked_settings() -> dict:
+    """authapp's settings, GUNICORN_* included, parsed once by config.load. What every worker
+    would refuse with a traceback (a weak production secret, a bad value), the master refuses
+    first, in one line, and nothing starts (docs/deployment.md "Production by default").
 
     Production with several workers must also count rate limits in one place (Redis): with
     memory:// each worker would allow the limit again, multiplying it by the worker count."""
@@ -68,20 +46,36 @@ def _check_settings() -> None:
         config.check_production(settings)
     except config.ConfigError as exc:
         raise SystemExit(f"authapp refuses to start: {exc.message}") from None
-    if settings["AUTHAPP_ENV"] != "production" or workers < 2:
-        return
-    if settings["RATELIMIT_ENABLED"] and settings["RATELIMIT_STORAGE_URI"].startswith("memory://"):
+    production = settings["AUTHAPP_ENV"] == "production"
+    alone = settings["GUNICORN_WORKERS"] < 2 or not settings["RATELIMIT_ENABLED"]
+    if production and not alone and settings["RATELIMIT_STORAGE_URI"].startswith("memory://"):
         raise SystemExit(
-            f"RATELIMIT_STORAGE_URI is memory:// with {workers} workers in production: each "
-            "worker would count alone. Set it to redis://host:6379/0."
+            f"RATELIMIT_STORAGE_URI is memory:// with {settings['GUNICORN_WORKERS']} workers in "
+            "production: each worker would count alone. Set it to redis://host:6379/0."
         )
+    return settings
 
 
-_check_settings()  # after PROMETHEUS_MULTIPROC_DIR: it imports authapp, and so prometheus_client
+# After PROMETHEUS_MULTIPROC_DIR: it imports authapp, and so prometheus_client.
+authapp_settings = _checked_settings()
+bind = authapp_settings["GUNICORN_BIND"]
+workers = authapp_settings["GUNICORN_WORKERS"]
+worker_class = "gthread"  # real threads, no greenlets (docs/architecture.md "Rules", rule 1)
+threads = authapp_settings["GUNICORN_THREADS"]
+timeout = authapp_settings["GUNICORN_TIMEOUT"]
+graceful_timeout = authapp_settings["GUNICORN_GRACEFUL_TIMEOUT"]
+keepalive = authapp_settings["GUNICORN_KEEPALIVE"]
+max_requests = authapp_settings["GUNICORN_MAX_REQUESTS"]
+max_requests_jitter = authapp_settings["GUNICORN_MAX_REQUESTS_JITTER"]
+# Only these peers may set X-Forwarded-Proto & co.; the app applies TRUSTED_PROXIES itself.
+forwarded_allow_ips = ",".join(authapp_settings["TRUSTED_PROXIES"]) or "127.0.0.1"
+# gunicorn 27 shares one control socket per machine by default; tests start several servers.
+control_socket_disable = True
+preload_app = False
 
 accesslog = "-"
 errorlog = "-"
-loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+loglevel = authapp_settings["LOG_LEVEL"].lower()
 access_log_format = '%(h)s "%(r)s" %(s)s %(B)s %(D)s %({x-request-id}o)s'
 logger_class = "authapp.platform.logs.AccessLogger"  # the access line from the atoms it prints
 logconfig_dict = {
@@ -90,13 +84,13 @@ logconfig_dict = {
     "formatters": {
         "structlog": {
             "()": "authapp.platform.logs.make_formatter",
-            "log_format": os.environ.get("LOG_FORMAT", "json"),
+            "log_format": authapp_settings["LOG_FORMAT"],
         }
     },
     "handlers": {
         "stderr": {"class": "authapp.platform.logs.Handler", "formatter": "structlog"},
     },
-    "root": {"handlers": ["stderr"], "level": os.environ.get("LOG_LEVEL", "INFO").upper()},
+    "root": {"handlers": ["stderr"], "level": authapp_settings["LOG_LEVEL"]},
     "loggers": {
         "gunicorn.error": {"handlers": [], "propagate": True},
         "gunicorn.access": {"handlers": [], "propagate": True},

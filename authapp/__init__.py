@@ -1,4 +1,8 @@
-"""authapp: a sync-first Flask service for authentication and account settings."""
+"""authapp: a sync-first Flask service for authentication and account settings.
+
+`create_app` is the table of contents: the platform every request stands on, the primitives
+that need the app, then the features' blueprints, operations and commands. The layers below it
+are docs/architecture.md's; import-linter's contracts in pyproject.toml keep them."""
 
 from __future__ import annotations
 
@@ -19,7 +23,7 @@ from authapp.platform.extensions import init_app as init_extensions
 from authapp.security import keys, passwords, tokens
 from authapp.settings import pages as settings_pages
 from authapp.settings import routes as settings_routes
-from authapp.web import pages
+from authapp.web import pages as web_pages
 
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
@@ -35,11 +39,11 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     tokens.init_app(app)
     passwords.init_app(app)
     cookies.init_app(app)  # sets or clears the auth cookies a request decided on
-    pages.init_app(app)
+    web_pages.init_app(app)  # form sessions, CSRF on every form outside /api/
     for bp in (auth_routes.bp, settings_routes.bp):
         api.register_blueprint(bp)  # validated, listed in /api/openapi.json
     for page_bp in (auth_pages.bp, settings_pages.bp, docs.bp):
-        app.register_blueprint(page_bp)  # HTML forms: web.py checks CSRF outside /api/
+        app.register_blueprint(page_bp)  # HTML forms
     ops.init_app(app)  # /_testing/clock exists only when AUTHAPP_ENV=testing
     cli.init_app(app)
     return app

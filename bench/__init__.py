@@ -1,1 +1,1 @@
-"""The benchmark harness (README "Benchmark"): `make bench`, `make soak`."""
+"""The benchmark harness (bench/README.md): `make bench`, `make soak`."""

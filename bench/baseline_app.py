@@ -6,7 +6,7 @@ avoid, on plain gunicorn.
     POST /api/v1/auth/login   one SELECT + one bcrypt check + one JWT encode
     POST /api/v1/auth/signup  one bcrypt hash + one INSERT
 
-Served by `gunicorn -k gthread -w 2 --threads 8 ...` with no configuration file (bench/stack.py,
+Served by `gunicorn -k gthread -w 2 --threads 8 ...` with no configuration file (bench/launch.py,
 `plain_gunicorn_command`): no access log, no logging setup, no hooks, nothing from authapp. It
 must not import authapp nor read its settings, or it stops being a floor (bench/README.md).
 Connections come from a psycopg2 pool per worker, one per gunicorn thread, in autocommit: one

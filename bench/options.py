@@ -1,4 +1,4 @@
-"""What a bench or soak run may be told, from the environment (README "Benchmark")."""
+"""What a bench or soak run may be told, from the environment (bench/README.md)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The targets of issue 9 as ratios to the floor (the baseline) taken in one run, the floor's own
-check, the table, and the JSON under results/."""
+"""The targets (bench/README.md "Targets") as ratios to the floor (the baseline) taken in one run,
+the floor's own check, the table, and the JSON under results/."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """`make bench`: authapp and the baseline side by side on one machine, in one run.
 
-python -m bench.run            # BENCH_DURATION=5s for a quick try (README "Benchmark")
+python -m bench.run            # BENCH_DURATION=5s for a quick try (bench/README.md)
 """
 
 from __future__ import annotations

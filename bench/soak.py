@@ -1,6 +1,6 @@
 """`make soak`: authapp under a steady mixed load for SOAK_DURATION (default 10 minutes),
 sampling every SOAK_SAMPLE seconds (default 10) each worker's RSS, the PostgreSQL connections
-to its database and the outbox backlog (SECURITY.md F18).
+to its database and the outbox backlog (F18, docs/security.md).
 
 PASS when each worker's RSS stays within ±10 % of its level after the warm-up, the
 connection count makes no new high in the second half, the backlog is back to 0 once the load

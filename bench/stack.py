@@ -1,30 +1,28 @@
 """What a run stands on: scratch PostgreSQL databases and gunicorn masters, each in its own
 process group: authapp's started as operators start it (`gunicorn -c gunicorn.conf.py ...`), the
-baseline's on plain gunicorn (its command-line defaults, no configuration file)."""
+baseline's on plain gunicorn (its command-line defaults, no configuration file). Both are
+started by bench/launch.py, the one launcher the tests use too."""
 
 from __future__ import annotations
 
-import http.client
 import os
 import resource
 import secrets
-import signal
 import socket
 import subprocess
-import sys
-import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg2
 from cryptography.fernet import Fernet
 
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-START_SECONDS = 30.0
+from bench import launch
+
+ROOT = launch.ROOT
+BIN = launch.BIN
+plain_gunicorn_command = launch.plain_gunicorn_command
 ADMIN_EMAIL = "bench-admin@example.com"
 # Every account of a run shares this password: policy-valid and unrelated to the addresses.
 PASSWORD = "correct horse battery staple under load"
@@ -42,12 +40,6 @@ def raise_open_files() -> int:
         resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
         soft = target
     return soft
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def port_open(url: str) -> bool:
@@ -140,98 +132,22 @@ def flask(env: Mapping[str, str], *args: str) -> str:
     return result.stdout
 
 
-@dataclass
-class Server:
-    """A gunicorn master on 127.0.0.1:`port`; its output in `log_path` (for authapp the JSON
-    log, gunicorn's and the app's; for plain gunicorn only gunicorn's own lines)."""
-
-    name: str
-    port: int
-    process: subprocess.Popen[bytes]
-    log_path: Path
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log_size(self) -> int:
-        return self.log_path.stat().st_size
-
-    def log_since(self, offset: int) -> str:
-        with self.log_path.open("rb") as log:
-            log.seek(offset)
-            return log.read().decode(errors="replace")
-
-    def worker_pids(self) -> list[int]:
-        """The master's children (its workers), read from /proc."""
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue  # gone meanwhile
-            # pid (comm) state ppid ...: comm may hold spaces, so split after its ')'.
-            if int(stat.rsplit(")", 1)[1].split()[1]) == self.process.pid:
-                pids.append(int(entry.name))
-        return sorted(pids)
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU time of the workers alive now, read from /proc."""
-        ticks = 0
-        for pid in self.worker_pids():
-            try:
-                stat = Path(f"/proc/{pid}/stat").read_text()
-            except OSError:
-                continue  # gone meanwhile
-            # After "pid (comm)": state is field 3, utime field 14 and stime field 15.
-            fields = stat.rsplit(")", 1)[1].split()
-            ticks += int(fields[11]) + int(fields[12])
-        return ticks / os.sysconf("SC_CLK_TCK")
-
-    def stop(self) -> None:
-        if self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)  # its own group: master and workers
-            self.process.wait(timeout=10)
+# The benchmark's servers are the launcher's: name, port, url, log_size, log_since, worker_pids,
+# cpu_seconds, stop.
+Server = launch.Launched
+STOP_SECONDS = 40.0  # a master stopping right after a heavy load takes its time
 
 
 def start_gunicorn(
     name: str, app: str, env: Mapping[str, str], logdir: Path, *, workers: int = 2
 ) -> Server:
-    """`gunicorn -c gunicorn.conf.py APP` with `workers` gthread workers; waits for /healthz."""
-    port = free_port()
-    full_env = {**env, "GUNICORN_WORKERS": str(workers), "GUNICORN_BIND": f"127.0.0.1:{port}"}
-    command = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", app]
-    return start_server(name, command, full_env, logdir, port)
-
-
-def plain_gunicorn_command(app: str, bind: str, *, workers: int, threads: int) -> list[str]:
-    """gunicorn with nothing but its defaults and these flags: no configuration file, no hooks,
-    no access log (gunicorn's own lines go to stderr), no control socket."""
-    return [
-        str(BIN / "gunicorn"),
-        "-k",
-        "gthread",
-        "-w",
-        str(workers),
-        "--threads",
-        str(threads),
-        "--bind",
-        bind,
-        "--no-control-socket",
-        # Run from `logdir` (below): gunicorn reads ./gunicorn.conf.py when no -c is given, and
-        # the repository's would bring authapp's logging and hooks. --chdir then lets the
-        # workers import APP from the repository.
-        "--chdir",
-        str(ROOT),
-        app,
-    ]
+    """`gunicorn -c gunicorn.conf.py APP` with `workers` gthread workers, its output in
+    `logdir`/NAME.log; waits for /healthz."""
+    return _started(
+        lambda: launch.start_gunicorn(
+            env, logdir, name=name, app=app, workers=workers, split_logs=False
+        )
+    )
 
 
 def start_plain_gunicorn(
@@ -243,57 +159,18 @@ def start_plain_gunicorn(
     workers: int = 2,
     threads: int = 8,
 ) -> Server:
-    """APP on plain gunicorn (`plain_gunicorn_command`); waits for /healthz."""
-    port = free_port()
-    command = plain_gunicorn_command(app, f"127.0.0.1:{port}", workers=workers, threads=threads)
-    # GUNICORN_CMD_ARGS in the environment would add settings of its own.
-    plain_env = {k: v for k, v in env.items() if k != "GUNICORN_CMD_ARGS"}
-    return start_server(name, command, plain_env, logdir, port, cwd=logdir)
-
-
-def start_server(
-    name: str,
-    command: list[str],
-    env: Mapping[str, str],
-    logdir: Path,
-    port: int,
-    *,
-    cwd: Path = ROOT,
-) -> Server:
-    """`command` (a gunicorn master listening on 127.0.0.1:`port`) in its own process group,
-    its output in `logdir`/NAME.log; waits for /healthz."""
-    log_path = logdir / f"{name}.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=cwd,
-            env=dict(env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+    """APP on plain gunicorn (launch.plain_gunicorn_command); waits for /healthz."""
+    return _started(
+        lambda: launch.start_plain_gunicorn(
+            env, logdir, name=name, app=app, workers=workers, threads=threads
         )
-    server = Server(name, port, process, log_path)
-    _wait_for_health(server)
+    )
+
+
+def _started(start: Callable[[], Server]) -> Server:
+    try:
+        server = start()
+    except launch.LaunchError as exc:
+        raise SystemExit(str(exc)[-4000:]) from None
+    server.stop_seconds = STOP_SECONDS
     return server
-
-
-def _wait_for_health(server: Server) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise SystemExit(
-                f"{server.name}: gunicorn exited with {server.process.returncode}:\n"
-                + server.log_since(0)[-4000:]
-            )
-        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
-        try:
-            conn.request("GET", "/healthz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        finally:
-            conn.close()
-        time.sleep(0.2)
-    server.stop()
-    raise SystemExit(f"{server.name} did not answer /healthz in {START_SECONDS} s")

@@ -1,4 +1,5 @@
-"""App fixtures on real PostgreSQL: one database per xdist worker, one app per test."""
+"""App fixtures on real PostgreSQL: one database per xdist worker, one app per test; and the
+layer markers, one per directory of tests/ (see LAYERS)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import flask_migrate
@@ -32,12 +34,34 @@ TEST_SECRETS = {
 }
 
 
+TESTS = Path(__file__).resolve().parent
+# The layer a test belongs to is the directory it sits in, and its marker says so: `-m app`,
+# `-m server`, ... select a layer. tests/faults is marked `slow`, which pyproject's addopts leave
+# out (`make faults` runs it).
+LAYERS = {
+    "app": "app",  # in-process Flask app tests, by feature
+    "server": "server",  # real gunicorn (nginx in front of it for some)
+    "browser": "browser",  # Chromium via Playwright against real gunicorn
+    "faults": "slow",  # fault scenarios under load
+    "fuzz": "fuzz",  # schemathesis against the OpenAPI document
+    "architecture": "architecture",  # import contracts, sizes, sync-only
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = item.path.resolve().relative_to(TESTS).parts
+        if len(parts) > 1 and parts[0] in LAYERS:
+            item.add_marker(LAYERS[parts[0]])
+
+
 def build_app(database_url: str, **overrides: Any) -> Flask:
     settings = {
         "AUTHAPP_ENV": "testing",
         "BCRYPT_ROUNDS": 4,
         # Suites log in far more than 10 times a minute from one address; the limit tests
-        # (tests/auth/test_rate_limits.py) switch it on with their own Redis database.
+        # (tests/app/auth/test_rate_limits.py) switch it on with their own Redis database.
         "RATELIMIT_ENABLED": False,
         "DATABASE_URL": database_url,
         **TEST_SECRETS,

@@ -194,7 +194,7 @@ class Tarpit:
 
 class Trickler:
     """An HTTP receiver that reads each request, then answers one byte every `interval` seconds
-    and never finishes its headers (issue 15, F5): a socket timeout starts again with each byte,
+    and never finishes its headers (F5): a socket timeout starts again with each byte,
     so only a deadline on the whole delivery ends the wait. It stops trickling when closed;
     `requests` counts the requests it has read."""
 

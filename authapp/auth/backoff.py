@@ -1,6 +1,6 @@
-"""Login back-off (RL-2, EN-4) with device cookies (README "Login back-off and device cookies"):
-after LOGIN_BACKOFF_AFTER consecutive failures a login waits 1 s, then 2 s, 4 s … up to
-LOGIN_BACKOFF_MAX before its next attempt is even checked.
+"""Login back-off (RL-2, EN-4) with device cookies (docs/security.md "Login back-off and
+device cookies"): after LOGIN_BACKOFF_AFTER consecutive failures a login waits 1 s, then 2 s,
+4 s … up to LOGIN_BACKOFF_MAX before its next attempt is even checked.
 
 Each attempt is held by one counter:
 - `device`: the client presented a valid device cookie of the account (auth/devices.py); only

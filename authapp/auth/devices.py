@@ -1,5 +1,5 @@
-"""Device cookies (README "Login back-off and device cookies"; OWASP "Slow down online guessing
-attacks with device cookies"): a browser or client where an account logged in successfully
+"""Device cookies (docs/security.md "Login back-off and device cookies"; OWASP "Slow down online
+guessing attacks with device cookies"): a browser or client where an account logged in successfully
 carries a signed cookie naming the account and a random device id. With it, a login of that
 account is held only by the device's own failures, never by failures other clients caused.
 

@@ -16,22 +16,25 @@ credentials it `accepts`, which the OpenAPI document shows as the operation's `s
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import wraps
 from typing import Any, NoReturn, TypeVar
 
-from flask import g, redirect, request, url_for
+from flask import current_app, g, redirect, request, url_for
 
 from authapp.auth import cookies
 from authapp.auth.key_principals import API_KEY_HEADER, api_key_principal
 from authapp.auth.principals import Account, Principal, access_principal, user_with_access
 from authapp.auth.services import refusals
 from authapp.models import User
-from authapp.platform.errors import Forbidden, TokenError
+from authapp.platform.errors import CsrfFailed, Forbidden, TokenError
 from authapp.platform.extensions import db
 from authapp.security import tokens
 
 F = TypeVar("F", bound=Callable[..., Any])
+CSRF_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+AUTHORIZATION_VALUES = re.compile(r",\s*")  # one header may carry several credentials
 
 
 def authenticate() -> Principal:
@@ -42,7 +45,7 @@ def authenticate() -> Principal:
         if presented is not None:
             principal = api_key_principal(presented)
         else:
-            encoded, csrf = tokens.presented_access_token()
+            encoded, csrf = presented_access_token()
             principal = access_principal(tokens.decode_access(encoded, csrf=csrf))
         g.principal = principal
     return principal
@@ -131,3 +134,26 @@ def page_login_required(permission: str | None = None) -> Callable[[F], F]:
 
 def _here() -> str:
     return request.full_path.rstrip("?") if request.query_string else request.path
+
+
+def presented_access_token() -> tuple[str, str | None]:
+    """The request's access token: `Authorization: Bearer`, else the access cookie, which on a
+    state-changing request must come with its CSRF echo (WB-2). Raises TokenError, CsrfFailed."""
+    header = request.headers.get("Authorization", "").strip().strip(",")
+    bearer = [
+        value for value in AUTHORIZATION_VALUES.split(header) if value.split()[:1] == ["Bearer"]
+    ]
+    if len(bearer) == 1:
+        parts = bearer[0].split()
+        if len(parts) != 2:
+            raise TokenError("Expected 'Authorization: Bearer <token>'.")
+        return parts[1], None
+    cookie = request.cookies.get(current_app.config["JWT_ACCESS_COOKIE_NAME"])
+    if not cookie:
+        raise TokenError("A token is required.", code="missing_token")
+    if request.method not in CSRF_METHODS:
+        return cookie, None
+    csrf = request.headers.get(cookies.CSRF_HEADER)
+    if not csrf:
+        raise CsrfFailed()
+    return cookie, csrf

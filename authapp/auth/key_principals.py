@@ -1,4 +1,6 @@
-"""TODO"""
+"""API keys as principals (`X-API-Key`): one statement joins the key to its organization and to
+the member it acts for, whose current permissions bound its scopes (AK-3). A key's use spends
+its organization's budget (security/budgets.py) and is recorded to the minute."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from authapp.auth.principals import (
     Principal,
     listed,
 )
+from authapp.auth.services import key_usage
 from authapp.models import ApiKey, Organization, Permission, User
 from authapp.models.role import user_roles
 from authapp.platform import clock, network, statements
@@ -137,8 +140,7 @@ def api_key_principal(presented: str) -> Principal:
         "This API key is over its organization's requests per minute.",
     )
     if row.last_used_at is None or now - row.last_used_at >= LAST_USED_RESOLUTION:
-        db.session.execute(sa.update(ApiKey).where(ApiKey.id == row.id).values(last_used_at=now))
-        db.session.commit()  # recorded even when the route itself only reads
+        key_usage.record_use(str(row.id), now)
     return Principal(
         organization=organization,
         permissions=scopes,

@@ -46,7 +46,7 @@ def by_account() -> str:
 def by_organization() -> str:
     """The caller's organization, read from the principal the route's guard resolved (the
     limit sits under it), else the client address. Nothing here can raise: Flask-Limiter takes
-    a key function's exception for a storage outage (issue 15)."""
+    a key function's exception for a storage outage (docs/security.md "Rate-limit keys")."""
     principal = g.get("principal")
     organization_id = getattr(principal, "organization_id", None)
     return f"org:{organization_id}" if organization_id else network.client_bucket()

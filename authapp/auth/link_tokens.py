@@ -25,7 +25,7 @@ TOKEN_SHAPE = re.compile(r"\A[A-Za-z0-9_-]{43}\Z")
 
 
 class InvalidLinkToken(AppError):
-    """API.md: an unknown, used or expired reset or verify token is `400 invalid_token`."""
+    """docs/api.md: an unknown, used or expired reset or verify token is `400 invalid_token`."""
 
     status, code = 400, "invalid_token"
 

@@ -1,4 +1,8 @@
-"""TODO"""
+"""The Principal of a session: a user acting through an access token, read in one statement.
+
+The session joined to its user, organization, roles and permissions: authorization reads those
+rows, never the `roles` claim of a token (JW-9). `user_with_access` loads a User with what the
+answers after a login or a change need, so nothing lazy-loads after the commit."""
 
 from __future__ import annotations
 
@@ -158,7 +162,8 @@ HELD_PERMISSIONS = user_roles.join(
 
 
 # JW-9, SE-1..4: the session, its user and what they may do, in one statement and one round
-# trip (DESIGN.md rule 5). Authorization reads these rows, never the token's `roles` claim.
+# trip (docs/architecture.md "Rules", rule 5). Authorization reads these rows, never the token's
+# `roles` claim.
 PRINCIPAL_COLUMNS = (
     Session.revoked_at,
     Session.revoked_reason,

@@ -75,16 +75,17 @@ class SignupIn(Schema):
 
     @validates_schema(skip_on_field_errors=False)
     def _password_policy(self, data: dict[str, Any], **_kwargs: Any) -> None:
-        """PW-3 in the same 422 as the other fields' errors, so a form shows them all at once
-        (the service checks again for callers that skip the schema)."""
+        """PW-3 in the same 422 as the other fields' errors, so a form shows them all at once.
+        The reasons are the service's own (accounts.check_password_policy); an accepted password
+        reaches the service marked, and is not judged again."""
         if "password" not in data:
             return
-        reasons = passwords.policy_errors(
-            data["password"],
-            email=data.get("email", ""),
-            username=data.get("username"),
-            full_name=data.get("full_name"),
-        )
+        words = {
+            "email": data.get("email", ""),
+            "username": data.get("username"),
+            "full_name": data.get("full_name"),
+        }
+        reasons, data["password"] = passwords.judge(data["password"], **words)
         if reasons:
             raise ValidationError({"password": reasons})
 
@@ -133,7 +134,7 @@ class OrganizationRefOut(Schema):
 
 class UserOut(Schema):
     """The `user` of /me, login, sign-up and refresh answers. These fields describe it in the
-    OpenAPI document; `dump` builds it directly (tests/auth/test_me.py holds the two equal)."""
+    OpenAPI document; `dump` builds it directly (tests/app/auth/test_me.py holds the two equal)."""
 
     id = fields.String()
     email = fields.String()

@@ -19,7 +19,7 @@ TOO_MANY_CODES = "Too many codes tried for this account; wait before trying agai
 
 
 class MfaRequired(Unauthorized):
-    """The password was right and the account needs its second factor (API.md `mfa_required`).
+    """The password was right and the account needs its second factor (docs/api.md `mfa_required`).
 
     Carries the account, so the login page can ask for the code in a second step."""
 

@@ -2,9 +2,9 @@
 
 `SMTP_URL`: `smtp://[user:pass@]host[:port]` (STARTTLS whenever the server offers it) or
 `smtps://…` (TLS from the start). In production a server that does not offer STARTTLS gets
-nothing, neither credentials nor links, unless SMTP_ALLOW_PLAINTEXT=true (README "Security").
-Without SMTP_URL mail is logged (recipient and subject only: never a link) and counted as sent,
-so development needs no SMTP server.
+nothing, neither credentials nor links, unless SMTP_ALLOW_PLAINTEXT=true (docs/security.md
+"Webhooks and mail"). Without SMTP_URL mail is logged (recipient and subject only: never a link)
+and counted as sent, so development needs no SMTP server.
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
-"""The one place blocking third-party I/O runs (DESIGN.md rule 2): bounded thread pools.
+"""The one place blocking third-party I/O runs (docs/architecture.md "Rules", rule 2): bounded
+thread pools.
 
 One pool per lane and process, created on first use, so gunicorn's fork never inherits them.
-Lanes keep one dependency from taking the threads another needs (README "Email, webhooks and
-the outbox"): `mail` (OFFLOAD_WORKERS, OFFLOAD_QUEUE; also any other task) and `webhooks`
+Lanes keep one dependency from taking the threads another needs (docs/architecture.md
+"Offload and outbox"): `mail` (OFFLOAD_WORKERS, OFFLOAD_QUEUE; also any other task) and `webhooks`
 (WEBHOOK_WORKERS, WEBHOOK_QUEUE), so receivers that tenants choose can never hold the threads
-that reset and verification mail need (issue 15, SECURITY.md F5). Each lane's backlog is
+that reset and verification mail need (F5). Each lane's backlog is
 bounded: when it is full, `submit` refuses at once (`Rejected`) and the outbox keeps the work.
 A task may carry a key (an organization): a lane runs at most `per_key` tasks of one key at a
 time, and the others wait their turn in the lane without holding a thread.
@@ -120,11 +121,6 @@ class _Lane:
                 del self.running[job.key]  # the counters hold only keys with work
         if after is not None:
             self._start(after)
-
-    def backlog(self) -> int:
-        with self.lock:
-            waiting = sum(len(queue) for queue in self.waiting.values())
-        return self.executor._work_queue.qsize() + waiting
 
     def shutdown(self, *, wait: bool) -> None:
         with self.lock:
@@ -276,14 +272,6 @@ def breaker(dependency: str, key: str | None = None) -> pybreaker.CircuitBreaker
         if keyed is None:
             keyed = pool.keyed[dependency] = _KeyedBreakers(app, dependency)
     return keyed.get(key)
-
-
-def backlog(app: Flask, lane: str = MAIL) -> int:
-    """Tasks waiting in one lane of this process, not yet on a thread (for tests)."""
-    pool: _Pool | None = app.extensions.get(EXTENSION)
-    if pool is None or pool.pid != os.getpid():
-        return 0
-    return pool.lanes[lane].backlog()
 
 
 def shutdown(app: Flask, *, wait: bool = True) -> None:

@@ -1,4 +1,5 @@
-"""The transactional outbox (DESIGN.md rule 3): durable side effects leave only through here.
+"""The transactional outbox (docs/architecture.md "Rules", rule 3): durable side effects leave only
+through here.
 
 `add` writes a row in the caller's transaction; after the commit, `dispatch` hands the ids to
 the offload pool. A message is claimed with a conditional UPDATE (PostgreSQL batches also use
@@ -47,7 +48,7 @@ def add(kind: str, payload: dict[str, Any]) -> str:
 def _route(kind: str, organization_id: Any) -> tuple[str, str | None]:
     """The offload lane of a message and its key there. Mail and webhooks never share threads,
     and an organization's webhooks take turns (WEBHOOK_MAX_PER_ORGANIZATION): a receiver that a
-    tenant chose and made slow holds only its own turns (issue 15, F5)."""
+    tenant chose and made slow holds only its own turns (F5)."""
     if kind != "webhook":
         return offload.MAIL, None
     return offload.WEBHOOKS, str(organization_id) if organization_id else None

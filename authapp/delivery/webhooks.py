@@ -7,7 +7,7 @@ reserved or cloud-metadata address, nor one that wraps an IPv4 address: NAT64, 6
 IPv4-compatible or -mapped) unless WEBHOOK_ALLOW_PRIVATE=true. The connection goes to the
 address that was checked (no second lookup to rebind) and redirects are not followed.
 WEBHOOK_TIMEOUT bounds the whole delivery, not each socket call: a receiver that trickles its
-answer a byte at a time is cut off at the deadline (issue 15, F5).
+answer a byte at a time is cut off at the deadline (F5).
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def new_secret() -> str:
 
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:
-    """`t=<unix>,v1=<hex HMAC-SHA256 of "t.body">` (API.md)."""
+    """`t=<unix>,v1=<hex HMAC-SHA256 of "t.body">` (docs/api.md)."""
     mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
     return f"t={timestamp},v1={mac.hexdigest()}"
 
@@ -90,8 +90,8 @@ def target_error(url: str) -> str | None:
 
 
 def resolution_error(url: str, organization_id: str) -> str | None:
-    """Why `url`'s host name, resolved now, may not be a webhook target, or None (issue 15:
-    what already resolves to a private address is refused when it is set). The lookup runs on
+    """Why `url`'s host name, resolved now, may not be a webhook target, or None (what
+    already resolves to a private address is refused when it is set). The lookup runs on
     the webhooks lane in the organization's turn (a name server that never answers holds no
     one else's thread) for at most WEBHOOK_TIMEOUT; one that fails, waits or finds the lane
     full lets the URL through, since every delivery checks again."""

@@ -8,6 +8,10 @@ from authapp.models.organization import Organization
 from authapp.models.role import Role, user_roles
 from authapp.platform import clock
 
+# Still in the schema, no longer mapped: the release before this one reads them, so a later
+# release's migration drops them (docs/deployment.md "Migrations": additive within a release).
+RETIRED_COLUMNS = frozenset({"failed_login_count", "locked_until"})
+
 
 class User(Base):
     __tablename__ = "users"
@@ -31,8 +35,6 @@ class User(Base):
     mfa_secret: Mapped[str | None] = mapped_column(sa.Text)  # Fernet token, never returned
     mfa_enabled: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     mfa_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
-    failed_login_count: Mapped[int] = mapped_column(default=0, server_default="0")
-    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now, onupdate=clock.now)

@@ -1,4 +1,4 @@
-"""`/api/docs`: Swagger UI, served from the package (README "Security", "API docs").
+"""`/api/docs`: Swagger UI, served from the package (docs/security.md "API docs").
 
 The page is on the origin that holds the auth cookies, so it runs no code from elsewhere and no
 inline code: Swagger UI's files come pinned from the flask-swagger-ui wheel (Swagger UI 5.34.0,

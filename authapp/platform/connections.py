@@ -1,4 +1,4 @@
-"""PostgreSQL connections that cost only their statements (DESIGN.md rule 5).
+"""PostgreSQL connections that cost only their statements (docs/architecture.md "Rules", rule 5).
 
 psycopg2 sends `BEGIN` by itself before the first statement of a transaction, and SQLAlchemy
 ends every checkout with a `ROLLBACK`; `pool_pre_ping` adds a `SELECT 1`. For a token check,

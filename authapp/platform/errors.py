@@ -6,10 +6,10 @@ from typing import Any
 
 import sqlalchemy.exc
 import structlog
-from flask import Flask, Response, g, jsonify, render_template, request
+from flask import Flask, Response, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from authapp.platform import metrics
+from authapp.platform import metrics, request_ids
 from authapp.platform.extensions import db
 
 log = structlog.get_logger(__name__)
@@ -116,7 +116,7 @@ def render(
             render_template("error.html", status=status, message=message), status, headers
         )
     error = {"code": code, "message": message} | ({"fields": fields} if fields else {})
-    response = jsonify({"error": error, "request_id": g.get("request_id")})
+    response = jsonify({"error": error, "request_id": request_ids.current()})
     response.status_code = status
     response.headers.update(headers)
     return response

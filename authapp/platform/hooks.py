@@ -3,32 +3,28 @@
 from __future__ import annotations
 
 import json
-import random
-import re
 from collections.abc import Callable
 from functools import lru_cache
 from inspect import iscoroutinefunction
 from typing import Any
 
-import structlog
-from flask import Flask, Response, g, has_request_context, request
+from flask import Flask, Response, has_request_context, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
+from authapp.platform import request_ids
 from authapp.platform.errors import AppError
 
-SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 BASE_CSP = (
     "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
     "form-action 'self'"
 )
-# Swagger UI (authapp/docs.py) comes from this origin too; its stylesheet draws icons as
+# Swagger UI (platform/api_docs.py) comes from this origin too; its stylesheet draws icons as
 # data: images. Still no inline script or style, and no other host.
 DOCS_CSP = BASE_CSP + "; img-src 'self' data:"
 
 
 # Where the request's hooks leave values for SecurityHeaders, in the WSGI environ.
-REQUEST_ID = "authapp.request_id"
 REFERRER_POLICY = "authapp.referrer_policy"
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Any]
 
@@ -40,8 +36,8 @@ CORS_EXPOSE_HEADERS = "X-Request-ID, Retry-After"
 class SyncFlask(Flask):
     """Flask, without asking on every request whether each hook and view is a coroutine
     function (`inspect.iscoroutinefunction`, 16 times a token check): authapp has none (it is
-    sync by design, README's first lines), so each function is asked once. One that is gets
-    Flask's own treatment."""
+    sync by design: docs/architecture.md "Rules", rule 1), so each function is asked once. One that
+    is gets Flask's own treatment."""
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         return super().ensure_sync(func) if _is_coroutine_function(func) else func
@@ -70,7 +66,7 @@ class Hooks:
         self.cors_origins = frozenset(config["CORS_ORIGINS"]) - {"null"}
 
     def before(self) -> Response | None:
-        _bind_request_id()
+        request_ids.bind(request.environ, request.headers.get("X-Request-ID", ""))
         if request.path.startswith("/api/"):
             if _is_preflight():
                 return Response(status=204)  # after() adds the grant when the origin is listed
@@ -181,7 +177,7 @@ class SecurityHeaders:
             kept.append(
                 ("Content-Security-Policy", DOCS_CSP if path == self.docs_path else BASE_CSP)
             )
-        kept.append(("X-Request-ID", environ.get(REQUEST_ID) or new_request_id()))
+        kept.append(("X-Request-ID", environ.get(request_ids.ENVIRON_KEY) or request_ids.new()))
         if not path.startswith("/static/"):
             # API answers and pages alike show accounts, tokens or keys: never from a cache.
             kept.append(("Cache-Control", "no-store"))
@@ -191,21 +187,6 @@ class SecurityHeaders:
 def send_no_referrer() -> None:
     """This page's answer carries `Referrer-Policy: no-referrer` (a token in its URL: RS-2)."""
     request.environ[REFERRER_POLICY] = "no-referrer"
-
-
-def _bind_request_id() -> None:
-    incoming = request.headers.get("X-Request-ID", "")
-    g.request_id = incoming if SANE_REQUEST_ID.fullmatch(incoming) else new_request_id()
-    request.environ[REQUEST_ID] = g.request_id
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=g.request_id)
-
-
-def new_request_id() -> str:
-    """128 random bits as hex, like uuid4().hex, from Python's PRNG (which CPython reseeds in
-    every forked worker): a request id only tells requests apart in logs (it guards nothing),
-    and uuid4 asks the kernel every time."""
-    return f"{random.getrandbits(128):032x}"  # noqa: S311 - not a secret
 
 
 def _is_json(mimetype: str) -> bool:

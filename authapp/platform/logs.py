@@ -161,7 +161,7 @@ class Handler(logging.StreamHandler):  # type: ignore[type-arg]
 class Formatter(structlog.stdlib.ProcessorFormatter):
     """structlog's formatter, with a short way for gunicorn's JSON access lines: one per
     request, they went through the whole processor chain (a twentieth of a token check's CPU)
-    to come out as this same line (tests/platform/test_conventions.py compares the two)."""
+    to come out as this same line (tests/app/platform/test_conventions.py compares the two)."""
 
     def __init__(self, *args: Any, access_json: bool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

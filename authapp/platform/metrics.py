@@ -1,9 +1,9 @@
-"""Prometheus metrics at `/metrics` (API.md "Operations"; DESIGN.md: prometheus-flask-exporter,
-gunicorn multiprocess mode). README "Metrics" lists every series.
+"""Prometheus metrics at `/metrics` (docs/api.md "Operations endpoints"; prometheus-flask-exporter's
+series, gunicorn multiprocess mode). docs/operations.md "Metrics" lists every series.
 
 - Requests: a latency histogram by method, `url_rule` and status, a count by method and status,
   and a count of unhandled exceptions: prometheus-flask-exporter's series, names and buckets
-  (DESIGN.md names that library; README "Metrics" says why authapp records them itself).
+  (docs/decisions.md "authapp records request metrics itself" says why).
   `url_rule` is the route's pattern (`/api/v1/settings/api-keys/<key_id>`), never the path, so
   an id in a URL never becomes a series of its own, and a method outside HTTP's usual ones is
   `other`, so a client cannot mint series by inventing methods.
@@ -21,7 +21,6 @@ worker adds up every worker's; one app per worker process, as wsgi.py builds it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from time import perf_counter
 from typing import Any
@@ -32,9 +31,7 @@ from flask import Flask, Response, current_app, g, has_request_context, request
 from flask_limiter.errors import RateLimitExceeded
 from prometheus_client import (
     CollectorRegistry,
-    Counter,
     Gauge,
-    Histogram,
     disable_created_metrics,
     values,
 )
@@ -45,120 +42,14 @@ from prometheus_client.registry import Collector
 from werkzeug.exceptions import NotFound
 
 from authapp.platform import network
-from authapp.platform.config import OFFLOAD_LANES
+from authapp.platform.metric_series import LABEL_WORD, Series
 
 log = structlog.get_logger(__name__)
 EXTENSION = "authapp.platform.metrics"
 LOGIN_EVENTS = {"login.succeeded": "succeeded", "login.failed": "failed"}
-# Exported at 0 from the start, so a rate() over them works before the first failure.
-KNOWN_LOGIN_FAILURES = ("bad_password", "unknown_account", "account_disabled")
 BREAKER_STATES = {pybreaker.STATE_CLOSED: 0, pybreaker.STATE_HALF_OPEN: 1, pybreaker.STATE_OPEN: 2}
 # A label value taken from data must stay one of a few short words, or it could mint series.
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-LABEL_WORD = re.compile(r"[a-z0-9_.:-]{1,64}")
-
-
-class Series:
-    """One app's own metrics. Gauges say how gunicorn workers combine: `livesum` and `livemax`
-    count only live workers (gunicorn.conf.py's `child_exit` drops a dead worker's)."""
-
-    def __init__(self, app: Flask, registry: CollectorRegistry) -> None:
-        self.registry = registry
-        self.durations = Histogram(
-            "flask_http_request_duration_seconds",
-            "Flask HTTP request duration in seconds",
-            ["method", "url_rule", "status"],
-            registry=registry,
-        )
-        self.requests = Counter(
-            "flask_http_request_total",
-            "Total number of HTTP requests",
-            ["method", "status"],
-            registry=registry,
-        )
-        self.exceptions = Counter(
-            "flask_http_request_exceptions_total",
-            "Total number of HTTP requests which resulted in an exception",
-            ["method", "status"],
-            registry=registry,
-        )
-        # Each answer's histogram and counter, found once per (method, route, status): a few
-        # hundred at most, and `labels()` costs as much as the observation itself.
-        self._answer_series: dict[tuple[str, str, int], tuple[Any, Any]] = {}
-        self.logins = Counter(
-            "authapp_logins_total",
-            "Login attempts by outcome (succeeded, failed) and, for failures, the reason.",
-            ["outcome", "reason"],
-            registry=registry,
-        )
-        self.logins.labels(outcome="succeeded", reason="")
-        for reason in KNOWN_LOGIN_FAILURES:
-            self.logins.labels(outcome="failed", reason=reason)
-        self.rate_limited = Counter(
-            "authapp_rate_limited_total",
-            "429 answers by source (limiter: Flask-Limiter; app: the app's own RateLimited) "
-            "and scope (the limit's scope, or the module that refused).",
-            ["source", "scope"],
-            registry=registry,
-        )
-        self.offload_depth = Gauge(
-            "authapp_offload_queue_depth",
-            "Offload tasks accepted and not finished (running or waiting), by lane.",
-            ["lane"],
-            multiprocess_mode="livesum",
-            registry=registry,
-        )
-        self.offload_capacity = Gauge(
-            "authapp_offload_capacity",
-            "Offload tasks that may be running or waiting before submit refuses, by lane.",
-            ["lane"],
-            multiprocess_mode="livesum",
-            registry=registry,
-        )
-        for lane, (workers, queue, _per_key) in OFFLOAD_LANES.items():
-            self.offload_depth.labels(lane=lane)
-            self.offload_capacity.labels(lane=lane).set(app.config[workers] + app.config[queue])
-        self.offload_rejected = Counter(
-            "authapp_offload_rejected_total",
-            "Offload submissions refused (backlog_full, shut_down); the outbox keeps the work.",
-            ["lane", "task", "reason"],
-            registry=registry,
-        )
-        self.breaker_state = Gauge(
-            "authapp_circuit_breaker_state",
-            "Circuit breaker per dependency: 0 closed, 1 half-open, 2 open (worst worker).",
-            ["breaker"],
-            multiprocess_mode="livemax",
-            registry=registry,
-        )
-        self.breakers_open = Gauge(
-            "authapp_circuit_breakers_open",
-            "Open circuit breakers of a dependency with a breaker per target (webhook: one per "
-            "organization and host), live workers summed.",
-            ["dependency"],
-            multiprocess_mode="livesum",
-            registry=registry,
-        )
-        self.breakers_open.labels(dependency="webhook")
-        self.workers = Gauge(
-            "authapp_workers",
-            "Processes serving the app (each live gunicorn worker counts 1).",
-            multiprocess_mode="livesum",
-            registry=registry,
-        )
-        self.workers.set(1)
-
-    def answered(self, method: str, rule: str, status: int, seconds: float) -> None:
-        key = (method, rule, status)
-        found = self._answer_series.get(key)
-        if found is None:
-            found = self._answer_series[key] = (
-                self.durations.labels(method=method, url_rule=rule, status=status),
-                self.requests.labels(method=method, status=status),
-            )
-        duration, count = found
-        duration.observe(seconds)
-        count.inc()
 
 
 def init_app(app: Flask) -> None:
@@ -206,7 +97,8 @@ def _rule() -> str:
 def scrape(*collectors: Collector) -> Response:
     """The series of every worker, plus `collectors` read now (ops.py: the outbox counts)."""
     if not network.client_within(current_app.config["METRICS_ALLOWED_NETWORKS"]):
-        # Off the public interface (README "Security"): the counts describe every tenant.
+        # Off the public interface (docs/security.md "Metrics access"): the counts describe every
+        # tenant.
         log.info("metrics.refused", ip=network.client_ip())
         raise NotFound()
     registry = CollectorRegistry(auto_describe=False)  # nothing is collected at registration

@@ -73,7 +73,7 @@ ERRORS: dict[int, tuple[str, tuple[str, ...] | None]] = {
           ("service_unavailable",)),
 }  # fmt: skip
 
-# Domain answers a route gives beyond what its guard, method and parameters imply (API.md).
+# Domain answers a route gives beyond what its guard, method and parameters imply (docs/api.md).
 ROUTE_ERRORS: dict[str, tuple[int, ...]] = {
     "auth.signup": (409,),  # email_taken, username_taken
     "auth.login": (401, 403),  # invalid_credentials, mfa_required, ...; account_disabled
@@ -96,7 +96,9 @@ SECURITY_SCHEMES = {
 
 
 class ErrorBody(ma.Schema):
-    code = ma.fields.String(required=True, metadata={"description": "A code from API.md."})
+    code = ma.fields.String(
+        required=True, metadata={"description": 'A code listed in docs/api.md "Errors".'}
+    )
     message = ma.fields.String(required=True, metadata={"description": "A sentence for people."})
 
 

@@ -1,4 +1,5 @@
-"""The hot statements' rows, straight from the driver (DESIGN.md rule 5; bench/README.md).
+"""The hot statements' rows, straight from the driver (docs/architecture.md "Rules", rule 5;
+bench/README.md).
 
 Every authenticated request runs one statement (a token's principal, an API key, a rotation).
 Through `Connection.execute`, SQLAlchemy spent about 100 µs of CPU around it, two fifths of the
@@ -116,12 +117,7 @@ def first_row(
     driver: Any = pooled.dbapi_connection
     try:
         with connections.kept_in_autocommit(driver) if alone else nullcontext():
-            cursor = pooled.cursor()
-            try:
-                cursor.execute(form.sql, sent)
-                raw = cursor.fetchone()
-            finally:
-                cursor.close()
+            raw = _fetch_one(pooled, form.sql, sent)
     except engine.dialect.loaded_dbapi.Error as exc:
         if not engine.dialect.is_disconnect(exc, driver, None):
             raise sa.exc.DBAPIError.instance(
@@ -171,3 +167,12 @@ def _json_each(element: JsonTexts, compiler: Any, **kw: Any) -> str:
 @compiles(JsonTexts, "postgresql")
 def _json_array_elements_text(element: JsonTexts, compiler: Any, **kw: Any) -> str:
     return f"json_array_elements_text({compiler.process(element.clauses, **kw)})"
+
+
+def _fetch_one(pooled: Any, sql: str, parameters: Any) -> Any:
+    cursor = pooled.cursor()
+    try:
+        cursor.execute(sql, parameters)
+        return cursor.fetchone()
+    finally:
+        cursor.close()

@@ -1,4 +1,5 @@
-"""Password hashing and the password policy (API.md "Passwords", DESIGN.md "Passwords").
+"""Password hashing and the password policy (docs/api.md "Passwords"; docs/security.md
+"Passwords and hashing").
 
 Stored form: bcrypt(base64(HMAC-SHA384(PASSWORD_PEPPER, NFKC(password)))). The pre-hash makes
 every character count despite bcrypt's 72-byte limit, base64 keeps NUL bytes out of bcrypt, and
@@ -6,13 +7,14 @@ the pepper lives outside the database.
 
 bcrypt runs on the process's own hashing threads, PASSWORD_HASH_CONCURRENCY of them, at a lower
 OS priority (PASSWORD_HASH_NICE): a login flood then takes only the CPU that token checks and the
-other requests leave, instead of starving them (issue 9). The requests for those threads form a
-line, first come, first served, of at most PASSWORD_HASH_QUEUE waiting places: one that finds the
-line full is answered 503 at once, before any other work, and one in line waits at most
-PASSWORD_HASH_WAIT_SECONDS (F11). A waiting request holds its gunicorn thread. By default the
-line is longer than a worker's threads, so the threads bound it and a burst (F8's 100 sign-ups at
-once) waits its turn instead of failing; a line shorter than GUNICORN_THREADS keeps threads free
-for token checks during a flood larger than the thread count, at the price of 503s in bursts.
+other requests leave, instead of starving them (docs/decisions.md "The hashing line"). The
+requests for those threads form a line, first come, first served, of at most PASSWORD_HASH_QUEUE
+waiting places: one that finds the line full is answered 503 at once, before any other work, and one
+in line waits at most PASSWORD_HASH_WAIT_SECONDS (F11). A waiting request holds its gunicorn thread.
+By default the line is longer than a worker's threads, so the threads bound it and a burst (F8's 100
+sign-ups at once) waits its turn instead of failing; a line shorter than GUNICORN_THREADS keeps
+threads free for token checks during a flood larger than the thread count, at the price of 503s in
+bursts.
 """
 
 from __future__ import annotations
@@ -229,6 +231,33 @@ def _context_words(email: str, username: str | None, full_name: str | None) -> s
     words |= set(re.split(r"[\s._+-]+", f"{local_part} {full_name or ''}"))
     squashed = {_squash(word) for word in words}
     return {word for word in squashed if len(word) >= MIN_CONTEXT_WORD}
+
+
+class Accepted(str):
+    """A password the policy accepted beside these words (email, username, full name): a
+    schema that judged it (auth/schemas.py SignupIn, so a form shows every error at once)
+    hands the service this, and the service's own check (the one every caller passes through)
+    does not judge it twice."""
+
+    words: tuple[str, str | None, str | None]
+
+
+def judge(
+    password: str, *, email: str, username: str | None = None, full_name: str | None = None
+) -> tuple[list[str], str]:
+    """The policy's reasons, and `password` marked Accepted when there are none."""
+    reasons = policy_errors(password, email=email, username=username, full_name=full_name)
+    if reasons:
+        return reasons, password
+    marked = Accepted(password)
+    marked.words = (email, username, full_name)
+    return reasons, marked
+
+
+def is_accepted(
+    password: str, *, email: str, username: str | None = None, full_name: str | None = None
+) -> bool:
+    return isinstance(password, Accepted) and password.words == (email, username, full_name)
 
 
 def policy_errors(

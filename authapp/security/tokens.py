@@ -1,10 +1,10 @@
-"""JWT access and refresh tokens (API.md "Tokens and sessions"; RFC 8725).
+"""JWT access and refresh tokens (docs/api.md "Tokens and sessions"; RFC 8725).
 
 PyJWT makes and reads the tokens; flask-jwt-extended sets their cookies (cookies.py) and
 names the settings (JWT_*). Tokens carry the claims flask-jwt-extended gives them (`fresh`,
 `iat`, `nbf`, `exp`, `jti`, `type`, `sub`, `csrf`, `iss`, `aud`) and ours (`sid`, `org`,
 `roles`). Making them here rather than through its create_*_token saves the tenth of a
-refresh's CPU that its configuration lookups took; tests/auth/test_token_claims.py checks that
+refresh's CPU that its configuration lookups took; tests/app/auth/test_token_claims.py checks that
 both make the same claims and header. Reading is one decode per token, where
 flask-jwt-extended parses each token three times (two unverified reads to pick the key). PyJWT
 checks the signature, the algorithm, `iss` and `aud`; times are ours: `iat`, `nbf` and `exp`
@@ -15,7 +15,6 @@ expiry without sleeping.
 from __future__ import annotations
 
 import hmac
-import re
 import uuid
 from collections.abc import Mapping
 from datetime import datetime, timedelta
@@ -23,7 +22,7 @@ from types import MappingProxyType
 from typing import Any
 
 import jwt as pyjwt
-from flask import Flask, current_app, request
+from flask import Flask, current_app
 from flask_jwt_extended.exceptions import CSRFError
 
 from authapp.models.base import is_id
@@ -42,9 +41,6 @@ PYJWT_OPTIONS: pyjwt.types.Options = {
 }
 VERIFIED = "authapp.verified_tokens"
 VERIFIED_SIZE = 10_000  # tokens per process: a few MB
-CSRF_HEADER = "X-CSRF-TOKEN"
-CSRF_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-AUTHORIZATION_VALUES = re.compile(r",\s*")
 
 
 def _timestamps(now: datetime, ttl_seconds: int) -> dict[str, int]:
@@ -97,29 +93,6 @@ def decode_refresh(encoded: str, *, csrf: str | None = None) -> Mapping[str, Any
 def decode_access(encoded: str, *, csrf: str | None = None) -> Mapping[str, Any]:
     """The claims of a valid access token (from the Authorization header or the cookie)."""
     return _checked(_verified(encoded), "access", csrf)
-
-
-def presented_access_token() -> tuple[str, str | None]:
-    """The request's access token: `Authorization: Bearer`, else the access cookie, which on a
-    state-changing request must come with its CSRF echo (WB-2). Raises TokenError, CsrfFailed."""
-    header = request.headers.get("Authorization", "").strip().strip(",")
-    bearer = [
-        value for value in AUTHORIZATION_VALUES.split(header) if value.split()[:1] == ["Bearer"]
-    ]
-    if len(bearer) == 1:
-        parts = bearer[0].split()
-        if len(parts) != 2:
-            raise TokenError("Expected 'Authorization: Bearer <token>'.")
-        return parts[1], None
-    cookie = request.cookies.get(current_app.config["JWT_ACCESS_COOKIE_NAME"])
-    if not cookie:
-        raise TokenError("A token is required.", code="missing_token")
-    if request.method not in CSRF_METHODS:
-        return cookie, None
-    csrf = request.headers.get(CSRF_HEADER)
-    if not csrf:
-        raise CsrfFailed()
-    return cookie, csrf
 
 
 def _checked(claims: Mapping[str, Any], token_type: str, csrf: str | None) -> Mapping[str, Any]:

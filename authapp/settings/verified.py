@@ -1,7 +1,7 @@
 """Pre-account hijacking: whoever signs up with someone else's address must not prepare the
 account for the day its owner takes it back by a password reset. Until the address is
-confirmed, a user cannot turn on MFA, create API keys or administer the organization (README
-"Security", "Unverified accounts"); a reset of such an account also ends what was set up."""
+confirmed, a user cannot turn on MFA, create API keys or administer the organization
+(docs/security.md "Unconfirmed accounts"); a reset of such an account also ends what was set up."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""What every browser page shares: the login guard, safe `next`, and forms read with the
-same marshmallow schemas as the JSON API (DESIGN.md: no second set of rules for HTML)."""
+"""What every browser page shares: safe `next`, and forms read with the
+same marshmallow schemas as the JSON API (docs/architecture.md "Conventions": no second set of rules
+for HTML)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TODO"""
+"""What every page gets: the signed form session (only when the browser brings one), the CSRF
+check of every form outside the JSON API (WB-1), the template context and the device filter."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""DESIGN.md rule 1: no async def, asyncio, gevent or eventlet anywhere in authapp/."""
+"""docs/architecture.md "Rules", rule 1: no async def, asyncio, gevent or eventlet anywhere in
+authapp/."""
 
 import ast
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Fault scenarios (SECURITY.md section F) on real gunicorn and PostgreSQL, under load.
+"""Fault scenarios (docs/operations.md) on real gunicorn and PostgreSQL, under load.
 
 Every module here is marked `slow`: `make test` leaves them out (pyproject's addopts carry
 `-m "not slow"`) and `make faults` runs them, one after another (never with `-n`: the PostgreSQL

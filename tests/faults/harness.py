@@ -1,10 +1,10 @@
 """What every fault scenario needs: its own gunicorn (2 gthread workers) on its own PostgreSQL
 database, load from threads of the test, and figures that say what happened.
 
-`launch` starts `gunicorn -c gunicorn.conf.py wsgi:app` as tests/platform's `server` fixture does
-(same environment, `flask db upgrade` and `flask seed` first), but hands the test the process
-too: SIGTERM, worker pids and their memory are part of the scenarios. Every request carries its
-own X-Request-ID, so an answer can be matched with the server's access log.
+`launch` starts `gunicorn -c gunicorn.conf.py wsgi:app` as tests/server's `server` fixture does
+(bench/launch.py, the same environment, `flask db upgrade` and `flask seed` first), but hands the
+test the process too: SIGTERM, worker pids and their memory are part of the scenarios. Every
+request carries its own X-Request-ID, so an answer can be matched with the server's access log.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import http.client
 import json
 import os
-import signal
 import statistics
 import subprocess
 import threading
@@ -27,17 +26,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from bench import launch as launcher
 from tests.conftest import SERVER
-from tests.platform.conftest import (
-    Server,
-    request_json,
-    run_flask,
-    server_env,
-    start_gunicorn,
-)
-from tests.servers import free_port, wait_for
+from tests.server.conftest import Server, healthy, run_flask, served_by, server_env
+from tests.servers import wait_for
 
-START_SECONDS = 20.0
 ANSWER_TIMEOUT = 30.0  # the client's own limit: far past every bound a scenario asserts
 ERROR_PAUSE = 0.05
 
@@ -227,15 +220,18 @@ def prepared_database(name: str) -> Iterator[str]:
 @dataclass
 class Gunicorn:
     server: Server
-    process: subprocess.Popen[bytes]
+    launched: launcher.Launched
+
+    @property
+    def process(self) -> subprocess.Popen[bytes]:
+        return self.launched.process
 
     @property
     def pid(self) -> int:
-        return self.process.pid
+        return self.launched.pid
 
     def worker_pids(self) -> list[int]:
-        children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
-        return sorted(int(pid) for pid in children)
+        return self.launched.worker_pids()
 
     def rss_kib(self) -> dict[int, int]:
         """Each worker's resident memory (VmRSS, KiB)."""
@@ -277,15 +273,8 @@ class Gunicorn:
     def worker_timeouts(self) -> list[str]:
         return [line for line in self.server.logs().splitlines() if "WORKER TIMEOUT" in line]
 
-    def terminate(self, timeout: float = 15.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.pid, signal.SIGKILL)  # its own session: master and workers
-                self.process.wait(timeout=5)
-        return self.process.returncode
+    def terminate(self, timeout: float = 15.0) -> int | None:
+        return self.launched.stop(timeout)
 
 
 @contextmanager
@@ -300,34 +289,14 @@ def launch(
     given instead, e.g. a port that nothing listens on yet. Waits for /healthz only: readiness
     is the scenarios' business."""
     env = server_env(app_database_url or database_url, extra or {})
-    port = free_port()
-    server = Server("127.0.0.1", port, logs / "gunicorn.log", logs / "stdout.log", env)
-    running = Gunicorn(server, start_gunicorn(server, env))
+    launched = launcher.start_gunicorn(env, logs, wait=False)
+    running = Gunicorn(served_by(launched, env), launched)
     try:
-        _wait_for_health(running)
+        healthy(running.launched)
+        running.wait_for_workers()
         yield running
     finally:
         running.terminate()
-
-
-def _wait_for_health(running: Gunicorn) -> None:
-    deadline = time.monotonic() + START_SECONDS
-    while time.monotonic() < deadline:
-        if running.process.poll() is not None:
-            raise AssertionError(
-                f"gunicorn exited with {running.process.returncode}:\n{running.server.logs()}"
-            )
-        try:
-            status, _, _ = request_json(running.server, "GET", "/healthz")
-        except OSError:
-            status = 0
-        if status == 200:
-            running.wait_for_workers()
-            return
-        time.sleep(0.1)
-    raise AssertionError(
-        f"gunicorn did not answer /healthz within {START_SECONDS} s:\n{running.server.logs()}"
-    )
 
 
 def _readlink(path: Path) -> str:

@@ -1,4 +1,5 @@
-"""F17 and F11 through deploy/nginx/ (README "Deployment"): nginx → gunicorn, as shipped.
+"""F17 and F11 through deploy/nginx/ (docs/deployment.md "nginx in front"): nginx → gunicorn, as
+shipped.
 
 gunicorn alone gives a thread to every connection that has sent a byte, so clients that
 trickle their headers fill a worker (test_body_and_header_abuse.py's strict xfail). Behind
@@ -29,8 +30,8 @@ import pytest
 from tests.conftest import PASSWORD
 from tests.faults.harness import Answer, Load, by_label, exchange, summary
 from tests.faults.test_body_and_header_abuse import ABUSE, ABUSE_BOUND, EXPECTED, THREADS
-from tests.platform.conftest import Server, bearer, sign_up, unique
-from tests.platform.nginx import another_client, hung_up, nginx_in_front
+from tests.server.conftest import Server, bearer, sign_up, unique
+from tests.server.nginx import another_client, hung_up, nginx_in_front
 
 pytestmark = pytest.mark.slow
 

@@ -4,7 +4,7 @@
 body (no length), a 20 KB header field (gunicorn limit_request_field_size 8190), 200 header
 fields (limit_request_fields 100) and a 5,000-byte request line (limit_request_line 4094).
 
-Pass criteria (SECURITY.md F17): 413 payload_too_large for both bodies, 431 for the headers and
+Pass criteria (F17): 413 payload_too_large for both bodies, 431 for the headers and
 414 for the request line (gunicorn 27 answers header limits with 431, not 400), each within
 ABUSE_BOUND; normal requests keep working (no 5xx); worker memory flat (VmRSS of each worker
 within ±10 % across the 200 requests, after a warm-up); no worker dies or times out.
@@ -12,7 +12,7 @@ within ±10 % across the 200 requests, after a warm-up); no worker dies or times
 Slow clients, last: a client that trickles its headers holds a gunicorn thread until it stops,
 and as many of them as a worker has threads (48) fill it. That test is a strict xfail
 documenting gunicorn exposed directly; deploy/nginx/ in front is the remedy, and
-test_behind_nginx.py runs these scenarios through it (README "Fault scenarios").
+test_behind_nginx.py runs these scenarios through it (docs/operations.md "Fault scenarios").
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ import pytest
 
 from tests.conftest import PASSWORD
 from tests.faults.harness import ANSWER_TIMEOUT, Answer, Load, by_label, exchange, summary
-from tests.platform.conftest import Server, bearer, sign_up, unique
+from tests.server.conftest import Server, bearer, sign_up, unique
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ listens (connections are refused, as with a database host that is down). Load ru
 start: /healthz, /readyz, sign-ups and logins. Then a TCP proxy starts on that port and forwards
 to PostgreSQL, with no signal to gunicorn and no restart.
 
-Pass criteria (SECURITY.md F2, F1's 503): while the database is away /healthz is 200, /readyz
+Pass criteria (F2, F1's 503): while the database is away /healthz is 200, /readyz
 and the API are 503 service_unavailable with Retry-After, within DOWN_BOUND, never a 500 or a
 hang; once the proxy forwards, /readyz is 200 within READY_WITHIN, and sign-up, login and GET
 /me work on the same master and workers.
@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from tests.conftest import PASSWORD
 from tests.faults.harness import Answer, Load, by_label, exchange, summary
 from tests.faults.proxy import TcpProxy
-from tests.platform.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Server, bearer, unique
+from tests.server.conftest import ADMIN_EMAIL, ADMIN_PASSWORD, Server, bearer, unique
 from tests.servers import free_port, wait_for
 
 pytestmark = pytest.mark.slow

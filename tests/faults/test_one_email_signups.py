@@ -1,9 +1,9 @@
 """F8: 100 concurrent sign-ups with one email address, spelled in mixed case and padded with
 whitespace, spread over both workers while other traffic runs.
 
-Pass criteria (SECURITY.md F8): exactly one 201 and 99 × 409 email_taken, 0 × 5xx, one `users`
+Pass criteria (F8): exactly one 201 and 99 × 409 email_taken, 0 × 5xx, one `users`
 row, at most one verification mail (the winner's: exactly one). The unique index on
-`email_normalized` decides, never a SELECT first (tests/auth covers the same race in one
+`email_normalized` decides, never a SELECT first (tests/app/auth covers the same race in one
 process; this is the real-server version).
 """
 
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from tests.conftest import PASSWORD
 from tests.faults.harness import Answer, Load, exchange, summary
-from tests.platform.conftest import Server, all_at_once, bearer, sign_up, unique
+from tests.server.conftest import Server, all_at_once, bearer, sign_up, unique
 
 pytestmark = pytest.mark.slow
 

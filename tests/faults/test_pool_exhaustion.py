@@ -6,7 +6,7 @@ that has a pooled connection waits inside the database (a plain lock wait, like 
 the requests beyond the pool wait for a connection. With DATABASE_POOL_SIZE=1 and
 DATABASE_POOL_TIMEOUT=2, and enough gunicorn threads that no request queues inside gunicorn.
 
-Pass criteria (SECURITY.md F15): the requests that cannot get a connection answer 503
+Pass criteria (F15): the requests that cannot get a connection answer 503
 service_unavailable with Retry-After after pool_timeout (bound: pool_timeout + 2 s), never
 hanging on towards gunicorn's 30 s timeout; no WORKER TIMEOUT; the requests holding connections
 finish (200) once the lock is released, and the service answers normally right after.
@@ -20,7 +20,7 @@ import time
 import pytest
 
 from tests.faults.harness import Answer, exchange, lock_waiters, summary
-from tests.platform.conftest import all_at_once, bearer, sign_up
+from tests.server.conftest import all_at_once, bearer, sign_up
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ seconds down, then `start`), as root. It breaks every other client of that serve
 test refuses to run while another pytest or benchmark runs on this machine: `make faults`
 alone. PostgreSQL is started again, and waited for, however the test ends.
 
-Pass criteria (SECURITY.md F1): while the server is down, sign-ups and GET /me are 503
+Pass criteria (F1): while the server is down, sign-ups and GET /me are 503
 service_unavailable with Retry-After (never a 500), /healthz stays 200 and /readyz is 503; no
 request takes longer than HANG_BOUND; the same gunicorn (master and workers) serves again within
 RECOVERY_WITHIN of PostgreSQL accepting connections, without a restart; no sign-up is half
@@ -29,7 +29,7 @@ import sqlalchemy as sa
 
 from tests.conftest import PASSWORD, SERVER
 from tests.faults.harness import Answer, Load, by_label, exchange, summary
-from tests.platform.conftest import Server, bearer, sign_up, unique
+from tests.server.conftest import Server, bearer, sign_up, unique
 from tests.servers import wait_for
 
 pytestmark = pytest.mark.slow

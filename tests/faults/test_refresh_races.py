@@ -1,9 +1,9 @@
 """F9: 50 concurrent refreshes of one refresh token, spread over both workers under load, with
 the reuse grace window at 0 and at its default 10 s.
 
-Pass criteria (SECURITY.md F9, API.md "Tokens and sessions"): exactly one rotation (one child
+Pass criteria (F9, docs/api.md "Tokens and sessions"): exactly one rotation (one child
 token) and 0 × 5xx. Window 0: exactly one 200, the other 49 are 401 token_reused. Window 10: all
-50 are 200 with the same child (one new jti). tests/platform races 30 with no other traffic.
+50 are 200 with the same child (one new jti). tests/server races 30 with no other traffic.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import PASSWORD
 from tests.faults.harness import Answer, Load, exchange, summary
-from tests.platform.conftest import Server, all_at_once, bearer, sign_up, unique
+from tests.server.conftest import Server, all_at_once, bearer, sign_up, unique
 
 pytestmark = pytest.mark.slow
 

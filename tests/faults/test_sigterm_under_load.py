@@ -6,7 +6,7 @@ kept-alive ones. Besides, a few logins are held in flight on purpose: the test l
 sends SIGTERM only once PostgreSQL shows those logins waiting, then releases the lock while
 gunicorn is stopping.
 
-Pass criteria (SECURITY.md F7): the requests in flight finish (the held logins answer 200);
+Pass criteria (F7): the requests in flight finish (the held logins answer 200);
 no 5xx at all; a request the server accepted is never cut off: every request that ended without
 an answer (reset, refused) is absent from gunicorn's access log, i.e. gunicorn never took it;
 the master exits with status 0 within graceful_timeout; no WORKER TIMEOUT.
@@ -24,7 +24,7 @@ import pytest
 
 from tests.conftest import PASSWORD
 from tests.faults.harness import Answer, Load, exchange, lock_waiters, summary
-from tests.platform.conftest import bearer, sign_up, unique
+from tests.server.conftest import bearer, sign_up, unique
 from tests.servers import wait_for
 
 pytestmark = pytest.mark.slow

@@ -23,8 +23,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from authapp.delivery import offload
+from tests.app.settings.conftest import BUILTIN_PERMISSIONS
 from tests.conftest import PASSWORD, auth_header
-from tests.settings.conftest import BUILTIN_PERMISSIONS
 
 OWNER = "owner@fuzz.example"
 SETTINGS = "/api/v1/settings"

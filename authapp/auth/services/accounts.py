@@ -1,4 +1,6 @@
-"""Sign-up, login and the session a login starts. Each public function owns its commit."""
+"""Accounts: sign-up, an operator's account creation, the password policy every new password
+passes, and the lookups the CLI and the other services share. Each public function that writes
+owns its commit."""
 
 from __future__ import annotations
 
@@ -45,7 +47,10 @@ def check_password_policy(
     full_name: str | None = None,
     field: str = "password",
 ) -> None:
-    """Raises ValidationFailed with the reasons on `field` (sign-up, change and reset alike)."""
+    """Raises ValidationFailed with the reasons on `field` (sign-up, change and reset alike):
+    every password being set passes here (a schema that judged it already marks it accepted)."""
+    if passwords.is_accepted(password, email=email, username=username, full_name=full_name):
+        return
     reasons = passwords.policy_errors(password, email=email, username=username, full_name=full_name)
     if reasons:
         raise ValidationFailed({field: reasons}, "The password does not meet the policy.")
@@ -60,13 +65,6 @@ def check_new_password(user: User, password: str) -> None:
         full_name=user.full_name,
         field="new_password",
     )
-
-
-def load_user(user_id: str) -> User:
-    user = db.session.execute(user_with_access(User.id == user_id)).unique().scalar_one_or_none()
-    if user is None:
-        raise AppError("No such user.", code="not_found")
-    return user
 
 
 def _builtin_role(name: str) -> Role:

@@ -1,4 +1,6 @@
-"""TODO"""
+"""Logins: the password (with back-off and the second factor), then the session it starts. Each
+public function owns its commit; a failure is audited and counted alike whether or not the
+account exists (EN-4)."""
 
 from __future__ import annotations
 
@@ -93,7 +95,6 @@ def _start_session(
     """The login succeeded: the count that held it starts again (RL-2), and the client gets a
     device cookie of this account (only now: a correct password alone, before the second
     factor, earns none)."""
-    user.failed_login_count = 0
     backoff.cleared(held_by)
     user.last_login_at = clock.now()
     notice = _new_device_notice(user, client)
@@ -128,9 +129,6 @@ def _record_failure(
     held_by: backoff.Counter, user: User | None, client: sessions.Client, *, reason: str
 ) -> None:
     lock = backoff.failed(held_by)  # counted alike whether or not an account exists (EN-4)
-    if user is not None:
-        # An UPDATE expression, not a read-modify-write: parallel failures all count.
-        user.failed_login_count = User.failed_login_count + 1
     audit.about_account("login.failed", user, client, reason=reason)
     if lock is not None:
         audit.about_account(

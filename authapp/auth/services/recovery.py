@@ -89,8 +89,6 @@ def reset_password(token: str, new_password: str, origin: audit.Origin) -> None:
         raise
     user.password_hash = passwords.hash_password(new_password)
     link_tokens.void(user.id, "password_reset")  # the other links in the mailbox end too
-    user.failed_login_count = 0
-    user.locked_until = None
     backoff.clear_account(user)
     revoked = sessions.revoke_all(user.id, reason="password_reset")
     cleared = _reclaimed(user) if user.email_verified_at is None else {}
@@ -105,7 +103,7 @@ def reset_password(token: str, new_password: str, origin: audit.Origin) -> None:
 
 def _reclaimed(user: User) -> dict[str, object]:
     """Pre-account hijacking: someone who signed up with another's address may have set up
-    the account before its owner resets the password (README "Security", "Unverified
+    the account before its owner resets the password (docs/security.md "Unconfirmed
     accounts"). The reset proves the mailbox, so the address counts as confirmed now, and what
     was set up goes: MFA and its recovery codes, and the API keys the account created (its
     sessions are revoked as for every reset). No commit."""

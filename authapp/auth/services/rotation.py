@@ -1,5 +1,5 @@
 """One refresh-token rotation: consume the presented token, insert its child, touch the session,
-and read the principal the new access token is made for (DESIGN.md "Token lifecycle").
+and read the principal the new access token is made for (docs/api.md "Tokens and sessions").
 
 The presented token is consumed by a conditional UPDATE (unused, unexpired, of a live session of
 an active user): of concurrent refreshes with one token, PostgreSQL's row lock lets exactly one
@@ -47,6 +47,21 @@ def _one_statement() -> sa.Select[Any]:
     """PostgreSQL's rotation, built once: parameters presented (the jti), sid, sub, now,
     child_jti and idle_expiry."""
     now = sa.bindparam("now", type_=UTCDateTime())
+    consumed = _consumed(now)
+    child = _child(consumed, now)
+    touched = (
+        sa.update(Session)
+        .where(Session.id.in_(sa.select(consumed.c.session_id)))
+        .values(last_seen_at=now)
+        .cte("touched")
+    )
+    child_expiry = sa.select(child.c.expires_at).scalar_subquery()
+    statement: sa.Select[Any] = PRINCIPAL_STATEMENT.add_columns(child_expiry).add_cte(touched)
+    return statement
+
+
+def _consumed(now: sa.BindParameter[Any]) -> sa.CTE:
+    """The presented token marked used, if it and its session (and user) are still live."""
     live = sa.exists().where(
         Session.id == sa.bindparam("sid"),
         Session.user_id == sa.bindparam("sub"),
@@ -55,16 +70,20 @@ def _one_statement() -> sa.Select[Any]:
         User.id == Session.user_id,
         User.is_active.is_(True),
     )
-    consumed = (
+    return (
         sa.update(RefreshToken)
         .where(*_consumable(sa.bindparam("presented"), sa.bindparam("sid"), now), live)
         .values(used_at=now, replaced_by=sa.bindparam("child_jti", type_=ID))
         .returning(RefreshToken.session_id)
         .cte("consumed")
     )
-    # The child lives as long as the idle window allows, never past the session's cap.
+
+
+def _child(consumed: sa.CTE, now: sa.BindParameter[Any]) -> sa.CTE:
+    """The child token: it lives as long as the idle window allows, never past the session's
+    cap."""
     idle_expiry = sa.bindparam("idle_expiry", type_=UTCDateTime())
-    child = (
+    return (
         sa.insert(RefreshToken)
         .from_select(
             ["jti", "session_id", "issued_at", "expires_at"],
@@ -78,15 +97,6 @@ def _one_statement() -> sa.Select[Any]:
         .returning(RefreshToken.expires_at)
         .cte("child")
     )
-    touched = (
-        sa.update(Session)
-        .where(Session.id.in_(sa.select(consumed.c.session_id)))
-        .values(last_seen_at=now)
-        .cte("touched")
-    )
-    child_expiry = sa.select(child.c.expires_at).scalar_subquery()
-    statement: sa.Select[Any] = PRINCIPAL_STATEMENT.add_columns(child_expiry).add_cte(touched)
-    return statement
 
 
 ONE_STATEMENT = _one_statement()

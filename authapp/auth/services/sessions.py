@@ -1,6 +1,6 @@
 """The session lifecycle: start, refresh (rotation with reuse detection), logout, revocation.
 
-DESIGN.md "Token lifecycle". Each public function that changes state owns its commit; the
+docs/api.md "Tokens and sessions". Each public function that changes state owns its commit; the
 conditional UPDATE on `refresh_tokens.used_at` decides every race between refreshes.
 
 A rotation is one statement on PostgreSQL (rotation.py): consume the presented token, insert its
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from flask import current_app
@@ -122,6 +122,11 @@ def _retry_or_revoke(
         db.session.commit()  # nothing changed; end the read transaction
         # The same jti again: idempotent.
         return token_pair(account, session_id, current.jti, current.expires_at)
+    _revoke_reused(account, session_id, jti, client)
+
+
+def _revoke_reused(account: Account, session_id: str, jti: str, client: Client) -> NoReturn:
+    """A used refresh token came back outside the grace: the session is revoked (RT-2)."""
     revoke(session_id, reason="token_reused")
     audit.record(
         "session.reuse_detected",

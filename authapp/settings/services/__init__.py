@@ -1,1 +1,2 @@
-"""The settings services, one module per subject; each public function owns its commit."""
+"""The settings use cases, one module per subject: each public function that writes commits once,
+at its end. They take plain values and a Principal, never the request."""

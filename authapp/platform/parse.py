@@ -1,0 +1,54 @@
+"""Parsers of settings as the environment spells them: each takes the raw string and returns the
+typed value or raises ValueError, which config.load turns into a ConfigError naming the
+variable. gunicorn.conf.py reads its settings through config.load too: one parser per kind."""
+
+from __future__ import annotations
+
+import ipaddress
+
+ENVIRONMENTS = ("development", "testing", "production")
+
+
+def boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in {"1", "true", "yes", "on"}:
+        return True
+    if value in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError("expected true or false")
+
+
+def seconds(raw: str) -> int:
+    """`900`, `900s`, `15m`, `14d`: a duration in whole seconds."""
+    value = raw.strip().lower()
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    factor = units.get(value[-1:], 0)
+    number = int(value[:-1] if factor else value)
+    if number < 0:
+        raise ValueError("must not be negative")
+    return number * (factor or 1)
+
+
+def items(raw: str) -> list[str]:
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def ports(raw: str) -> list[int]:
+    ports = [int(item) for item in items(raw)]
+    if not all(0 < port < 65536 for port in ports):
+        raise ValueError("ports are 1 to 65535")
+    return ports
+
+
+def networks(raw: str) -> list[str]:
+    """Addresses or networks (`10.0.0.0/8`, `::1`), checked here so a typo stops the start."""
+    networks = items(raw)
+    for network in networks:
+        ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
+    return networks
+
+
+def environment_name(raw: str) -> str:
+    if raw not in ENVIRONMENTS:
+        raise ValueError(f"expected one of {', '.join(ENVIRONMENTS)}")
+    return raw
