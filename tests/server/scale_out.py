@@ -1,4 +1,17 @@
-"""What the scale-out tests (test_scale_out_*.py) share: masters started together on one
+"""Scale-out (F13, docs/architecture.md "Rules", rule 4): two gunicorn masters, 2 gthread workers
+each, on two ports, one PostgreSQL database, one Redis database and the same secrets, behind
+nothing but their ports. What one master issues, the other accepts; what one revokes, the other
+refuses on the very next request; a rate limit or an API key's budget is one count for both; and
+a signing-key rotation half done (one host switched) verifies every token on every host.
+
+Both masters run as production does (`AUTHAPP_ENV=production`, secrets generated for the
+module, `BCRYPT_ROUNDS=10`, Redis limits), with `TRUSTED_PROXIES=127.0.0.1`: the test plays the
+load balancer and names each request's client in `X-Forwarded-For`. Every request gets an
+address of its own unless a test names one, so no test spends another's per-address budget and
+two runs sharing the Redis database never meet. Every request opens a fresh connection, so
+both workers of a master answer.
+
+What the scale-out tests (test_scale_out_*.py) share: masters started together on one
 deployment, requests from clients of their own, answers compared across masters."""
 
 from __future__ import annotations

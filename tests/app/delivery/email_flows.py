@@ -1,4 +1,8 @@
-"""What the mailed-link tests (test_email_flows_*.py) share: sign-ups, logins and the links read
+"""Mails that carry one-time links, delivered to a real SMTP server through the outbox: sign-up
+verification and resend (EV-1), forgot and reset (EN-3, RS-1..3, F10), token storage (CS-2),
+secrets wiped after delivery (AU-2), and the password-changed and new-device notices.
+
+What the mailed-link tests (test_email_flows_*.py) share: sign-ups, logins and the links read
 from the mailbox."""
 
 from __future__ import annotations

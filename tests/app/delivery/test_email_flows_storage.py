@@ -1,9 +1,7 @@
-"""Mails that carry one-time links, delivered to a real SMTP server through the outbox: sign-up
-verification and resend (EV-1), forgot and reset (EN-3, RS-1..3, F10), token storage (CS-2),
-secrets wiped after delivery (AU-2), and the password-changed and new-device notices.
+"""Mails that carry one-time links, delivered to a real SMTP server through the outbox: the set-up
+these tests share, and why, is email_flows.py's docstring.
 
-This part: link tokens in storage and secrets (CS-2, AU-2), and notices (RS-3).
-"""
+This part: link tokens in storage and secrets (CS-2, AU-2), and notices (RS-3)."""
 
 from __future__ import annotations
 

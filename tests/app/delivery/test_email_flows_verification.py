@@ -1,9 +1,7 @@
-"""Mails that carry one-time links, delivered to a real SMTP server through the outbox: sign-up
-verification and resend (EV-1), forgot and reset (EN-3, RS-1..3, F10), token storage (CS-2),
-secrets wiped after delivery (AU-2), and the password-changed and new-device notices.
+"""Mails that carry one-time links, delivered to a real SMTP server through the outbox: the set-up
+these tests share, and why, is email_flows.py's docstring.
 
-This part: address verification (EV-1, RS-2) and forgotten passwords (EN-3).
-"""
+This part: address verification (EV-1, RS-2) and forgotten passwords (EN-3)."""
 
 from __future__ import annotations
 

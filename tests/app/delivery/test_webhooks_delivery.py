@@ -1,13 +1,8 @@
-"""Webhooks against a real HTTP receiver: signed events, retries, SSRF rules, breaker, timeouts.
-
-CF-2 (https only, no private targets checked after DNS, no redirects, `t=,v1=` HMAC, a stable
-delivery id), F5 (a receiver that hangs, answers 500 or redirects), docs/architecture.md "Rules",
-rule 3 (outbox). The signature is verified here by recomputing HMAC-SHA256 with the secret the API
-showed once.
+"""Webhooks against a real HTTP receiver: the set-up these tests share, and why, is webhooks.py's
+docstring.
 
 This part: retries (at least once, one delivery id), SSRF rules (CF-2), production ports, the
-breaker and timeouts.
-"""
+breaker and timeouts."""
 
 from __future__ import annotations
 

@@ -1,12 +1,7 @@
-"""Webhooks against a real HTTP receiver: signed events, retries, SSRF rules, breaker, timeouts.
+"""Webhooks against a real HTTP receiver: the set-up these tests share, and why, is webhooks.py's
+docstring.
 
-CF-2 (https only, no private targets checked after DNS, no redirects, `t=,v1=` HMAC, a stable
-delivery id), F5 (a receiver that hangs, answers 500 or redirects), docs/architecture.md "Rules",
-rule 3 (outbox). The signature is verified here by recomputing HMAC-SHA256 with the secret the API
-showed once.
-
-This part: the secret and the settings, and every event arriving signed.
-"""
+This part: the secret and the settings, and every event arriving signed."""
 
 from __future__ import annotations
 

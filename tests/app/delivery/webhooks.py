@@ -1,4 +1,11 @@
-"""What the webhook tests (test_webhooks_*.py, test_webhook_isolation.py) share: an organization's
+"""Webhooks against a real HTTP receiver: signed events, retries, SSRF rules, breaker, timeouts.
+
+CF-2 (https only, no private targets checked after DNS, no redirects, `t=,v1=` HMAC, a stable
+delivery id), F5 (a receiver that hangs, answers 500 or redirects), docs/architecture.md "Rules",
+rule 3 (outbox). The signature is verified here by recomputing HMAC-SHA256 with the secret the API
+showed once.
+
+What the webhook tests (test_webhooks_*.py, test_webhook_isolation.py) share: an organization's
 owner, its webhook set and pinged, deliveries read and verified."""
 
 from __future__ import annotations

@@ -1,4 +1,9 @@
-"""What the /metrics tests (test_metrics_*.py) share: scraping and reading samples."""
+"""`/metrics` in process (docs/api.md "Operations endpoints", docs/architecture.md "Rules", rules 2
+and 3, docs/operations.md "Metrics"): series
+by route pattern, logins by outcome, 429s by scope, the offload pool and its breakers, the
+outbox counts read from the database at scrape time, and a scrape that never fails.
+
+What the /metrics tests (test_metrics_*.py) share: scraping and reading samples."""
 
 from __future__ import annotations
 

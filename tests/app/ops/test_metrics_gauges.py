@@ -1,10 +1,6 @@
-"""`/metrics` in process (docs/api.md "Operations endpoints", docs/architecture.md "Rules", rules 2
-and 3, docs/operations.md "Metrics"): series
-by route pattern, logins by outcome, 429s by scope, the offload pool and its breakers, the
-outbox counts read from the database at scrape time, and a scrape that never fails.
+"""`/metrics` in process: the set-up these tests share, and why, is metrics.py's docstring.
 
-This part: the outbox, offload and breaker gauges, one process's apps, and who may scrape.
-"""
+This part: the outbox, offload and breaker gauges, one process's apps, and who may scrape."""
 
 from __future__ import annotations
 

@@ -1,4 +1,9 @@
-"""What the two-factor page tests (test_mfa_pages_*.py) share: reading the pages and driving
+"""Two-factor authentication through the browser forms (Flask's test client, real CSRF tokens):
+set-up on /settings/security with the QR code and the key shown once, recovery codes shown once,
+turning it off, and the login form's second step at /login/code (MF-1..MF-3, AC-5, AU-1, RS-3,
+WB-1, WB-6). Codes are computed by pyotp; time moves through POST /_testing/clock.
+
+What the two-factor page tests (test_mfa_pages_*.py) share: reading the pages and driving
 the forms."""
 
 from __future__ import annotations

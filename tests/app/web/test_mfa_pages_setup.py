@@ -1,10 +1,7 @@
-"""Two-factor authentication through the browser forms (Flask's test client, real CSRF tokens):
-set-up on /settings/security with the QR code and the key shown once, recovery codes shown once,
-turning it off, and the login form's second step at /login/code (MF-1..MF-3, AC-5, AU-1, RS-3,
-WB-1, WB-6). Codes are computed by pyotp; time moves through POST /_testing/clock.
+"""Two-factor authentication through the browser forms: the set-up these tests share, and why, is
+mfa_pages.py's docstring.
 
-This part: set-up, the codes shown once, turning off, and refusals at the field.
-"""
+This part: set-up, the codes shown once, turning off, and refusals at the field."""
 
 from __future__ import annotations
 

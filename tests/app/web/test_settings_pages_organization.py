@@ -1,9 +1,7 @@
-"""The /settings pages driven like a browser: logins through the real /login form, every POST
-with the csrf_token read from the page (WB-1), POST-redirect-GET, field messages on refusals,
-and pages that obey the CSP (no inline script or style) and are never cached (WB-4).
+"""The /settings pages driven like a browser: the set-up these tests share, and why, is
+test_settings_pages_account.py's docstring.
 
-This part: the organization's pages: API keys, members, roles.
-"""
+This part: the organization's pages: API keys, members, roles."""
 
 from __future__ import annotations
 
