@@ -113,7 +113,12 @@ def first_row(
         return connections.first_statement(through_sqlalchemy)
     form = compiled(statement, engine.dialect)
     sent = form.parameters(parameters)
-    pooled = engine.raw_connection()
+    try:
+        pooled = engine.raw_connection()
+    except engine.dialect.loaded_dbapi.Error:
+        # The pool's connect raises the driver's own error (a server down or shutting down),
+        # which no handler takes for an outage: SQLAlchemy's connect raises it wrapped (503).
+        return through_sqlalchemy()
     driver: Any = pooled.dbapi_connection
     try:
         with connections.kept_in_autocommit(driver) if alone else nullcontext():

@@ -14,6 +14,7 @@ from authapp.auth.key_principals import API_KEY_STATEMENT
 from authapp.auth.principals import PRINCIPAL_STATEMENT
 from authapp.models.base import new_id
 from authapp.platform import statements
+from authapp.platform.errors import is_database_outage
 from authapp.platform.extensions import db
 from authapp.security import api_keys
 from tests.conftest import auth_header
@@ -95,3 +96,16 @@ def test_with_a_cursor_listener_the_statement_goes_through_sqlalchemy(app: Flask
 def test_a_required_parameter_left_out_is_refused_not_sent_as_null(app: Flask):
     with app.app_context(), pytest.raises(KeyError):
         statements.first_row(db.engine, PRINCIPAL_STATEMENT, {"sub": new_id()})
+
+
+def test_a_server_that_refuses_connections_is_an_outage_not_a_bug():
+    """F1: a new connection refused (the server down, or shutting down) reaches the error
+    handlers as SQLAlchemy's OperationalError, the 503 of an outage, never as the driver's."""
+    engine = sa.create_engine("postgresql+psycopg2://postgres@127.0.0.1:1/test")
+    try:
+        with pytest.raises(sa.exc.OperationalError) as refused:
+            statements.first_row(engine, PRINCIPAL_STATEMENT, {"sub": new_id(), "sid": new_id()})
+    finally:
+        engine.dispose()
+
+    assert is_database_outage(refused.value)
