@@ -8,12 +8,16 @@ requests with the same code exactly one succeeds (F10), on PostgreSQL and SQLite
 from __future__ import annotations
 
 import sqlalchemy as sa
+import structlog
+from cryptography.fernet import InvalidToken
 
 from authapp.models import RecoveryCode, User
 from authapp.platform import clock
 from authapp.platform.errors import Unauthorized
 from authapp.platform.extensions import changed_rows, db
 from authapp.security import budgets, secretbox, totp
+
+log = structlog.get_logger(__name__)
 
 TOO_MANY_CODES = "Too many codes tried for this account; wait before trying again."
 
@@ -39,12 +43,25 @@ def verify(user: User, code: str, *, recovery_codes: bool = True) -> str | None:
     if user.mfa_secret is None:
         return None
     if totp.looks_like_totp(code):
-        secret = secretbox.open_sealed(user.mfa_secret)
+        secret = _secret(user)
+        if secret is None:
+            return None
         step = totp.matching_step(secret, code, after=user.mfa_last_step)
         return "totp" if step is not None and _claim_step(user, step) else None
     if recovery_codes and _claim_recovery_code(user, code):
         return "recovery_code"
     return None
+
+
+def _secret(user: User) -> str | None:
+    """The TOTP secret, or None when it was sealed under another DATA_ENCRYPTION_KEY (changed
+    without re-encryption, docs/deployment.md "Data-encryption key"): the code is refused like
+    a wrong one, recovery codes still work, and the log tells the operator."""
+    try:
+        return secretbox.open_sealed(user.mfa_secret or "")
+    except InvalidToken:
+        log.error("mfa.secret_unreadable", user_id=user.id)
+        return None
 
 
 def _claim_step(user: User, step: int) -> bool:

@@ -23,7 +23,7 @@ from collections import namedtuple
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -102,13 +102,7 @@ def first_row(
     """The statement's first row (None without one), as a request's first statement.
     `alone`: the statement is a transaction by itself (connections.single_statement)."""
 
-    def through_sqlalchemy() -> Any:
-        if alone:
-            with connections.single_statement(engine) as conn:
-                return conn.execute(statement, parameters).first()
-        with engine.connect() as conn:
-            return conn.execute(statement, parameters).first()
-
+    through_sqlalchemy = partial(_through_sqlalchemy, engine, statement, parameters, alone)
     if engine.dispatch.before_cursor_execute or engine.dispatch.after_cursor_execute:
         return connections.first_statement(through_sqlalchemy)
     form = compiled(statement, engine.dialect)
@@ -172,6 +166,16 @@ def _json_each(element: JsonTexts, compiler: Any, **kw: Any) -> str:
 @compiles(JsonTexts, "postgresql")
 def _json_array_elements_text(element: JsonTexts, compiler: Any, **kw: Any) -> str:
     return f"json_array_elements_text({compiler.process(element.clauses, **kw)})"
+
+
+def _through_sqlalchemy(
+    engine: sa.Engine, statement: sa.Select[Any], parameters: Mapping[str, Any], alone: bool
+) -> Any:
+    if alone:
+        with connections.single_statement(engine) as conn:
+            return conn.execute(statement, parameters).first()
+    with engine.connect() as conn:
+        return conn.execute(statement, parameters).first()
 
 
 def _fetch_one(pooled: Any, sql: str, parameters: Any) -> Any:
