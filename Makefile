@@ -85,6 +85,7 @@ fmt: install
 # architecture; `-m app` (or server, browser, ...) in PYTEST_ARGS picks one.
 test: lint e2e-tools $(NGINX)
 	@$(BIN)/python -c "import os, sqlalchemy as sa; sa.create_engine(os.environ.get('TEST_DATABASE_URL', 'postgresql+psycopg2://postgres@127.0.0.1/test')).connect().close()" || { echo "PostgreSQL is not reachable: the tests need it (TEST_DATABASE_URL)" >&2; exit 1; }
+	@$(BIN)/python -c "import redis; redis.Redis(host='127.0.0.1', port=6379, socket_connect_timeout=5).ping()" || { echo "Redis is not reachable at 127.0.0.1:6379: the rate-limit and scale-out tests need it" >&2; exit 1; }
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 # The browser tests alone (tests/browser, marker `browser`).

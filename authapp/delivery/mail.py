@@ -4,15 +4,19 @@
 `smtps://…` (TLS from the start). In production a server that does not offer STARTTLS gets
 nothing, neither credentials nor links, unless SMTP_ALLOW_PLAINTEXT=true (docs/security.md
 "Webhooks and mail"). Without SMTP_URL mail is logged (recipient and subject only: never a link)
-and counted as sent, so development needs no SMTP server.
+and counted as sent, so development needs no SMTP server; in development it is also picked up
+whole, links included, in `instance/mail/` as an `.eml` file and on the console, so a newcomer
+can verify an address and reset a password locally (docs/operations.md "Mail in development").
 """
 
 from __future__ import annotations
 
 import smtplib
 import ssl
+import sys
 from email.message import EmailMessage
 from email.utils import make_msgid
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -53,9 +57,28 @@ def send(message_id: str, payload: dict[str, Any]) -> None:
     url = current_app.config["SMTP_URL"]
     if not url:
         log.info("mail.logged_not_sent", to=payload["to"], subject=message["Subject"])
+        if current_app.config["AUTHAPP_ENV"] == "development":
+            _pick_up(message_id, message)
         return
     offload.breaker("smtp").call(_deliver, url, message)
     log.info("mail.sent", message_id=message_id, subject=message["Subject"])
+
+
+def _pick_up(message_id: str, message: EmailMessage) -> None:
+    """Development only: the whole message in instance/mail/<id>.eml, and its text on stderr in
+    one write (the console `make run` prints to), links included."""
+    folder = Path(current_app.instance_path) / "mail"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{message_id}.eml"
+    path.write_bytes(bytes(message))
+    text = message.get_body(("plain",))
+    body = text.get_content() if text is not None else ""
+    rule = "-" * 72
+    sys.stderr.write(
+        f"\n{rule}\nMail to {message['To']}: {message['Subject']}  ({path})\n{rule}\n"
+        f"{body.rstrip()}\n{rule}\n"
+    )
+    sys.stderr.flush()
 
 
 def _deliver(url: str, message: EmailMessage) -> None:
