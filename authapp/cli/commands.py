@@ -9,6 +9,7 @@ from marshmallow import ValidationError
 
 from authapp.auth.schemas import SignupIn
 from authapp.auth.services import accounts
+from authapp.cli.secrets import secrets_group
 from authapp.cli.seed import SeedError, add_permission, seed_database
 from authapp.delivery import outbox
 from authapp.models import TIER_RATE_LIMITS
@@ -172,5 +173,6 @@ def init_app(app: Flask) -> None:
         outbox_group,
         org_group,
         mfa_group,
+        secrets_group,
     ):
         app.cli.add_command(command)

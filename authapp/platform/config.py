@@ -124,7 +124,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "SEED_ADMIN_PASSWORD": (str, ""),
     "DEFAULT_ORG_NAME": (str, "Default"),
     "LOG_LEVEL": (str.upper, "INFO"),
-    "LOG_FORMAT": (str, "json"),
+    "LOG_FORMAT": (parse.log_format, None),  # unset: console in development, else json
     # gunicorn's own (gunicorn.conf.py reads them through load(), like every other setting).
     "GUNICORN_BIND": (str, "127.0.0.1:8000"),
     "GUNICORN_WORKERS": (int, None),  # unset: one per core
@@ -157,6 +157,8 @@ def load(instance_path: str, overrides: Mapping[str, Any] | None = None) -> dict
             settings[name] = parser(raw)
         except ValueError as exc:
             raise ConfigError(f"{name}={raw!r} is not valid: {exc}.") from None
+    if settings["LOG_FORMAT"] is None:
+        settings["LOG_FORMAT"] = "console" if settings["AUTHAPP_ENV"] == "development" else "json"
     if settings["GUNICORN_WORKERS"] is None:
         settings["GUNICORN_WORKERS"] = os.cpu_count() or 1
     if settings["PASSWORD_HASH_CONCURRENCY"] is None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import ipaddress
 
 ENVIRONMENTS = ("development", "testing", "production")
+LOG_FORMATS = ("json", "console")
 
 
 def boolean(raw: str) -> bool:
@@ -51,4 +52,10 @@ def networks(raw: str) -> list[str]:
 def environment_name(raw: str) -> str:
     if raw not in ENVIRONMENTS:
         raise ValueError(f"expected one of {', '.join(ENVIRONMENTS)}")
+    return raw
+
+
+def log_format(raw: str) -> str:
+    if raw not in LOG_FORMATS:
+        raise ValueError(f"expected one of {', '.join(LOG_FORMATS)}")
     return raw
