@@ -7,28 +7,40 @@ export FLASK_APP := authapp
 
 .PHONY: install lock e2e-tools run test lint fmt e2e bench cost soak clean
 
-# The exact versions of requirements.lock, then authapp itself on top without dependencies:
-# pyproject.toml says what authapp works with (ranges), the lock what CI and `make install` run.
+# Two locks, both exact: requirements.lock holds what authapp needs to run (`make run` installs
+# only that), requirements-dev.lock adds the test and lint tools on top, constrained by the first.
+# pyproject.toml says what authapp works with (ranges); the locks say what CI and `make` install.
+# authapp itself goes on top, without dependencies.
 $(BIN)/activate: pyproject.toml requirements.lock
+	@echo "Installing authapp's runtime (requirements.lock) into $(VENV) ..."
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements.lock
+	$(BIN)/pip install --progress-bar on -r requirements.lock
 	$(BIN)/pip install --quiet --no-deps -e .
 	$(BIN)/pip check
 	touch $(BIN)/activate
 
-# Rewrites requirements.lock: the newest versions pyproject.toml's ranges allow, resolved in a
-# scratch environment. Review the diff, run `make test`, commit both files together.
+DEV := $(VENV)/.dev-installed
+$(DEV): $(BIN)/activate requirements-dev.lock
+	@echo "Installing the test and lint tools (requirements-dev.lock) ..."
+	$(BIN)/pip install --quiet -r requirements-dev.lock
+	$(BIN)/pip check
+	touch $(DEV)
+
+# Rewrites both locks with pip-tools (in a scratch environment): the newest versions
+# pyproject.toml's ranges allow. Review the diff, run `make test`, commit the three files together.
+LOCK_COMPILE := .lock-venv/bin/pip-compile --quiet --strip-extras --annotation-style=line \
+	--no-emit-index-url --custom-compile-command "make lock" --upgrade
 lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv
-	.lock-venv/bin/pip install --quiet --upgrade pip
-	.lock-venv/bin/pip install --quiet '.[test,dev]'
-	{ sed -n '1,2p' requirements.lock; .lock-venv/bin/pip freeze --exclude-editable | grep -v '^authapp'; } > requirements.lock.new
-	mv requirements.lock.new requirements.lock
+	.lock-venv/bin/pip install --quiet --upgrade pip 'pip-tools>=7.6,<8'
+	$(LOCK_COMPILE) --output-file requirements.lock pyproject.toml
+	$(LOCK_COMPILE) --extra test --extra dev --constraint requirements.lock \
+		--output-file requirements-dev.lock pyproject.toml
 	rm -rf .lock-venv
 
-install: $(BIN)/activate
+install: $(DEV)
 
 # Browser tests (tests/browser) drive Debian's Chromium, never a browser Playwright downloads, and
 # inject axe-core from npm (pinned by tests/browser/package-lock.json): each installs when missing
@@ -58,7 +70,7 @@ $(NGINX):
 # AUTHAPP_ENV unset is production, which refuses to start without real secrets (docs/security.md
 # "Production by default"): `make run` is for trying authapp out, so it says development.
 run: export AUTHAPP_ENV := development
-run: install
+run: $(BIN)/activate
 	$(BIN)/flask db upgrade
 	$(BIN)/flask seed
 	@echo

@@ -36,9 +36,11 @@ def _checked_settings() -> dict:
     Production with several workers must also count rate limits in one place (Redis): with
     memory:// each worker would allow the limit again, multiplying it by the worker count."""
     from flask import Flask
+    from flask.cli import load_dotenv
 
     from authapp.platform import config
 
+    load_dotenv()  # .env and .flaskenv, as wsgi.py and `flask` read them
     try:
         # The instance folder the app's Flask object will use: outside production, the local
         # secrets the workers then read are generated here, once.

@@ -109,8 +109,10 @@ def _outbox_counts() -> dict[str, int] | None:
     return {status: count for status, count in rows}
 
 
-def init_app(app: Flask) -> None:
-    app.register_blueprint(bp)
-    app.add_url_rule("/metrics", "metrics", scrape)  # the endpoint platform/metrics.py skips
+bp.add_url_rule("/metrics", "metrics", scrape)  # the endpoint platform/metrics.py skips
+
+
+def init_app(app: Flask, url_prefix: str) -> None:
+    app.register_blueprint(bp, url_prefix=url_prefix)
     if app.config["AUTHAPP_ENV"] == "testing":
-        app.register_blueprint(testing_bp)
+        app.register_blueprint(testing_bp, url_prefix=url_prefix + "/_testing")

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from flask import current_app, g, request
 
 from authapp.auth import cookies, guards
-from authapp.platform import network
+from authapp.platform import network, territory
 from authapp.platform.errors import AppError
 from authapp.platform.extensions import limiter
 from authapp.security.digests import sha256_hex
@@ -32,11 +32,12 @@ def by_email() -> str:
 
 def by_account() -> str:
     """The logged-in account (bearer, API key or cookie), else the client address."""
+    api = request.path.startswith(territory.current().api_path)
     try:
-        principal = guards.authenticate() if request.path.startswith("/api/") else None
+        principal = guards.authenticate() if api else None
     except AppError:
         principal = None  # the route's own guard answers 401 in a moment
-    if principal is None and not request.path.startswith("/api/"):
+    if principal is None and not api:
         principal = cookies.browser_principal()
     if principal is not None and principal.user is not None:
         return f"user:{principal.user.id}"

@@ -35,7 +35,7 @@ PageAnswer = Response | tuple[str, int] | str
 @bp.get("/")
 def home() -> str:
     cookies.browser_principal()  # the page shows who is logged in, if anyone
-    return render_template("home.html")
+    return render_template("authapp/home.html")
 
 
 @bp.route("/signup", methods=["GET", "POST"])
@@ -43,11 +43,11 @@ def home() -> str:
 def signup() -> PageAnswer:
     context = {"min_length": current_app.config["PASSWORD_MIN_LENGTH"]}
     if request.method == "GET":
-        return render_form("auth/signup.html", **context)
+        return render_form("authapp/auth/signup.html", **context)
     try:
         pair = accounts.sign_up(**load_form(SignupIn()), client=request_client())
     except AppError as exc:
-        return render_form("auth/signup.html", exc, values=request.form, **context)
+        return render_form("authapp/auth/signup.html", exc, values=request.form, **context)
     cookies.issue(pair)
     return see_other("auth_pages.home")
 
@@ -57,7 +57,7 @@ def signup() -> PageAnswer:
 def login() -> PageAnswer:
     next_path = safe_next(request.values.get("next"))
     if request.method == "GET":
-        return render_form("auth/login.html", next=next_path)
+        return render_form("authapp/auth/login.html", next=next_path)
     session.pop(MFA_LOGIN, None)
     try:
         body = load_form(LoginIn(only=("login", "password")))
@@ -70,7 +70,7 @@ def login() -> PageAnswer:
     except second_factor.MfaRequired as exc:
         return _ask_for_code(exc.user_id, next_path)
     except AppError as exc:
-        return render_form("auth/login.html", exc, values=request.form, next=next_path)
+        return render_form("authapp/auth/login.html", exc, values=request.form, next=next_path)
     cookies.issue(pair)
     return redirect(next_path, code=303)
 
@@ -97,7 +97,7 @@ def login_code() -> PageAnswer:
             flash("Log in again: the wait for your code ran out.")
         return see_other("auth_pages.login")
     if request.method == "GET":
-        return render_form("auth/login_code.html")
+        return render_form("authapp/auth/login_code.html")
     try:
         code = load_form(LoginCodeIn())["totp_code"]
         pair = logins.log_in_second_step(
@@ -107,7 +107,7 @@ def login_code() -> PageAnswer:
             device_cookie=cookies.device_cookie(),
         )
     except AppError as exc:
-        return render_form("auth/login_code.html", exc)
+        return render_form("authapp/auth/login_code.html", exc)
     session.pop(MFA_LOGIN, None)
     cookies.issue(pair)
     return redirect(safe_next(pending.get("next")), code=303)
@@ -128,13 +128,15 @@ def logout() -> Response:
 @limits.forgot_password_by_email
 def forgot_password() -> PageAnswer:
     if request.method == "GET":
-        return render_form("auth/forgot_password.html")
+        return render_form("authapp/auth/forgot_password.html")
     try:
         body = load_form(ForgotPasswordIn())
     except AppError as exc:
-        return render_form("auth/forgot_password.html", exc, values=request.form)
+        return render_form("authapp/auth/forgot_password.html", exc, values=request.form)
     recovery.forgot_password(body["email"], request_client())
-    return render_form("auth/forgot_password.html", sent=True)  # the same page for any email
+    return render_form(
+        "authapp/auth/forgot_password.html", sent=True
+    )  # the same page for any email
 
 
 @bp.route("/reset-password", methods=["GET", "POST"])
@@ -144,12 +146,12 @@ def reset_password() -> PageAnswer:
     hooks.send_no_referrer()
     token = request.values.get("token", "")
     if request.method == "GET":
-        return render_form("auth/reset_password.html", token=token)
+        return render_form("authapp/auth/reset_password.html", token=token)
     try:
         body = load_form(ResetPasswordIn())
         recovery.reset_password(body["token"], body["new_password"], request_client())
     except AppError as exc:
-        return render_form("auth/reset_password.html", exc, token=token)
+        return render_form("authapp/auth/reset_password.html", exc, token=token)
     flash("Your password is changed and every session is logged out. Log in with it now.")
     return see_other("auth_pages.login")
 
@@ -160,10 +162,10 @@ def verify_email() -> PageAnswer:
     hooks.send_no_referrer()
     token = request.values.get("token", "")
     if request.method == "GET":
-        return render_form("auth/verify_email.html", token=token)
+        return render_form("authapp/auth/verify_email.html", token=token)
     try:
         recovery.verify_email(load_form(LinkTokenIn())["token"])
     except AppError as exc:
-        return render_form("auth/verify_email.html", exc, token=token)
+        return render_form("authapp/auth/verify_email.html", exc, token=token)
     flash("Your email address is confirmed.")
     return see_other("auth_pages.home")

@@ -13,10 +13,20 @@ from authapp.cli.secrets import secrets_group
 from authapp.cli.seed import SeedError, add_permission, seed_database
 from authapp.delivery import outbox
 from authapp.models import TIER_RATE_LIMITS
+from authapp.platform import migrations
 from authapp.platform.errors import AppError
 from authapp.settings.schemas import PermissionIn
 from authapp.settings.services import mfa, roles
 from authapp.settings.services import organization as organization_services
+
+
+@click.command("upgrade")
+@click.argument("revision", default="head")
+@with_appcontext
+def upgrade_command(revision: str) -> None:
+    """Migrate authapp's tables in the host's database (its own version table)."""
+    migrations.upgrade(revision)
+    click.echo(f"authapp's tables are at {migrations.current() or 'no revision'}")
 
 
 @click.command("seed")
@@ -164,7 +174,14 @@ def reset_mfa_command(login: str) -> None:
     click.echo(f"{user.email}: two-factor authentication is off; log in with the password only")
 
 
-def init_app(app: Flask) -> None:
+def init_app(app: Flask, group: str | None = None) -> None:
+    """The commands at the top of `flask` (authapp as the whole app), or in one `group` (mounted
+    in a host app: `flask authapp ...`, beside the host's own commands)."""
+    target: click.Group = app.cli
+    if group is not None:
+        target = click.Group(group, help="authapp: accounts, organizations, outbox, migrations.")
+        target.add_command(upgrade_command)
+        app.cli.add_command(target)
     for command in (
         seed_command,
         create_user_command,
@@ -175,4 +192,4 @@ def init_app(app: Flask) -> None:
         mfa_group,
         secrets_group,
     ):
-        app.cli.add_command(command)
+        target.add_command(command)

@@ -28,7 +28,8 @@ WEBHOOK_EVENTS = (
 
 def link(path: str) -> str:
     """RS-2: links come from PUBLIC_BASE_URL, never from the request's Host."""
-    return current_app.config["PUBLIC_BASE_URL"].rstrip("/") + path
+    config = current_app.config  # authapp's pages sit under its prefix (platform/territory.py)
+    return config["PUBLIC_BASE_URL"].rstrip("/") + config["AUTHAPP_URL_PREFIX"] + path
 
 
 def email(

@@ -45,8 +45,10 @@ def compose(message_id: str, payload: dict[str, Any]) -> EmailMessage:
     message["To"] = payload["to"]
     message["Message-ID"] = make_msgid(idstring=message_id.replace("-", ""))
     message["X-Authapp-Delivery"] = message_id  # one id across retries: receivers can dedupe
-    message.set_content(render_template(f"mail/{template}.txt", **context))
-    message.add_alternative(render_template(f"mail/{template}.html", **context), subtype="html")
+    message.set_content(render_template(f"authapp/mail/{template}.txt", **context))
+    message.add_alternative(
+        render_template(f"authapp/mail/{template}.html", **context), subtype="html"
+    )
     return message
 
 

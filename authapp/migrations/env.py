@@ -1,10 +1,15 @@
-"""Alembic environment for Flask-Migrate: the schema of authapp comes only from here."""
+"""Alembic environment: the schema of authapp comes only from here. Run by Flask-Migrate's
+`flask db` (authapp as the whole app) or by `flask authapp upgrade` (mounted in a host app,
+platform/migrations.py), which names a version table of authapp's own."""
 
 from alembic import context
-from flask import current_app
 
-db = current_app.extensions["migrate"].db
+from authapp.platform.extensions import MIGRATION_OPTIONS, db
+
 target_metadata = db.metadata
+options = MIGRATION_OPTIONS | {
+    "version_table": context.config.attributes.get("version_table", "alembic_version")
+}
 
 
 def run_migrations_offline() -> None:
@@ -12,7 +17,7 @@ def run_migrations_offline() -> None:
         url=db.engine.url.render_as_string(hide_password=False),
         target_metadata=target_metadata,
         literal_binds=True,
-        render_as_batch=True,
+        **options,
     )
     with context.begin_transaction():
         context.run_migrations()
@@ -24,7 +29,7 @@ def run_migrations_online() -> None:
         context.configure(
             connection=connection,
             target_metadata=target_metadata,
-            **current_app.extensions["migrate"].configure_args,
+            **options,
         )
         with context.begin_transaction():
             context.run_migrations()

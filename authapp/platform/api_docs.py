@@ -24,7 +24,7 @@ bp = Blueprint("docs", __name__)
 
 @bp.get("/api/docs")
 def page() -> str:
-    return render_template("docs.html")
+    return render_template("authapp/docs.html")
 
 
 @bp.get("/static/swagger-ui/<name>")

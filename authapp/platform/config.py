@@ -91,6 +91,9 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "SMTP_ALLOW_PLAINTEXT": (parse.boolean, "false"),  # production sends mail over TLS only
     "MAIL_FROM": (str, "no-reply@localhost"),
     "PUBLIC_BASE_URL": (str, "http://127.0.0.1:8000"),
+    # Where authapp's routes start: "" as its own service; mounted in a host app, `/auth` unless
+    # the host says otherwise (authapp/extension.py).
+    "AUTHAPP_URL_PREFIX": (parse.url_prefix, ""),
     "WEBHOOK_ALLOW_PRIVATE": (parse.boolean, "false"),
     "CORS_ORIGINS": (parse.items, ""),
     "TRUSTED_PROXIES": (parse.items, ""),
@@ -145,7 +148,7 @@ def load(instance_path: str, overrides: Mapping[str, Any] | None = None) -> dict
     """The typed settings: environment first, then `overrides` (tests), then derived keys."""
     overrides = dict(overrides or {})
     settings: dict[str, Any] = {}
-    for name, (parser, default) in SETTINGS.items():
+    for name, (_parser, default) in SETTINGS.items():
         if name in overrides:
             settings[name] = overrides.pop(name)
             continue
@@ -153,10 +156,7 @@ def load(instance_path: str, overrides: Mapping[str, Any] | None = None) -> dict
         if raw is None or (raw == "" and default is None):  # empty: unset, computed below
             settings[name] = None
             continue
-        try:
-            settings[name] = parser(raw)
-        except ValueError as exc:
-            raise ConfigError(f"{name}={raw!r} is not valid: {exc}.") from None
+        settings[name] = parsed(name, raw)
     if settings["LOG_FORMAT"] is None:
         settings["LOG_FORMAT"] = "console" if settings["AUTHAPP_ENV"] == "development" else "json"
     if settings["GUNICORN_WORKERS"] is None:
@@ -171,6 +171,19 @@ def load(instance_path: str, overrides: Mapping[str, Any] | None = None) -> dict
     settings.update(library_settings.derived(settings))
     settings.update(overrides)  # library keys a test sets directly win over derived ones
     return settings
+
+
+def default(name: str) -> Any:
+    """A setting's default value, parsed."""
+    raw = SETTINGS[name][1]
+    return None if raw is None else parsed(name, raw)
+
+
+def parsed(name: str, raw: str) -> Any:
+    try:
+        return SETTINGS[name][0](raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not valid: {exc}.") from None
 
 
 def _hashing_threads(workers: int) -> int:

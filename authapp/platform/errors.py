@@ -6,15 +6,13 @@ from typing import Any
 
 import sqlalchemy.exc
 import structlog
-from flask import Flask, Response, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from flask import Blueprint, Flask, Response, jsonify, render_template, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed, default_exceptions
 
-from authapp.platform import metrics, request_ids
+from authapp.platform import metrics, request_ids, territory
 from authapp.platform.extensions import db
 
 log = structlog.get_logger(__name__)
-
-JSON_PREFIXES = ("/api/", "/healthz", "/readyz", "/_testing/")
 
 
 class AppError(Exception):
@@ -111,9 +109,12 @@ def render(
     headers = dict(headers or {})
     if status == 401:
         headers.setdefault("WWW-Authenticate", "Bearer")
-    if not request.path.startswith(JSON_PREFIXES):
+    ours = territory.current()
+    # A page of authapp's answers a page; its API, and a host's route behind one of authapp's
+    # guards (authapp mounted in a host app), answer the envelope.
+    if ours.owns(request.path) and not request.path.startswith(ours.json_paths):
         return Response(
-            render_template("error.html", status=status, message=message), status, headers
+            render_template("authapp/error.html", status=status, message=message), status, headers
         )
     error = {"code": code, "message": message} | ({"fields": fields} if fields else {})
     response = jsonify({"error": error, "request_id": request_ids.current()})
@@ -212,7 +213,25 @@ def _from_sqlalchemy(exc: sqlalchemy.exc.SQLAlchemyError) -> Response:
 
 
 def init_app(app: Flask) -> None:
+    """The envelope for every error of the app: authapp's own service."""
+    register(app)
+
+
+def register_guard_errors(app: Flask) -> None:
+    """authapp mounted in a host app: the host's own routes behind `require_login` or
+    `require_permission` answer the guards' 401 and 403 in the envelope; every other error of
+    theirs stays the host's."""
     app.register_error_handler(AppError, _from_app_error)
-    app.register_error_handler(HTTPException, _from_http)
-    app.register_error_handler(sqlalchemy.exc.SQLAlchemyError, _from_sqlalchemy)
-    app.register_error_handler(Exception, _internal_error)
+
+
+def register(scope: Flask | Blueprint) -> None:
+    """The envelope for the errors of an app, or of one blueprint's requests (authapp mounted in
+    a host app: its routes only). An HTTP error's code is named as well as its class: Flask asks
+    for handlers by code first, so a host's `errorhandler(404)` would otherwise answer a 404 that
+    one of authapp's views raised."""
+    scope.register_error_handler(AppError, _from_app_error)
+    scope.register_error_handler(HTTPException, _from_http)
+    for code in default_exceptions:
+        scope.register_error_handler(code, _from_http)
+    scope.register_error_handler(sqlalchemy.exc.SQLAlchemyError, _from_sqlalchemy)
+    scope.register_error_handler(Exception, _internal_error)

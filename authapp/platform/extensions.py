@@ -41,7 +41,10 @@ class Base(DeclarativeBase):
 
 # expire_on_commit=False: the answer built after a commit reads loaded attributes, no SELECT.
 db = SQLAlchemy(model_class=Base, session_options={"expire_on_commit": False})
-migrate = Migrate(compare_type=True, render_as_batch=True)  # batch: SQLite cannot ALTER much
+MIGRATION_OPTIONS = {"compare_type": True, "render_as_batch": True}  # batch: SQLite cannot ALTER
+migrate = Migrate(**MIGRATION_OPTIONS)
+# Inside the package, so `pip install` carries them; `flask db` works from any cwd.
+MIGRATIONS_DIR = str(Path(__file__).parent.parent / "migrations")
 jwt = JWTManager()
 api = Api()
 csrf = CSRFProtect()  # every HTML form; the JSON API is exempt (it has X-CSRF-TOKEN)
@@ -120,17 +123,52 @@ def _when_limited(hook: Callable[..., Any], idle: Callable[..., Any]) -> Callabl
 limiter = RefusalHeadersLimiter(key_func=client_bucket)
 
 
-def init_app(app: Flask) -> None:
-    db.init_app(app)
+def init_app(app: Flask, *, host_db: SQLAlchemy | None = None, whole_app: bool = True) -> None:
+    """Bind the extensions to `app`. Mounted in a host app (`whole_app` false), authapp keeps
+    its own session on the host's database engines when the host has a Flask-SQLAlchemy `db`,
+    leaves the host's `flask db` and CSRFProtect alone, and keeps flask-smorest's error handler
+    off the host's routes (docs/architecture.md "Mounted in a host app")."""
+    if host_db is None or host_db is db:
+        db.init_app(app)
+    else:
+        _share_engines(app, host_db)
     with app.app_context():
         connections.configure(db.engine, prepare_after=app.config["DATABASE_PREPARE_AFTER"])
     # Registered after Flask-SQLAlchemy's own, so it runs first (Flask runs them in reverse).
     app.teardown_appcontext(_end_session)
-    migrate.init_app(app, db, directory=_migrations_dir(app))
+    if whole_app:
+        migrate.init_app(app, db, directory=MIGRATIONS_DIR)
     jwt.init_app(app)
+    host_handlers = {
+        code: dict(by_class) for code, by_class in app.error_handler_spec[None].items()
+    }
     api.init_app(app)
-    csrf.init_app(app)
+    if not whole_app:  # flask-smorest answers every HTTP error of the app in JSON otherwise
+        app.error_handler_spec[None].clear()
+        app.error_handler_spec[None].update(host_handlers)
+    if whole_app or "csrf" not in app.extensions:
+        _init_csrf(app, check_every_request=whole_app)
     limiter.init_app(app)
+
+
+def _share_engines(app: Flask, host_db: SQLAlchemy) -> None:
+    """authapp's session on the host's engines: its own unit of work, the host's database.
+    Flask-SQLAlchemy keeps an app's engines in `_app_engines` (3.1); there is no public way to
+    hand another instance's engines over."""
+    engines = host_db._app_engines.get(app)  # noqa: SLF001
+    if engines is None:
+        raise RuntimeError("Call db.init_app(app) for the host's db before AuthApp.init_app(app).")
+    db._app_engines[app] = engines  # noqa: SLF001
+
+
+def _init_csrf(app: Flask, *, check_every_request: bool) -> None:
+    """Flask-WTF's CSRFProtect checks every form of an app before each request; authapp checks
+    its own forms (web/pages.py). Mounted in a host without CSRFProtect, that app-wide check
+    goes: the host's forms are the host's business."""
+    before = list(app.before_request_funcs.get(None, ()))
+    csrf.init_app(app)
+    if not check_every_request:
+        app.before_request_funcs[None] = before
 
 
 def _end_session(_error: BaseException | None) -> None:
@@ -143,8 +181,3 @@ def _end_session(_error: BaseException | None) -> None:
     except sa.exc.DBAPIError as exc:
         log.warning("database.connection_lost_at_teardown", error_type=type(exc).__name__)
         db.session.remove()  # the connection is invalidated now: this close cannot fail
-
-
-def _migrations_dir(app: Flask) -> str:
-    # Inside the package, so `pip install` carries them; `flask db` works from any cwd.
-    return str(Path(app.root_path) / "migrations")

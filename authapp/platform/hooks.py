@@ -11,7 +11,8 @@ from typing import Any
 from flask import Flask, Response, has_request_context, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from authapp.platform import request_ids
+from authapp.platform import config as settings
+from authapp.platform import request_ids, territory
 from authapp.platform.errors import AppError
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -62,12 +63,15 @@ class Hooks:
 
     def __init__(self, app: Flask) -> None:
         config = app.config
-        self.max_body = config["MAX_CONTENT_LENGTH"]
+        # Mounted in a host app that sets no MAX_CONTENT_LENGTH (Flask's None: no limit),
+        # authapp's API bodies keep authapp's default one.
+        self.max_body = config["MAX_CONTENT_LENGTH"] or settings.default("MAX_CONTENT_LENGTH")
         self.cors_origins = frozenset(config["CORS_ORIGINS"]) - {"null"}
+        self.api_path = territory.current_of(app).api_path
 
     def before(self) -> Response | None:
         request_ids.bind(request.environ, request.headers.get("X-Request-ID", ""))
-        if request.path.startswith("/api/"):
+        if request.path.startswith(self.api_path):
             if _is_preflight():
                 return Response(status=204)  # after() adds the grant when the origin is listed
             if request.method in BODY_METHODS:
@@ -75,7 +79,7 @@ class Hooks:
         return None
 
     def after(self, response: Response) -> Response:
-        if request.path.startswith("/api/"):
+        if request.path.startswith(self.api_path):
             self._cors(response)
         return response
 
@@ -134,11 +138,15 @@ class SecurityHeaders:
     value it is given for line breaks: about a twentieth of a token check's CPU for values that
     are constants. Here they are plain tuples. A header the view set itself is kept (CSP,
     Referrer-Policy and the three defaults); X-Request-ID, Cache-Control and HSTS are always
-    these. Every answer passes here, error pages and static files included."""
+    these. Every answer of authapp's passes here, error pages and static files included; mounted
+    in a host app, the host's answers pass untouched (platform/territory.py)."""
 
     def __init__(self, wsgi_app: WsgiApp, app: Flask) -> None:
         config = app.config
         self.wsgi_app = wsgi_app
+        self.territory = territory.current_of(app)
+        self.whole_app = self.territory.whole_app
+        self.static_path = self.territory.static_path
         self.docs_path = config["OPENAPI_URL_PREFIX"] + "/docs"
         # Set on every answer unless a view set its own, by lower-case name.
         self.defaults: tuple[tuple[str, str, str], ...] = (
@@ -154,6 +162,9 @@ class SecurityHeaders:
         self.always = frozenset(always)
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        if not self.whole_app and not self.territory.owns(environ.get("PATH_INFO", "")):
+            return self.wsgi_app(environ, start_response)
+
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
             return start_response(status, self.secured(environ, headers), exc_info)
 
@@ -178,7 +189,7 @@ class SecurityHeaders:
                 ("Content-Security-Policy", DOCS_CSP if path == self.docs_path else BASE_CSP)
             )
         kept.append(("X-Request-ID", environ.get(request_ids.ENVIRON_KEY) or request_ids.new()))
-        if not path.startswith("/static/"):
+        if not path.startswith(self.static_path):
             # API answers and pages alike show accounts, tokens or keys: never from a cache.
             kept.append(("Cache-Control", "no-store"))
         return kept + self.hsts
@@ -200,7 +211,8 @@ def _is_preflight() -> bool:
 
 
 def init_app(app: Flask) -> None:
-    app.json.mimetype = "application/json; charset=utf-8"  # type: ignore[attr-defined]
+    if territory.current_of(app).whole_app:  # a host's JSON stays as the host made it
+        app.json.mimetype = "application/json; charset=utf-8"  # type: ignore[attr-defined]
     hooks = Hooks(app)
     app.before_request(hooks.before)  # a preflight is answered before the body checks
     app.after_request(hooks.after)

@@ -32,7 +32,7 @@ def derived(s: dict[str, Any]) -> dict[str, Any]:
         "API_TITLE": "authapp",
         "API_VERSION": "v1",
         "OPENAPI_VERSION": "3.0.3",
-        "OPENAPI_URL_PREFIX": "/api",
+        "OPENAPI_URL_PREFIX": s["AUTHAPP_URL_PREFIX"] + "/api",
         "OPENAPI_JSON_PATH": "openapi.json",  # the reader at /api/docs: platform/api_docs.py
     }
 

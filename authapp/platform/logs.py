@@ -234,3 +234,17 @@ def configure(settings: Mapping[str, Any]) -> None:
     handler = Handler()
     handler.setFormatter(make_formatter(settings["LOG_FORMAT"]))
     root.addHandler(handler)
+
+
+def configure_mounted() -> None:
+    """Mounted in a host app, authapp's events go to the host's logging as finished lines
+    (key=value): the host's handlers and levels decide, and nothing of its set-up is replaced.
+    A host that configured structlog itself keeps its configuration."""
+    if structlog.is_configured():
+        return
+    structlog.configure(
+        processors=[*SHARED_PROCESSORS, structlog.processors.KeyValueRenderer()],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )

@@ -67,7 +67,7 @@ def _answered(series: Series, response: Response) -> Response:
     """After every other after-request hook (registered first, run last): the answer as sent."""
     started = g.pop("metrics_started", None)
     status = response.status_code
-    if started is not None and request.endpoint != "metrics":  # a scrape is not traffic
+    if started is not None and request.endpoint != "ops.metrics":  # a scrape is not traffic
         series.answered(_method(), _rule(), status, max(perf_counter() - started, 0.0))
     if status == 429:
         source, scope = g.pop("rate_limit_refusal", ("other", "unknown"))

@@ -5,9 +5,11 @@ variable. gunicorn.conf.py reads its settings through config.load too: one parse
 from __future__ import annotations
 
 import ipaddress
+import re
 
 ENVIRONMENTS = ("development", "testing", "production")
 LOG_FORMATS = ("json", "console")
+URL_PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)*")  # "", "/auth", "/accounts/v2"
 
 
 def boolean(raw: str) -> bool:
@@ -59,3 +61,11 @@ def log_format(raw: str) -> str:
     if raw not in LOG_FORMATS:
         raise ValueError(f"expected one of {', '.join(LOG_FORMATS)}")
     return raw
+
+
+def url_prefix(raw: str) -> str:
+    """AUTHAPP_URL_PREFIX: empty, or a path of plain segments without a trailing slash."""
+    value = raw.strip().rstrip("/")
+    if not URL_PREFIX.fullmatch(value):
+        raise ValueError("expected a path such as /auth (letters, digits, . _ ~ -)")
+    return value

@@ -33,7 +33,7 @@ def profile() -> PageAnswer:
     user = current_user()
     current = {"full_name": user.full_name, "username": user.username or ""}
     if request.method == "GET":
-        return render_form("settings/profile.html", values=current)
+        return render_form("authapp/settings/profile.html", values=current)
     form = {
         "full_name": request.form.get("full_name", ""),
         "username": request.form.get("username"),
@@ -42,7 +42,7 @@ def profile() -> PageAnswer:
         changes = load(schemas.ProfilePatchIn(), form | {"username": form["username"] or None})
         account.update_profile(current_principal(), user, changes)
     except AppError as exc:
-        return render_form("settings/profile.html", exc, values=request.form)
+        return render_form("authapp/settings/profile.html", exc, values=request.form)
     flash("Profile saved.")
     return see_other("settings_pages.profile")
 
@@ -61,13 +61,13 @@ def resend_verification() -> Response:
 @page_login_required()
 def password() -> PageAnswer:
     if request.method == "GET":
-        return render_form("settings/password.html")
+        return render_form("authapp/settings/password.html")
     try:
         account.change_password(
             current_principal(), current_user(), **load_form(schemas.PasswordChangeIn())
         )
     except AppError as exc:
-        return render_form("settings/password.html", exc)
+        return render_form("authapp/settings/password.html", exc)
     flash("Password changed. Your other sessions were logged out.")
     return see_other("settings_pages.password")
 
@@ -76,7 +76,7 @@ def password() -> PageAnswer:
 @page_login_required()
 def sessions() -> PageAnswer:
     listed = account.live_sessions(current_account().id)
-    return render_form("settings/sessions.html", sessions=listed)
+    return render_form("authapp/settings/sessions.html", sessions=listed)
 
 
 @bp.post("/sessions/<session_id>/revoke")
@@ -97,7 +97,7 @@ def revoke_session(session_id: str) -> Response:
 def _security_page(error: AppError | None = None, **context: Any) -> PageAnswer:
     user = current_user()
     return render_form(
-        "settings/security.html",
+        "authapp/settings/security.html",
         error,
         values=request.form if error else {},
         user=user,
@@ -154,7 +154,7 @@ def disable_mfa() -> PageAnswer:
 def _api_keys_page(error: AppError | None = None, **context: Any) -> PageAnswer:
     principal = current_principal()
     return render_form(
-        "settings/api_keys.html",
+        "authapp/settings/api_keys.html",
         error,
         values=request.form if error else {},
         keys=api_keys.list_keys(principal.organization_id),
@@ -197,7 +197,7 @@ def members() -> PageAnswer:
     args = load(schemas.PageArgs(), request.args)
     principal = current_principal()
     return render_form(
-        "settings/members.html",
+        "authapp/settings/members.html",
         page=organization.list_members(principal.organization_id, **args),
         roles=roles.list_roles(principal.organization_id),
     )
@@ -219,7 +219,7 @@ def update_member(user_id: str) -> Response:
 def _roles_page(error: AppError | None = None) -> PageAnswer:
     principal = current_principal()
     return render_form(
-        "settings/roles.html",
+        "authapp/settings/roles.html",
         error,
         values=request.form if error else {},
         roles=roles.list_roles(principal.organization_id),

@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Blueprint, Flask, g, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError
 from werkzeug.wrappers import Response
 
-from authapp.platform.errors import JSON_PREFIXES, render
+from authapp.platform import errors, territory
+from authapp.platform.errors import render
 from authapp.platform.extensions import csrf
 from authapp.platform.hooks import BODY_METHODS
 
@@ -43,7 +44,7 @@ def _context() -> dict[str, Any]:
     return {"principal": g.get("principal")}
 
 
-def _csrf_refused(_exc: CSRFError) -> Response:
+def csrf_refused(_exc: CSRFError) -> Response:
     # WB-1: nothing ran; the page says how to recover instead of Flask-WTF's terse reason.
     return render(
         400,
@@ -54,10 +55,13 @@ def _csrf_refused(_exc: CSRFError) -> Response:
 
 
 def _protect_forms() -> None:
-    """WB-1 by default for every form outside the JSON API, an adopter's pages included; the
-    API (bearer tokens, API keys, or cookies with X-CSRF-TOKEN) is checked by the JWT layer."""
-    if request.method in BODY_METHODS and not request.path.startswith(JSON_PREFIXES):
-        csrf.protect()
+    """WB-1 for every form outside the JSON API, an adopter's pages included when authapp is the
+    whole app (mounted in a host, its own forms only: the host's CSRF is the host's). The API
+    (bearer tokens, API keys, or cookies with X-CSRF-TOKEN) is checked by the JWT layer."""
+    if request.method in BODY_METHODS:
+        path, ours = request.path, territory.current()
+        if ours.owns(path) and not path.startswith(ours.json_paths):
+            csrf.protect()
 
 
 class FormSessions(SecureCookieSessionInterface):
@@ -75,9 +79,15 @@ class FormSessions(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
 
+def answer_errors(scope: Flask | Blueprint) -> None:
+    """The error envelope (platform/errors.py), with a failed form CSRF check told in words."""
+    errors.register(scope)
+    scope.register_error_handler(CSRFError, csrf_refused)
+
+
 def init_app(app: Flask) -> None:
-    app.session_interface = FormSessions()
+    if territory.current_of(app).whole_app:  # a host keeps the session it chose
+        app.session_interface = FormSessions()
     app.before_request(_protect_forms)
     app.context_processor(_context)
     app.add_template_filter(device_summary)
-    app.register_error_handler(CSRFError, _csrf_refused)

@@ -87,3 +87,28 @@ def test_an_unknown_log_format_is_refused(tmp_path, monkeypatch):
 
     with pytest.raises(config.ConfigError, match="LOG_FORMAT='xml' is not valid"):
         config.load(str(tmp_path))
+
+
+def test_wsgi_reads_dotenv_but_the_environment_wins(tmp_path):
+    """`.env` (docs/configuration.md): read by wsgi.py, as `flask` reads it; a variable already
+    set in the environment is not overridden."""
+    (tmp_path / ".env").write_text(
+        "AUTHAPP_ENV=development\n"
+        "PUBLIC_BASE_URL=https://from-dotenv.example\n"
+        "MAIL_FROM=dotenv@example.com\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTHAPP", "PUBLIC_", "MAIL"))}
+    env |= {"PYTHONPATH": str(ROOT), "MAIL_FROM": "environment@example.com"}
+    script = "import wsgi; c = wsgi.app.config; print(c['AUTHAPP_ENV'], c['PUBLIC_BASE_URL'])"
+    script += "; print(c['MAIL_FROM'])"
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "development",
+        "https://from-dotenv.example",
+        "environment@example.com",
+    ]

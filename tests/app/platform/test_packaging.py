@@ -41,6 +41,9 @@ def test_the_wheel_carries_templates_static_data_and_migrations(tmp_path):
         names = set(archive.namelist())
 
     expected = shipped_files()
-    assert {"authapp/templates/mail/verify_email.txt", "authapp/migrations/env.py"} <= expected
+    assert {
+        "authapp/templates/authapp/mail/verify_email.txt",
+        "authapp/migrations/env.py",
+    } <= expected
     assert any(name.startswith("authapp/migrations/versions/") for name in expected)
     assert expected - names == set()
