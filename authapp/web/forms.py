@@ -27,14 +27,15 @@ UNSAFE_NEXT = re.compile(r"[\x00-\x20\\\x7f]")
 
 
 def safe_next(value: str | None) -> str:
-    """WB-6: a local path only; anything else (`//evil`, `https://…`, `/\\evil`) goes home."""
+    """WB-6: a local path only; anything else (`//evil`, `https://…`, `/\\evil`) goes to
+    authapp's home page (under its prefix when it is mounted in a host app)."""
     if not value or not value.startswith("/") or value.startswith("//"):
-        return "/"
+        return url_for("auth_pages.home")
     if UNSAFE_NEXT.search(value):
-        return "/"
+        return url_for("auth_pages.home")
     parts = urlsplit(value)
     if parts.scheme or parts.netloc:
-        return "/"
+        return url_for("auth_pages.home")
     return value
 
 

@@ -4,6 +4,7 @@ forms and commands untouched."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -199,3 +200,22 @@ def test_authapp_limits_its_own_bodies_in_a_host_without_a_limit(host):
 
     assert response.status_code == 413
     assert response.json["error"]["code"] == "payload_too_large"
+
+
+def test_the_login_page_works_under_the_prefix_and_its_cookie_opens_host_routes(host):
+    client = host.test_client()
+    sign_up(client, "page@example.com")
+    page = client.get("/auth/login").get_data(as_text=True)
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert token is not None
+
+    logged_in = client.post(
+        "/auth/login",
+        data={"login": "page@example.com", "password": PASSWORD, "csrf_token": token.group(1)},
+    )
+    settings = client.get(logged_in.headers["Location"])
+
+    assert logged_in.status_code in (302, 303)
+    assert logged_in.headers["Location"].startswith("/auth/")  # authapp's pages, not the host's
+    assert settings.status_code == 200
+    assert client.get("/whoami").json["email"] == "page@example.com"  # authapp's cookie
