@@ -9,7 +9,8 @@ import re
 
 ENVIRONMENTS = ("development", "testing", "production")
 LOG_FORMATS = ("json", "console")
-URL_PREFIX = re.compile(r"(/[A-Za-z0-9._~-]+)*")  # "", "/auth", "/accounts/v2"
+# "", "/auth", "/accounts/v2"; never a "." or ".." segment, which a browser would fold away
+URL_PREFIX = re.compile(r"(/(?!\.\.?(?:/|$))[A-Za-z0-9._~-]+)*")
 
 
 def boolean(raw: str) -> bool:

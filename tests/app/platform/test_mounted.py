@@ -219,3 +219,23 @@ def test_the_login_page_works_under_the_prefix_and_its_cookie_opens_host_routes(
     assert logged_in.headers["Location"].startswith("/auth/")  # authapp's pages, not the host's
     assert settings.status_code == 200
     assert client.get("/whoami").json["email"] == "page@example.com"  # authapp's cookie
+
+
+@pytest.mark.parametrize(
+    "prefix", ["auth", "/a b", "/..", "/x/./y", "//evil.example", "/ü", "/a\x00", "/a\ud800"]
+)
+def test_a_prefix_that_is_not_a_plain_path_is_refused(host_database, prefix):
+    from authapp.platform.config import ConfigError
+
+    with pytest.raises(ConfigError, match="AUTHAPP_URL_PREFIX"):
+        make_host(host_database, AUTHAPP_URL_PREFIX=prefix)
+
+
+@pytest.mark.parametrize(("prefix", "kept"), [("/accounts/", "/accounts"), (" /id.v2 ", "/id.v2")])
+def test_a_prefix_is_kept_without_its_trailing_slash(host_database, prefix, kept):
+    app = make_host(host_database, AUTHAPP_URL_PREFIX=prefix)
+
+    assert app.config["AUTHAPP_URL_PREFIX"] == kept
+    assert app.test_client().get(f"{kept}/login").status_code == 200
+    with app.app_context():
+        authapp_db.engine.dispose()
