@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,24 +17,24 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from authapp import create_app
-from authapp.auth.services import accounts
-from authapp.cli.seed import seed_database
-from authapp.delivery import offload
 from authapp.models import User
 from authapp.platform import clock
 from authapp.platform.extensions import db
+from authapp.testing import accounts as testing_accounts
+from authapp.testing import database as testing_database
+from authapp.testing.accounts import PASSWORD, MadeUser, bearer
+from authapp.testing.apps import TEST_SECRETS, settings_for
 
+# authapp.testing (the pytest plugin authapp installs) holds the pieces an adopter's suite needs
+# too: the settings, the scratch database, the seeding and emptying, users, logins and the
+# mailbox. This suite reuses them, with its own fixtures of the same names (which win over the
+# plugin's): one PostgreSQL database per xdist worker, and `login` answering the tokens.
+__all__ = ["PASSWORD", "TEST_SECRETS", "auth_header"]
 SERVER = os.environ.get("TEST_DATABASE_URL", "postgresql+psycopg2://postgres@127.0.0.1/test")
-PASSWORD = "a long passphrase nobody guesses"
-TEST_SECRETS = {
-    "SECRET_KEY": "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz",
-    "JWT_SECRET_KEY": "test-jwt-key-0123456789abcdefghijklmnopqrstuvwxyz",
-    "PASSWORD_PEPPER": "test-pepper-0123456789abcdefghijklmnopqrstuvwxyz",
-    "DATA_ENCRYPTION_KEY": "p7JmQ4bS7cX9nZ2rV1tYw3eK5hL8aD0fG6jH2kM4nQE=",
-}
 
 
 TESTS = Path(__file__).resolve().parent
+ROOT = TESTS.parent
 # The layer a test belongs to is the directory it sits in, and its marker says so: `-m app`,
 # `-m server`, ... select a layer. tests/faults is marked `slow`, which pyproject's addopts leave
 # out (`make faults` runs it).
@@ -48,48 +48,39 @@ LAYERS = {
 }
 
 
+def layer_of(path: Path) -> str | None:
+    """The marker of a test file: its directory's in tests/, `examples` under examples/ (each
+    example's own suite, on the authapp.testing plugin), none elsewhere."""
+    parts = path.resolve().relative_to(ROOT).parts if path.resolve().is_relative_to(ROOT) else ()
+    if len(parts) > 2 and parts[0] == "tests":
+        return LAYERS.get(parts[1])
+    if len(parts) > 1 and parts[0] == "examples":
+        return "examples"
+    return None
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
-        parts = item.path.resolve().relative_to(TESTS).parts
-        if len(parts) > 1 and parts[0] in LAYERS:
-            item.add_marker(LAYERS[parts[0]])
+        layer = layer_of(item.path)
+        if layer is not None:
+            item.add_marker(layer)
 
 
 def build_app(database_url: str, **overrides: Any) -> Flask:
-    settings = {
-        "AUTHAPP_ENV": "testing",
-        "BCRYPT_ROUNDS": 4,
-        # Suites log in far more than 10 times a minute from one address; the limit tests
-        # (tests/app/auth/test_rate_limits.py) switch it on with their own Redis database.
-        "RATELIMIT_ENABLED": False,
-        "DATABASE_URL": database_url,
-        **TEST_SECRETS,
-        **overrides,
-    }
-    return create_app(settings)
+    # The plugin's test settings. No rate limits: suites log in far more than 10 times a minute
+    # from one address; the limit tests (tests/app/auth/test_rate_limits.py) switch them on
+    # with their own Redis database.
+    return create_app({**settings_for(database_url), **overrides})
 
 
 def admin_engine() -> sa.Engine:
     return sa.create_engine(SERVER, isolation_level="AUTOCOMMIT")
 
 
-@contextmanager
-def scratch_database(name: str) -> Iterator[str]:
-    """A new empty PostgreSQL database, dropped afterwards."""
-    engine = admin_engine()
-    try:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is unreachable at {SERVER}: {exc}", pytrace=False)
-    try:
-        yield sa.make_url(SERVER).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with engine.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        engine.dispose()
+def scratch_database(name: str) -> AbstractContextManager[str]:
+    """A new empty PostgreSQL database on SERVER, dropped afterwards."""
+    return testing_database.scratch_database(SERVER, name)
 
 
 def worker_name(prefix: str) -> str:
@@ -109,19 +100,10 @@ def database_url() -> Iterator[str]:
         yield url
 
 
-@contextmanager
-def seeded_app(database_url: str, **settings: Any) -> Iterator[Flask]:
+def seeded_app(database_url: str, **settings: Any) -> AbstractContextManager[Flask]:
     """An app on the test database, seeded; afterwards every table is emptied."""
     app = build_app(database_url, **settings)
-    with app.app_context():
-        seed_database()
-    yield app
-    offload.shutdown(app)  # no pool task may write into the next test
-    with app.app_context():
-        db.session.remove()
-        with db.engine.begin() as conn:  # other threads commit too: truncate, not roll back
-            conn.execute(sa.text("TRUNCATE " + ", ".join(db.metadata.tables) + " CASCADE"))
-        db.engine.dispose()  # an app per test must not leak its connections
+    return testing_database.seeded(app, list(db.metadata.tables))
 
 
 def marker_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
@@ -131,8 +113,12 @@ def marker_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
 
 
 @pytest.fixture
-def app(database_url: str, request: pytest.FixtureRequest) -> Iterator[Flask]:
-    with seeded_app(database_url, **marker_settings(request)) as app:
+def app(
+    database_url: str, authapp_mail_dir: Path, request: pytest.FixtureRequest
+) -> Iterator[Flask]:
+    """The plugin's `mailbox` reads what this app mails (MAIL_DIR, without SMTP_URL)."""
+    settings = {"MAIL_DIR": str(authapp_mail_dir), **marker_settings(request)}
+    with seeded_app(database_url, **settings) as app:
         yield app
 
 
@@ -142,25 +128,22 @@ def client(app: Flask) -> FlaskClient:
 
 
 @pytest.fixture
-def make_user(app: Flask) -> Callable[..., dict[str, Any]]:
-    """Create an account the way an operator would; returns its id, email and password."""
+def make_user(app: Flask) -> Callable[..., MadeUser]:
+    """Create an account the way an operator would (authapp.testing's): its id, email and
+    password; `permissions=[...]` gives it a role holding them."""
 
-    def make(email: str = "ada@example.com", password: str = PASSWORD, **fields: Any) -> dict:
-        with app.app_context():
-            user = accounts.create_user(email=email, password=password, **fields)
-            return {"id": user.id, "email": email, "password": password}
+    def make(**fields: Any) -> MadeUser:
+        return testing_accounts.create_user(app, **fields)
 
     return make
 
 
 @pytest.fixture
 def login(client: FlaskClient) -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """Unlike the plugin's (which answers the bearer header), the login's JSON: the tokens."""
+
     def do_login(user: dict[str, Any]) -> dict[str, Any]:
-        response = client.post(
-            "/api/v1/auth/login", json={"login": user["email"], "password": user["password"]}
-        )
-        assert response.status_code == 200, response.json
-        return response.json
+        return testing_accounts.log_in(client, user)
 
     return do_login
 
@@ -202,4 +185,4 @@ def confirm_email(app: Flask, email: str) -> None:
 
 
 def auth_header(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
+    return bearer(token)

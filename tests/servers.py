@@ -20,6 +20,8 @@ from typing import Any
 
 from aiosmtpd.controller import Controller
 
+from authapp.testing import mails as plugin_mails
+
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -55,11 +57,7 @@ class Mailbox:
         with self.lock:
             return [m for m in self.messages if m["To"] == address]
 
-    @staticmethod
-    def text(message: EmailMessage) -> str:
-        body = message.get_body(("plain",))
-        assert body is not None
-        return str(body.get_content())  # type: ignore[attr-defined]
+    text = staticmethod(plugin_mails.text)  # the plugin's reading of a mail (authapp.testing)
 
 
 @dataclass

@@ -5,16 +5,16 @@ from __future__ import annotations
 import click
 from flask import Flask
 from flask.cli import with_appcontext
-from marshmallow import ValidationError
 
-from authapp.auth.schemas import SignupIn
 from authapp.auth.services import accounts
+from authapp.cli.outbox_commands import outbox_group
+from authapp.cli.output import readable_errors
+from authapp.cli.prune import prune_command
 from authapp.cli.secrets import secrets_group
 from authapp.cli.seed import SeedError, add_permission, seed_database
-from authapp.delivery import outbox
+from authapp.cli.users import create_account, users_group
 from authapp.models import TIER_RATE_LIMITS
 from authapp.platform import migrations
-from authapp.platform.errors import AppError
 from authapp.settings.schemas import PermissionIn
 from authapp.settings.services import mfa, roles
 from authapp.settings.services import organization as organization_services
@@ -61,24 +61,16 @@ def create_user_command(
     organization: str | None,
     roles: tuple[str, ...],
 ) -> None:
-    """Create an account (email counted as verified)."""
-    try:
-        fields = SignupIn(only=("email", "username", "full_name")).load(
-            {"email": email, "username": username, "full_name": full_name}
-        )
-    except ValidationError as exc:
-        raise click.ClickException(f"invalid input: {exc.messages}") from None
-    try:
-        user = accounts.create_user(
-            **fields,
-            password=password,
-            organization=organization,
-            role_names=roles,
-        )
-    except AppError as exc:
-        details = "; ".join(f"{k}: {' '.join(v)}" for k, v in (exc.fields or {}).items())
-        raise click.ClickException(f"{exc.message} {details}".strip()) from None
-    click.echo(f"created user {user.email} ({user.id})")
+    """Create an account (email counted as verified); `users create` with the email as an
+    option and the password also as one (kept for existing scripts)."""
+    create_account(
+        email,
+        lambda: password,
+        username=username,
+        full_name=full_name,
+        organization=organization,
+        roles=roles,
+    )
 
 
 @click.command("disable-user")
@@ -86,10 +78,8 @@ def create_user_command(
 @with_appcontext
 def disable_user_command(login: str) -> None:
     """Disable the account with this email or username and end all its sessions now."""
-    try:
+    with readable_errors():
         user = accounts.disable_user(login)
-    except AppError as exc:
-        raise click.ClickException(exc.message) from None
     click.echo(f"disabled {user.email}; its sessions are revoked")
 
 
@@ -104,10 +94,8 @@ def permissions_group() -> None:
 @with_appcontext
 def add_permission_command(code: str, description: str) -> None:
     """Register an application permission code (for example commodities:write)."""
-    try:
+    with readable_errors():
         body = PermissionIn().load({"code": code, "description": description})
-    except ValidationError as exc:
-        raise click.ClickException(f"invalid input: {exc.messages}") from None
     if add_permission(**body):
         click.echo(f"created permission {code}; owner and admin hold it")
     else:
@@ -122,22 +110,6 @@ def list_permissions_command() -> None:
         click.echo(f"{permission.code}\t{permission.description}")
 
 
-@click.group("outbox")
-def outbox_group() -> None:
-    """The transactional outbox of emails and webhooks."""
-
-
-@outbox_group.command("drain")
-@with_appcontext
-def drain_command() -> None:
-    """Deliver every pending message now, in this process, whatever its retry time."""
-    counts = outbox.drain()
-    if not counts:
-        click.echo("Nothing pending.")
-    for status, count in sorted(counts.items()):
-        click.echo(f"{status}: {count}")
-
-
 @click.group("org")
 def org_group() -> None:
     """Organizations."""
@@ -149,10 +121,8 @@ def org_group() -> None:
 @with_appcontext
 def set_tier_command(organization: str, tier: str) -> None:
     """Set ORGANIZATION's (id or exact name) tier and its API keys' rate limit."""
-    try:
+    with readable_errors():
         found = organization_services.set_tier(organization, tier)
-    except AppError as exc:
-        raise click.ClickException(exc.message) from None
     click.echo(f"{found.name}: tier {found.tier}, {found.rate_limit_per_minute} API requests/min")
 
 
@@ -167,10 +137,8 @@ def mfa_group() -> None:
 def reset_mfa_command(login: str) -> None:
     """Turn MFA off for the account with this email or username (it lost its authenticator and
     its recovery codes); the user is mailed and the audit log records it."""
-    try:
+    with readable_errors():
         user = mfa.reset_by_operator(login)
-    except AppError as exc:
-        raise click.ClickException(exc.message) from None
     click.echo(f"{user.email}: two-factor authentication is off; log in with the password only")
 
 
@@ -179,15 +147,19 @@ def init_app(app: Flask, group: str | None = None) -> None:
     in a host app: `flask authapp ...`, beside the host's own commands)."""
     target: click.Group = app.cli
     if group is not None:
-        target = click.Group(group, help="authapp: accounts, organizations, outbox, migrations.")
+        target = click.Group(
+            group, help="authapp: accounts, organizations, outbox, retention, migrations."
+        )
         target.add_command(upgrade_command)
         app.cli.add_command(target)
     for command in (
         seed_command,
         create_user_command,
         disable_user_command,
+        users_group,
         permissions_group,
         outbox_group,
+        prune_command,
         org_group,
         mfa_group,
         secrets_group,

@@ -7,6 +7,7 @@ nothing, neither credentials nor links, unless SMTP_ALLOW_PLAINTEXT=true (docs/s
 and counted as sent, so development needs no SMTP server; in development it is also picked up
 whole, links included, in `instance/mail/` as an `.eml` file and on the console, so a newcomer
 can verify an address and reset a password locally (docs/operations.md "Mail in development").
+`MAIL_DIR` moves that folder, or (in testing) turns it on: authapp.testing's `mailbox` reads it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import smtplib
 import ssl
 import sys
+import threading
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
@@ -59,20 +61,38 @@ def send(message_id: str, payload: dict[str, Any]) -> None:
     url = current_app.config["SMTP_URL"]
     if not url:
         log.info("mail.logged_not_sent", to=payload["to"], subject=message["Subject"])
-        if current_app.config["AUTHAPP_ENV"] == "development":
-            _pick_up(message_id, message)
+        folder = mail_dir()
+        if folder is not None:
+            _pick_up(message_id, message, folder)
         return
     offload.breaker("smtp").call(_deliver, url, message)
     log.info("mail.sent", message_id=message_id, subject=message["Subject"])
 
 
-def _pick_up(message_id: str, message: EmailMessage) -> None:
-    """Development only: the whole message in instance/mail/<id>.eml, and its text on stderr in
-    one write (the console `make run` prints to), links included."""
-    folder = Path(current_app.instance_path) / "mail"
+def mail_dir() -> Path | None:
+    """Where a mail without SMTP_URL is kept whole: MAIL_DIR, else instance/mail/ in
+    development; never in production, whose links go to the SMTP server only."""
+    config = current_app.config
+    if config["AUTHAPP_ENV"] == "production":
+        return None
+    if config["MAIL_DIR"]:
+        return Path(config["MAIL_DIR"])
+    if config["AUTHAPP_ENV"] == "development":
+        return Path(current_app.instance_path) / "mail"
+    return None
+
+
+def _pick_up(message_id: str, message: EmailMessage, folder: Path) -> None:
+    """The whole message in `folder`/<id>.eml (written whole, then renamed: a reader never sees
+    half a file); in development also its text on stderr in one write (the console `make run`
+    prints to), links included."""
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{message_id}.eml"
-    path.write_bytes(bytes(message))
+    partial = folder / f".{message_id}.{threading.get_ident()}.tmp"
+    partial.write_bytes(bytes(message))
+    partial.replace(path)
+    if current_app.config["AUTHAPP_ENV"] != "development":
+        return
     text = message.get_body(("plain",))
     body = text.get_content() if text is not None else ""
     rule = "-" * 72

@@ -90,6 +90,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "SMTP_URL": (str, ""),
     "SMTP_ALLOW_PLAINTEXT": (parse.boolean, "false"),  # production sends mail over TLS only
     "MAIL_FROM": (str, "no-reply@localhost"),
+    "MAIL_DIR": (str, ""),  # no SMTP_URL: mail as <id>.eml here (unset: dev's instance/mail)
     "PUBLIC_BASE_URL": (str, "http://127.0.0.1:8000"),
     # Where authapp's routes start: "" as its own service; mounted in a host app, `/auth` unless
     # the host says otherwise (authapp/extension.py).
@@ -123,6 +124,11 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "VERIFY_TOKEN_TTL": (parse.seconds, "7d"),
     "MFA_ISSUER": (str, "authapp"),  # the name authenticator apps show beside the account
     "MFA_LOGIN_TTL": (parse.seconds, "5m"),  # a login form's wait between password and code
+    # `flask prune`: how long rows stay after they stopped mattering (auth/services/retention.py).
+    "PRUNE_SESSIONS_AFTER": (parse.seconds, "30d"),  # past a session's expiry or revocation
+    "PRUNE_TOKENS_AFTER": (parse.seconds, "7d"),  # past a one-time token's use or expiry
+    "PRUNE_OUTBOX_SENT_AFTER": (parse.seconds, "7d"),  # past a message's sending
+    "AUDIT_RETENTION": (parse.seconds, "365d"),  # 0: the audit trail is kept forever
     "SEED_ADMIN_EMAIL": (str, "admin@example.com"),
     "SEED_ADMIN_PASSWORD": (str, ""),
     "DEFAULT_ORG_NAME": (str, "Default"),

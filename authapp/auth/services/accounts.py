@@ -14,6 +14,7 @@ from sqlalchemy.orm import selectinload
 
 from authapp.auth import link_tokens
 from authapp.auth.principals import user_with_access
+from authapp.auth.schemas import CONTROL_CHARS
 from authapp.auth.services import sessions
 from authapp.delivery import events, outbox
 from authapp.models import Organization, Role, User
@@ -196,7 +197,16 @@ def roles_named(organization_id: str, names: Iterable[str]) -> list[Role]:
     return roles
 
 
+def names_nothing(value: str, *, longest: int = 254) -> bool:
+    """An operator's argument with a control character, an unpaired surrogate (bytes that were
+    not UTF-8) or an absurd length names no row: the database drivers would refuse it with an
+    exception of their own, not an answer."""
+    return len(value) > longest or CONTROL_CHARS.search(value) is not None
+
+
 def find_organization(id_or_name: str) -> Organization:
+    if names_nothing(id_or_name):
+        raise AppError(f"No organization matches {id_or_name!r}.", code="not_found")
     criterion = Organization.name == id_or_name
     with contextlib.suppress(ValueError):
         criterion = sa.or_(criterion, Organization.id == str(uuid.UUID(id_or_name)))
@@ -209,7 +219,7 @@ def find_organization(id_or_name: str) -> Organization:
 
 def account_named(login: str) -> User:
     """The account with this email or username, for operators; raises AppError(not_found)."""
-    user = find_by_login(login)
+    user = None if names_nothing(login) else find_by_login(login)
     if user is None:
         raise AppError(f"No account matches {login!r}.", code="not_found")
     return user
