@@ -6,13 +6,12 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
-from authapp.auth.services import accounts
 from authapp.cli.outbox_commands import outbox_group
 from authapp.cli.output import readable_errors
 from authapp.cli.prune import prune_command
 from authapp.cli.secrets import secrets_group
 from authapp.cli.seed import SeedError, add_permission, seed_database
-from authapp.cli.users import create_account, users_group
+from authapp.cli.users import create_account, disable_command, users_group
 from authapp.models import TIER_RATE_LIMITS
 from authapp.platform import migrations
 from authapp.settings.schemas import PermissionIn
@@ -71,16 +70,6 @@ def create_user_command(
         organization=organization,
         roles=roles,
     )
-
-
-@click.command("disable-user")
-@click.argument("login")
-@with_appcontext
-def disable_user_command(login: str) -> None:
-    """Disable the account with this email or username and end all its sessions now."""
-    with readable_errors():
-        user = accounts.disable_user(login)
-    click.echo(f"disabled {user.email}; its sessions are revoked")
 
 
 @click.group("permissions")
@@ -155,7 +144,6 @@ def init_app(app: Flask, group: str | None = None) -> None:
     for command in (
         seed_command,
         create_user_command,
-        disable_user_command,
         users_group,
         permissions_group,
         outbox_group,
@@ -165,3 +153,4 @@ def init_app(app: Flask, group: str | None = None) -> None:
         secrets_group,
     ):
         target.add_command(command)
+    target.add_command(disable_command, "disable-user")  # `users disable`, by its older name

@@ -11,14 +11,14 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from authapp.auth import backoff, link_tokens
+from authapp.auth import backoff
 from authapp.auth.services import accounts, recovery, sessions
-from authapp.delivery import events, outbox
+from authapp.delivery import outbox
 from authapp.models import RefreshToken, Session, User
 from authapp.platform import clock
 from authapp.platform.errors import ValidationFailed
 from authapp.platform.extensions import db
-from authapp.security import audit, passwords
+from authapp.security import audit
 
 
 @dataclass(frozen=True)
@@ -95,15 +95,9 @@ def set_password(login: str, password: str) -> int:
     accounts.check_password_policy(
         password, email=user.email, username=user.username, full_name=user.full_name
     )
-    user.password_hash = passwords.hash_password(password)
-    link_tokens.void(user.id, "password_reset")
     backoff.clear_account(user)
-    revoked = sessions.revoke_all(user.id, reason="password_set")
+    revoked, message_ids = recovery.replace_password(user, password, how="set_by_operator")
     _audit("password.set_by_operator", user, sessions_revoked=revoked)
-    message_ids = events.ids(
-        recovery.password_changed_mail(user, how="set_by_operator"),
-        events.webhook(user.organization_id, "user.password_changed", {"user_id": user.id}),
-    )
     db.session.commit()
     outbox.dispatch(message_ids)
     return revoked

@@ -87,18 +87,31 @@ def reset_password(token: str, new_password: str, origin: audit.Origin) -> None:
     except ValidationFailed:
         db.session.rollback()  # the token stays usable for a better password
         raise
-    user.password_hash = passwords.hash_password(new_password)
-    link_tokens.void(user.id, "password_reset")  # the other links in the mailbox end too
     backoff.clear_account(user)
-    revoked = sessions.revoke_all(user.id, reason="password_reset")
+    revoked, message_ids = replace_password(user, new_password, how="reset")
     cleared = _reclaimed(user) if user.email_verified_at is None else {}
     audit.by_user("password.reset", user, origin, sessions_revoked=revoked, **cleared)
-    message_ids = events.ids(
-        password_changed_mail(user, how="reset"),
-        events.webhook(user.organization_id, "user.password_changed", {"user_id": user.id}),
-    )
     db.session.commit()
     outbox.dispatch(message_ids)
+
+
+def replace_password(
+    user: User, password: str, *, how: str, keep_session_id: str | None = None
+) -> tuple[int, list[str]]:
+    """What every new password brings, however it came (a reset, a change, an operator): the
+    older reset links void (RS-1), every session but `keep_session_id` revoked (SE-3), the
+    owner mailed (RS-3) and the organization's webhook told. Returns how many sessions were
+    revoked and the messages to dispatch after the caller's commit. No commit."""
+    user.password_hash = passwords.hash_password(password)
+    link_tokens.void(user.id, "password_reset")
+    revoked = sessions.revoke_all(
+        user.id, reason=f"password_{how}", keep_session_id=keep_session_id
+    )
+    message_ids = events.ids(
+        password_changed_mail(user, how=how),
+        events.webhook(user.organization_id, "user.password_changed", {"user_id": user.id}),
+    )
+    return revoked, message_ids
 
 
 def _reclaimed(user: User) -> dict[str, object]:

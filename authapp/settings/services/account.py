@@ -8,10 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from authapp.auth import link_tokens
 from authapp.auth.principals import Principal
 from authapp.auth.services import accounts, recovery, sessions
-from authapp.delivery import events, outbox
+from authapp.delivery import outbox
 from authapp.models import Session, User
 from authapp.models.base import is_id
 from authapp.platform import clock
@@ -45,16 +44,10 @@ def change_password(
             "The current password is incorrect.",
         )
     accounts.check_new_password(user, new_password)
-    user.password_hash = passwords.hash_password(new_password)
-    link_tokens.void(user.id, "password_reset")  # RS-1: no older reset link outlives it
-    revoked = sessions.revoke_all(
-        user.id, reason="password_changed", keep_session_id=principal.session_id
+    revoked, message_ids = recovery.replace_password(
+        user, new_password, how="changed", keep_session_id=principal.session_id
     )
     audit.by_principal("password.changed", principal, user_id=user.id, sessions_revoked=revoked)
-    message_ids = events.ids(
-        recovery.password_changed_mail(user, how="changed"),
-        events.webhook(user.organization_id, "user.password_changed", {"user_id": user.id}),
-    )
     db.session.commit()
     outbox.dispatch(message_ids)
     return revoked
