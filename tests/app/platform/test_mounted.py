@@ -239,3 +239,20 @@ def test_a_prefix_is_kept_without_its_trailing_slash(host_database, prefix, kept
     assert app.test_client().get(f"{kept}/login").status_code == 200
     with app.app_context():
         authapp_db.engine.dispose()
+
+
+def test_the_host_starts_and_stops_the_outbox_sweeper(host_database):
+    """docs/embedding.md "Mail, webhooks and the outbox": the host's server hooks call these."""
+    app = make_host(host_database, OUTBOX_SWEEP_SECONDS=1)
+
+    host_app.auth.start_sweeper(app)
+    sweeper = app.extensions["authapp.sweeper"]
+    alive = sweeper.thread.is_alive()
+    host_app.auth.shutdown(app)
+    sweeper.thread.join(timeout=10)
+
+    assert alive
+    assert not sweeper.thread.is_alive()
+    assert "authapp.sweeper" not in app.extensions
+    with app.app_context():
+        authapp_db.engine.dispose()
