@@ -11,6 +11,7 @@ import structlog
 from flask import Flask, Response, current_app, g, request
 from flask_jwt_extended import set_access_cookies, set_refresh_cookies, unset_jwt_cookies
 
+from authapp.auth.policy import EmailUnverified
 from authapp.auth.principals import Principal, access_principal, principal_of
 from authapp.auth.services import sessions
 from authapp.platform import network
@@ -86,7 +87,7 @@ def _from_refresh_cookie() -> Principal | None:
         return None
     try:
         pair = sessions.refresh(token, network.request_client())
-    except TokenError as exc:
+    except (TokenError, EmailUnverified) as exc:  # the login page then says why
         log.info("browser.refresh_refused", code=exc.code)
         clear()
         return None

@@ -91,6 +91,24 @@ def require_login(*, api_keys: bool = False) -> Callable[[F], F]:
     return decorator
 
 
+def require_login_unless(field: str) -> Callable[[F], F]:
+    """Guard a view under `@bp.arguments`: a logged-in user, unless the body names `field`
+    (the view then acts on what the body names, for anyone; `None` in `accepts` shows the
+    OpenAPI document that no credential is needed then)."""
+
+    def decorator(view: F) -> F:
+        @wraps(view)
+        def guarded(body: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+            if body.get(field) is None and authenticate().user is None:
+                raise Forbidden("API keys cannot use this route: it acts on a user's own account.")
+            return view(body, *args, **kwargs)
+
+        guarded.accepts = ("bearer", None)  # type: ignore[attr-defined]
+        return guarded  # type: ignore[return-value]
+
+    return decorator
+
+
 def require_permission(code: str) -> Callable[[F], F]:
     """Guard a view: 401 without credentials, 403 `forbidden` (audited) without `code`."""
 

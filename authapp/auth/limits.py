@@ -30,6 +30,12 @@ def by_email() -> str:
     return f"email:{sha256_hex(email.strip().lower())}"  # not the address itself
 
 
+def names_no_email() -> bool:
+    """A request without an email address (resend for the logged-in caller): the per-address
+    count has nothing to count."""
+    return not by_email().startswith("email:")
+
+
 def by_account() -> str:
     """The logged-in account (bearer, API key or cookie), else the client address."""
     api = request.path.startswith(territory.current().api_path)
@@ -70,7 +76,18 @@ password_change = limiter.shared_limit(
     key_func=by_account,
     methods=["POST", "DELETE"],  # DELETE /mfa/totp checks the password too
 )
-resend = limiter.shared_limit(setting("RATELIMIT_RESEND"), scope="resend", key_func=by_account)
+# Per account, or per client address for a resend by address without a login; that one is also
+# counted per address asked for, like forgot-password.
+resend = limiter.shared_limit(
+    setting("RATELIMIT_RESEND"), scope="resend", key_func=by_account, methods=["POST"]
+)
+resend_by_email = limiter.shared_limit(
+    setting("RATELIMIT_RESEND"),
+    scope="resend_email",
+    key_func=by_email,
+    methods=["POST"],
+    exempt_when=names_no_email,
+)
 webhook_test = limiter.shared_limit(
     setting("RATELIMIT_WEBHOOK_TEST"), scope="webhook_test", key_func=by_organization
 )

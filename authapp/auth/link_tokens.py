@@ -1,5 +1,6 @@
-"""Single-use link tokens (password reset, email verification): 256 random bits sent by mail,
-stored only as SHA-256 (CS-2), spent once by a conditional UPDATE (RS-1, EV-1, F10)."""
+"""Single-use link tokens (password reset, email verification, email change): 256 random bits
+sent by mail, stored only as SHA-256 (CS-2), spent once by a conditional UPDATE (RS-1, EV-1,
+EC-1, F10)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ TOKEN_SHAPE = re.compile(r"\A[A-Za-z0-9_-]{43}\Z")
 
 
 class InvalidLinkToken(AppError):
-    """docs/api.md: an unknown, used or expired reset or verify token is `400 invalid_token`."""
+    """docs/api.md: an unknown, used or expired mailed token is `400 invalid_token`."""
 
     status, code = 400, "invalid_token"
 
@@ -33,8 +34,9 @@ class InvalidLinkToken(AppError):
 INVALID = "This link is invalid, used or expired; ask for a new one."
 
 
-def issue(user: User, purpose: str) -> str:
-    """A new token (256 bits, CS-2) stored as its hash; no commit."""
+def issue(user: User, purpose: str, *, new_email: str | None = None) -> str:
+    """A new token (256 bits, CS-2) stored as its hash, with the address an email change moves
+    the account to (kept in the row, so the link carries nothing but the token); no commit."""
     setting = "RESET_TOKEN_TTL" if purpose == "password_reset" else "VERIFY_TOKEN_TTL"
     ttl = current_app.config[setting]
     token = secrets.token_urlsafe(32)
@@ -44,6 +46,7 @@ def issue(user: User, purpose: str) -> str:
             user_id=user.id,
             token_hash=sha256_hex(token),
             expires_at=clock.now() + timedelta(seconds=ttl),
+            new_email=new_email,
         )
     )
     return token
@@ -52,10 +55,15 @@ def issue(user: User, purpose: str) -> str:
 def redeem(token: str, purpose: str) -> User:
     """Spend a token once: the conditional UPDATE lets one of N concurrent redemptions win
     (F10). Purpose-bound: a verify token never resets a password. No commit."""
+    return redeem_with_email(token, purpose)[0]
+
+
+def redeem_with_email(token: str, purpose: str) -> tuple[User, str | None]:
+    """`redeem`, also answering the address the token was issued for (`issue`'s `new_email`)."""
     if not TOKEN_SHAPE.match(token):
         raise InvalidLinkToken(INVALID)
     now = clock.now()
-    user_id = db.session.execute(
+    spent = db.session.execute(
         sa.update(OneTimeToken)
         .where(
             OneTimeToken.token_hash == sha256_hex(token),
@@ -64,22 +72,24 @@ def redeem(token: str, purpose: str) -> User:
             OneTimeToken.expires_at > now,
         )
         .values(used_at=now)
-        .returning(OneTimeToken.user_id)
-    ).scalar_one_or_none()
-    if user_id is None:
+        .returning(OneTimeToken.user_id, OneTimeToken.new_email)
+    ).first()
+    if spent is None:
         db.session.rollback()
         raise InvalidLinkToken(INVALID)
-    return db.session.execute(user_with_access(User.id == user_id)).unique().scalar_one()
+    user = db.session.execute(user_with_access(User.id == spent.user_id)).unique().scalar_one()
+    return user, spent.new_email
 
 
-def void(user_id: str, purpose: str) -> None:
-    """Every unused token of this purpose for the account stops working now (RS-1: a reset,
-    or a password change, ends the other reset links still in mailboxes). No commit."""
+def void(user_id: str, *purposes: str) -> None:
+    """Every unused token of these purposes for the account stops working now (RS-1: a reset,
+    or a password change, ends the other reset links still in mailboxes; EC-1: a new email
+    change, or a completed one, ends the older links). No commit."""
     db.session.execute(
         sa.update(OneTimeToken)
         .where(
             OneTimeToken.user_id == user_id,
-            OneTimeToken.purpose == purpose,
+            OneTimeToken.purpose.in_(purposes),
             OneTimeToken.used_at.is_(None),
         )
         .values(used_at=clock.now())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import (
     Blueprint,
     current_app,
@@ -13,7 +15,7 @@ from flask import (
 )
 from werkzeug.wrappers import Response
 
-from authapp.auth import cookies, limits, second_factor
+from authapp.auth import cookies, limits, policy, second_factor
 from authapp.auth.schemas import (
     ForgotPasswordIn,
     LinkTokenIn,
@@ -22,7 +24,7 @@ from authapp.auth.schemas import (
     ResetPasswordIn,
     SignupIn,
 )
-from authapp.auth.services import accounts, logins, recovery, sessions
+from authapp.auth.services import accounts, email_change, logins, recovery, sessions
 from authapp.platform import clock, hooks
 from authapp.platform.errors import AppError
 from authapp.platform.network import request_client
@@ -41,13 +43,21 @@ def home() -> str:
 @bp.route("/signup", methods=["GET", "POST"])
 @limits.signup
 def signup() -> PageAnswer:
-    context = {"min_length": current_app.config["PASSWORD_MIN_LENGTH"]}
-    if request.method == "GET":
-        return render_form("authapp/auth/signup.html", **context)
+    """Closed (SIGNUP_MODE), the page says so and has no form; with REQUIRE_VERIFIED_EMAIL a
+    sign-up ends on "check your mail", logged in nowhere."""
+    template, refusal = "authapp/auth/signup.html", policy.signup_refusal()
+    context = {
+        "min_length": current_app.config["PASSWORD_MIN_LENGTH"],
+        "closed": refusal.message if refusal else None,
+    }
+    if refusal is not None or request.method == "GET":
+        return render_form(template, refusal if request.method == "POST" else None, **context)
     try:
         pair = accounts.sign_up(**load_form(SignupIn()), client=request_client())
     except AppError as exc:
-        return render_form("authapp/auth/signup.html", exc, values=request.form, **context)
+        return render_form(template, exc, values=request.form, **context)
+    if pair is None:
+        return render_form(template, sent=True, **context)
     cookies.issue(pair)
     return see_other("auth_pages.home")
 
@@ -70,9 +80,18 @@ def login() -> PageAnswer:
     except second_factor.MfaRequired as exc:
         return _ask_for_code(exc.user_id, next_path)
     except AppError as exc:
-        return render_form("authapp/auth/login.html", exc, values=request.form, next=next_path)
+        return _login_refused(exc, next_path, values=request.form)
     cookies.issue(pair)
     return redirect(next_path, code=303)
+
+
+def _login_refused(exc: AppError, next_path: str, **context: Any) -> Response:
+    """The login form again, with why; an unconfirmed account (REQUIRE_VERIFIED_EMAIL) is
+    shown the way to a new link rather than the API's wording."""
+    unverified = isinstance(exc, policy.EmailUnverified)
+    return render_form(
+        "authapp/auth/login.html", exc, next=next_path, unverified=unverified, **context
+    )
 
 
 # Between the password and the code, the account waits in the signed session cookie, never the
@@ -106,6 +125,9 @@ def login_code() -> PageAnswer:
             client=request_client(),
             device_cookie=cookies.device_cookie(),
         )
+    except policy.EmailUnverified as exc:  # every credential was right: the login is over
+        session.pop(MFA_LOGIN, None)
+        return _login_refused(exc, safe_next(pending.get("next")))
     except AppError as exc:
         return render_form("authapp/auth/login_code.html", exc)
     session.pop(MFA_LOGIN, None)
@@ -139,6 +161,23 @@ def forgot_password() -> PageAnswer:
     )  # the same page for any email
 
 
+@bp.route("/verify-email/resend", methods=["GET", "POST"])
+@limits.resend  # the API's counts (RL-4): per client address here, and per address asked for
+@limits.resend_by_email
+def resend_verification() -> PageAnswer:
+    """A new verification link by address, without a login: the way back for an account that
+    REQUIRE_VERIFIED_EMAIL keeps from logging in. The same page for any address."""
+    template = "authapp/auth/resend_verification.html"
+    if request.method == "GET":
+        return render_form(template)
+    try:
+        body = load_form(ForgotPasswordIn())  # the same one field: a required email address
+    except AppError as exc:
+        return render_form(template, exc, values=request.form)
+    recovery.resend_verification_to(body["email"], request_client())
+    return render_form(template, sent=True)
+
+
 @bp.route("/reset-password", methods=["GET", "POST"])
 def reset_password() -> PageAnswer:
     """The token arrives in the link's query and leaves it at once: it goes into the form, and
@@ -169,3 +208,20 @@ def verify_email() -> PageAnswer:
         return render_form("authapp/auth/verify_email.html", exc, token=token)
     flash("Your email address is confirmed.")
     return see_other("auth_pages.home")
+
+
+@bp.route("/confirm-email-change", methods=["GET", "POST"])
+def confirm_email_change() -> PageAnswer:
+    """The verify page's way: GET shows a button, its POST spends the token. Every session of
+    the account ends, this browser's included, so its cookies go too."""
+    hooks.send_no_referrer()
+    token = request.values.get("token", "")
+    if request.method == "GET":
+        return render_form("authapp/auth/confirm_email_change.html", token=token)
+    try:
+        email_change.confirm_change(load_form(LinkTokenIn())["token"], request_client())
+    except AppError as exc:
+        return render_form("authapp/auth/confirm_email_change.html", exc, token=token)
+    cookies.clear()
+    flash("Your email address is changed and every session is logged out. Log in with it now.")
+    return see_other("auth_pages.login")

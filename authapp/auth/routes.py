@@ -4,10 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import Response, jsonify
 from flask_smorest import Blueprint
 
-from authapp.auth import cookies, limits
-from authapp.auth.guards import current_account, current_principal, current_user, require_login
+from authapp.auth import cookies, limits, policy
+from authapp.auth.guards import (
+    current_account,
+    current_principal,
+    current_user,
+    require_login,
+    require_login_unless,
+)
 from authapp.auth.schemas import (
     AcceptedOut,
     ForgotPasswordIn,
@@ -15,12 +22,13 @@ from authapp.auth.schemas import (
     LoginIn,
     LogoutIn,
     RefreshIn,
+    ResendIn,
     ResetPasswordIn,
     SignupIn,
     TokenPairOut,
     UserEnvelopeOut,
 )
-from authapp.auth.services import accounts, logins, recovery, sessions
+from authapp.auth.services import accounts, email_change, logins, recovery, sessions
 from authapp.platform.network import request_client
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign-up, login, tokens")
@@ -28,11 +36,17 @@ bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign-up
 
 @bp.route("/signup", methods=["POST"])
 @limits.signup
+@policy.signup_open
 @bp.arguments(SignupIn)
 @bp.response(201, TokenPairOut)
-def signup(body: dict[str, Any]) -> sessions.TokenPair:
-    """Create an account (and, with organization_name, a new organization it owns)."""
-    return accounts.sign_up(**body, client=request_client())
+@bp.alt_response(202, schema=AcceptedOut, success=True, description=policy.CHECK_YOUR_MAIL)
+def signup(body: dict[str, Any]) -> sessions.TokenPair | tuple[Response, int]:
+    """Create an account (and, with organization_name, a new organization it owns). With
+    REQUIRE_VERIFIED_EMAIL the answer is 202 without tokens: log in after the mailed link."""
+    pair = accounts.sign_up(**body, client=request_client())
+    if pair is None:
+        return jsonify({"message": policy.CHECK_YOUR_MAIL}), 202
+    return pair
 
 
 @bp.route("/login", methods=["POST"])
@@ -119,11 +133,27 @@ def verify_email(body: dict[str, str]) -> None:
     recovery.verify_email(body["token"])
 
 
+@bp.route("/email/confirm-change", methods=["POST"])
+@bp.arguments(LinkTokenIn)
+@bp.response(204)
+def confirm_email_change(body: dict[str, str]) -> None:
+    """Move the account to the new address with the token mailed there (7 days, single use);
+    every session of the account ends."""
+    email_change.confirm_change(body["token"], request_client())
+
+
 @bp.route("/email/resend", methods=["POST"])
 @limits.resend
-@require_login()
+@limits.resend_by_email
+@bp.arguments(ResendIn, required=False)  # no body: the logged-in caller
+@require_login_unless("email")
 @bp.response(202, AcceptedOut)
-def resend_verification() -> dict[str, str]:
-    """Mail a new verification link (nothing is sent when the address is verified already)."""
-    recovery.resend_verification(current_user(), request_client())
+def resend_verification(body: dict[str, str | None]) -> dict[str, str]:
+    """Mail a new verification link (nothing is sent when the address is verified already):
+    to the logged-in caller, or, with `email` and no login needed, to the account with that
+    address if it has one (the answer is the same either way)."""
+    if body["email"] is not None:
+        recovery.resend_verification_to(body["email"], request_client())
+    else:
+        recovery.resend_verification(current_user(), request_client())
     return {"message": "A verification link is on its way if the address needs one."}

@@ -115,6 +115,14 @@ class ForgotPasswordIn(Schema):
     email = Email(required=True)
 
 
+class ResendIn(Schema):
+    """Without `email`: the logged-in caller's address. With it: no login, the same answer
+    whether or not an account has the address (an account that REQUIRE_VERIFIED_EMAIL keeps
+    from logging in asks this way)."""
+
+    email = Email(load_default=None)
+
+
 class LinkTokenIn(Schema):
     token = fields.String(required=True, validate=validate.Length(min=1, max=256))
 

@@ -18,6 +18,7 @@ from authapp.platform.extensions import db
 WEBHOOK_EVENTS = (
     "user.signed_up",
     "user.password_changed",
+    "user.email_changed",
     "user.disabled",
     "session.reuse_detected",
     "api_key.created",
@@ -37,10 +38,13 @@ def email(
     template: str,
     context: dict[str, Any] | None = None,
     secrets: dict[str, str] | None = None,
+    *,
+    to: str | None = None,
 ) -> str:
-    """A mail to `user`; `secrets` (a link with a token) are stored encrypted and wiped from
-    the row once sent."""
-    return outbox.add("email", email_payload(user, template, context, secrets))
+    """A mail to `user` (at `to` rather than the account's address: an email change writes to
+    the new address and to the old one); `secrets` (a link with a token) are stored encrypted
+    and wiped from the row once sent."""
+    return outbox.add("email", email_payload(user, template, context, secrets, to=to))
 
 
 def email_payload(
@@ -48,10 +52,12 @@ def email_payload(
     template: str,
     context: dict[str, Any] | None = None,
     secrets: dict[str, str] | None = None,
+    *,
+    to: str | None = None,
 ) -> dict[str, Any]:
     """What an email row holds (before its secrets are sealed)."""
     payload: dict[str, Any] = {
-        "to": user.email,
+        "to": to or user.email,
         "template": template,
         "user_id": user.id,
         "organization_id": user.organization_id,

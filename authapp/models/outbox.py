@@ -36,11 +36,14 @@ class OutboxMessage(Base):
 
 
 class OneTimeToken(Base):
-    """A password-reset or email-verification token, kept only as its SHA-256 (CS-2)."""
+    """A password-reset, email-verification or email-change token, kept only as its SHA-256
+    (CS-2)."""
 
     __tablename__ = "one_time_tokens"
     __table_args__ = (
-        sa.CheckConstraint("purpose IN ('password_reset', 'email_verify')", name="purpose"),
+        sa.CheckConstraint(
+            "purpose IN ('password_reset', 'email_verify', 'email_change')", name="purpose"
+        ),
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
@@ -52,3 +55,5 @@ class OneTimeToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
+    # An email_change token's address: kept here, not in its link, so the link names nobody.
+    new_email: Mapped[str | None] = mapped_column(sa.String(254))

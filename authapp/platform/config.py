@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import os
-import secrets
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ from typing import Any
 import click
 from cryptography.fernet import Fernet
 
-from authapp.platform import library_settings, parse
+from authapp.platform import library_settings, local_secrets, parse
 
 ENVIRONMENTS = parse.ENVIRONMENTS
 SECRET_NAMES = ("SECRET_KEY", "JWT_SECRET_KEY", "PASSWORD_PEPPER")
@@ -124,6 +122,8 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "VERIFY_TOKEN_TTL": (parse.seconds, "7d"),
     "MFA_ISSUER": (str, "authapp"),  # the name authenticator apps show beside the account
     "MFA_LOGIN_TTL": (parse.seconds, "5m"),  # a login form's wait between password and code
+    "SIGNUP_MODE": (parse.signup_mode, "open"),  # open, closed or invite (auth/policy.py)
+    "REQUIRE_VERIFIED_EMAIL": (parse.boolean, "false"),  # true: no session before the link
     # `flask prune`: how long rows stay after they stopped mattering (auth/services/retention.py).
     "PRUNE_SESSIONS_AFTER": (parse.seconds, "30d"),  # past a session's expiry or revocation
     "PRUNE_TOKENS_AFTER": (parse.seconds, "7d"),  # past a one-time token's use or expiry
@@ -172,7 +172,7 @@ def load(instance_path: str, overrides: Mapping[str, Any] | None = None) -> dict
     _check_ranges(settings)
     if settings["DATABASE_URL"] is None:
         settings["DATABASE_URL"] = f"sqlite:///{Path(instance_path) / 'authapp.db'}"
-    _fill_local_secrets(settings, instance_path)
+    local_secrets.fill(settings, instance_path, SECRET_NAMES)
     _check_data_key(settings)
     settings.update(library_settings.derived(settings))
     settings.update(overrides)  # library keys a test sets directly win over derived ones
@@ -223,30 +223,6 @@ def _check_ranges(settings: dict[str, Any]) -> None:
     for name, (low, high) in ranges.items():
         if not low <= settings[name] <= high:
             raise ConfigError(f"{name} must be between {low} and {high}.")
-
-
-def _fill_local_secrets(settings: dict[str, Any], instance_path: str) -> None:
-    """Outside production, a missing secret is generated once and kept in `instance/`.
-
-    Kept rather than regenerated per process: gunicorn workers and `flask seed` must agree on
-    the pepper and the JWT key, or a seeded password and a token from another worker would fail.
-    """
-    missing = [name for name in SECRET_NAMES if not settings[name]]
-    if not missing or settings["AUTHAPP_ENV"] == "production":
-        return
-    path = Path(instance_path) / "local-secrets.json"
-    stored: dict[str, str] = {}
-    if path.exists():
-        stored = json.loads(path.read_text())
-    if any(name not in stored for name in missing):
-        stored |= {name: secrets.token_urlsafe(48) for name in missing if name not in stored}
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(stored))
-        tmp.chmod(0o600)
-        tmp.replace(path)  # atomic: two workers starting at once never read half a file
-    for name in missing:
-        settings[name] = stored[name]
 
 
 def _check_data_key(settings: dict[str, Any]) -> None:

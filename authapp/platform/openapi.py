@@ -60,9 +60,11 @@ ERRORS: dict[int, tuple[str, tuple[str, ...] | None]] = {
     401: ("Missing, invalid, expired or revoked credentials, or a failed login.",
           ("missing_token", "invalid_token", "token_expired", "token_revoked", "token_reused",
            "invalid_credentials", "mfa_required", "invalid_mfa_code")),
-    403: ("Authenticated but not allowed (or a cookie request without X-CSRF-TOKEN, or an "
-          "unconfirmed email address for MFA, API keys or administration).",
-          ("forbidden", "csrf_failed", "account_disabled", "email_not_verified")),
+    403: ("Authenticated but not allowed (or a cookie request without X-CSRF-TOKEN, an "
+          "unconfirmed email address for MFA, API keys, administration or, with "
+          "REQUIRE_VERIFIED_EMAIL, a login; or sign-up closed by SIGNUP_MODE).",
+          ("forbidden", "csrf_failed", "account_disabled", "email_not_verified",
+           "email_unverified", "signup_closed")),
     404: ("No such resource in the caller's organization.", ("not_found",)),
     409: ("The change conflicts with the current state.", None),
     413: ("The body is larger than MAX_CONTENT_LENGTH.", ("payload_too_large",)),
@@ -75,9 +77,10 @@ ERRORS: dict[int, tuple[str, tuple[str, ...] | None]] = {
 
 # Domain answers a route gives beyond what its guard, method and parameters imply (docs/api.md).
 ROUTE_ERRORS: dict[str, tuple[int, ...]] = {
-    "auth.signup": (409,),  # email_taken, username_taken
-    "auth.login": (401, 403),  # invalid_credentials, mfa_required, ...; account_disabled
-    "auth.refresh": (401, 403),  # token_reused, ...; csrf_failed with the refresh cookie
+    "auth.signup": (403, 409),  # signup_closed; email_taken, username_taken
+    "auth.login": (401, 403),  # invalid_credentials, ...; account_disabled, email_unverified
+    "auth.refresh": (401, 403),  # token_reused, ...; csrf_failed, email_unverified
+    "auth.confirm_email_change": (409,),  # email_taken
     "settings.update_profile": (409,),  # username_taken
     "settings.start_mfa": (409,),  # mfa_already_enabled
     "settings.confirm_mfa": (409,),  # mfa_already_enabled, mfa_not_pending
@@ -223,7 +226,7 @@ def _guard_of(view: Callable[..., Any]) -> list[dict[str, list[str]]] | None:
     for layer in _layers(view):
         accepts = getattr(layer, "accepts", None)
         if accepts is not None:
-            return [{scheme: []} for scheme in accepts]
+            return [{scheme: []} if scheme else {} for scheme in accepts]  # {}: no credential
     return None
 
 

@@ -9,6 +9,9 @@ import re
 
 ENVIRONMENTS = ("development", "testing", "production")
 LOG_FORMATS = ("json", "console")
+# Who may sign up (docs/configuration.md): anyone, nobody (operators create accounts), or, once
+# invitations exist, whoever holds one.
+SIGNUP_MODES = ("open", "closed", "invite")
 # "", "/auth", "/accounts/v2"; never a "." or ".." segment, which a browser would fold away
 URL_PREFIX = re.compile(r"(/(?!\.\.?(?:/|$))[A-Za-z0-9._~-]+)*")
 
@@ -61,6 +64,12 @@ def environment_name(raw: str) -> str:
 def log_format(raw: str) -> str:
     if raw not in LOG_FORMATS:
         raise ValueError(f"expected one of {', '.join(LOG_FORMATS)}")
+    return raw
+
+
+def signup_mode(raw: str) -> str:
+    if raw not in SIGNUP_MODES:
+        raise ValueError(f"expected one of {', '.join(SIGNUP_MODES)}")
     return raw
 
 

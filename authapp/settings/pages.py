@@ -14,7 +14,7 @@ from authapp.auth.guards import (
     current_user,
     page_login_required,
 )
-from authapp.auth.services import recovery
+from authapp.auth.services import email_change, recovery
 from authapp.platform.errors import AppError
 from authapp.settings import schemas
 from authapp.settings.services import account, api_keys, mfa, organization, roles
@@ -44,6 +44,22 @@ def profile() -> PageAnswer:
     except AppError as exc:
         return render_form("authapp/settings/profile.html", exc, values=request.form)
     flash("Profile saved.")
+    return see_other("settings_pages.profile")
+
+
+@bp.post("/email")
+@limits.password_change  # the API's count (RL-4): it checks the password
+@page_login_required()
+def change_email() -> PageAnswer:
+    user = current_user()
+    try:
+        body = load_form(schemas.EmailChangeIn())
+        email_change.request_change(current_principal(), user, **body)
+    except AppError as exc:
+        profile = {"full_name": user.full_name, "username": user.username or ""}
+        values = profile | {"new_email": request.form.get("new_email", "")}
+        return render_form("authapp/settings/profile.html", exc, values=values, failed="email")
+    flash("A confirmation link is on its way to the new address. Open it to finish the change.")
     return see_other("settings_pages.profile")
 
 

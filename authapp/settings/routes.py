@@ -15,7 +15,8 @@ from authapp.auth.guards import (
     require_permission,
 )
 from authapp.auth.principals import Account, OrganizationView
-from authapp.auth.schemas import UserEnvelopeOut
+from authapp.auth.schemas import AcceptedOut, UserEnvelopeOut
+from authapp.auth.services import email_change
 from authapp.models import Role, User
 from authapp.settings import schemas
 from authapp.settings.pagination import Page
@@ -57,6 +58,24 @@ def update_profile(changes: dict[str, Any]) -> dict[str, User]:
 def change_password(body: dict[str, str]) -> None:
     """Change the password; every other session of the caller ends, this one stays."""
     account.change_password(current_principal(), current_user(), **body)
+
+
+@bp.route("/email", methods=["POST"])
+@limits.password_change  # it checks the password: the same per-account budget of guesses
+@require_login()
+@bp.arguments(schemas.EmailChangeIn)
+@bp.response(202, AcceptedOut)
+def change_email(body: dict[str, str]) -> dict[str, str]:
+    """Mail a confirmation link to `new_email` and a notice to the current address; the address
+    changes when the link is used. The answer is the same whether or not the address is taken."""
+    email_change.request_change(current_principal(), current_user(), **body)
+    return EMAIL_CHANGE_ANSWER
+
+
+EMAIL_CHANGE_ANSWER = {
+    "message": "A confirmation link is on its way to the new address; "
+    "the address changes once it is opened."
+}
 
 
 @bp.route("/sessions", methods=["GET"])

@@ -7,7 +7,7 @@ import re
 from marshmallow import EXCLUDE, Schema, fields, validate, validates_schema
 from marshmallow import ValidationError as SchemaError
 
-from authapp.auth.schemas import NewPassword, Password, Text, Username, UserOut
+from authapp.auth.schemas import Email, NewPassword, Password, Text, Username, UserOut
 from authapp.platform.openapi import TIME_FORMAT
 
 PERMISSION_CODE = re.compile(r"\A[a-z][a-z0-9_.-]*(:[a-z0-9_.-]+)+\Z")
@@ -58,6 +58,13 @@ class ProfilePatchIn(NotEmpty):
 class PasswordChangeIn(Schema):
     current_password = Password(required=True)
     new_password = NewPassword(required=True)
+
+
+class EmailChangeIn(Schema):
+    """The sign-up's rules for the address (IN-2, IN-3); the password as the account has it."""
+
+    new_email = Email(required=True)
+    password = Password(required=True)
 
 
 class MfaCode(Text):

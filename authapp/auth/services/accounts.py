@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from authapp.auth import link_tokens
+from authapp.auth import link_tokens, policy
 from authapp.auth.principals import user_with_access
 from authapp.auth.schemas import CONTROL_CHARS
 from authapp.auth.services import sessions
@@ -96,8 +96,10 @@ def sign_up(
     username: str | None = None,
     organization_name: str | None = None,
     client: sessions.Client,
-) -> sessions.TokenPair:
-    """Create the account and its first session. Raises ValidationFailed, Conflict."""
+) -> sessions.TokenPair | None:
+    """Create the account and its first session, or None when REQUIRE_VERIFIED_EMAIL holds the
+    session back until the mailed link is used. Raises SignupClosed, ValidationFailed, Conflict."""
+    policy.check_signup_open()
     check_password_policy(password, email=email, username=username, full_name=full_name)
     password_hash = passwords.hash_password(password)
     if organization_name:
@@ -115,7 +117,7 @@ def sign_up(
     )
     db.session.add(user)
     flush_unique()
-    session, refresh = sessions.start(user, client)
+    started = sessions.start(user, client) if policy.may_have_session(False) else None
     audit.by_user("user.signed_up", user, client, new_organization=bool(organization_name))
     message_ids = events.ids(
         link_tokens.send_verification(user),
@@ -123,7 +125,7 @@ def sign_up(
     )
     db.session.commit()
     outbox.dispatch(message_ids)  # after the commit: the pool thread must find the rows
-    return sessions.started(user, session, refresh)
+    return sessions.started(user, *started) if started else None
 
 
 def flush_unique() -> None:

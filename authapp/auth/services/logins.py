@@ -5,10 +5,11 @@ account exists (EN-4)."""
 from __future__ import annotations
 
 import dataclasses
+from typing import NoReturn
 
 import sqlalchemy as sa
 
-from authapp.auth import backoff, devices, second_factor
+from authapp.auth import backoff, devices, policy, second_factor
 from authapp.auth.principals import user_with_access
 from authapp.auth.services import sessions
 from authapp.auth.services.accounts import INVALID_CREDENTIALS, find_by_login
@@ -35,8 +36,8 @@ def log_in(
     Forbidden(account_disabled) only after a correct password (SE-4), RateLimited while the
     back-off that holds this attempt runs (RL-2: the device's, when `device_cookie` is one of
     this account's, else the account's or the unknown identifier's), MfaRequired or
-    Unauthorized(invalid_mfa_code) for an account with MFA on (MF-2). The pair carries a new
-    device cookie."""
+    Unauthorized(invalid_mfa_code) for an account with MFA on (MF-2), EmailUnverified only
+    after every credential checked out. The pair carries a new device cookie."""
     passwords.refuse_if_full()
     user = find_by_login(login)
     device_id = devices.recognise(device_cookie, user)
@@ -94,7 +95,10 @@ def _start_session(
 ) -> sessions.TokenPair:
     """The login succeeded: the count that held it starts again (RL-2), and the client gets a
     device cookie of this account (only now: a correct password alone, before the second
-    factor, earns none)."""
+    factor, earns none). Under REQUIRE_VERIFIED_EMAIL an unconfirmed account is refused here,
+    after every credential checked out (docs/security.md "Verified-email logins")."""
+    if not policy.may_have_session(user.email_verified):
+        _refuse_unverified(user, client)
     backoff.cleared(held_by)
     user.last_login_at = clock.now()
     notice = _new_device_notice(user, client)
@@ -104,6 +108,25 @@ def _start_session(
     outbox.dispatch(events.ids(notice))
     pair = sessions.started(user, session, refresh)
     return dataclasses.replace(pair, device_cookie=devices.issue(user, device_id))
+
+
+def _refuse_unverified(user: User, client: sessions.Client) -> NoReturn:
+    """No session, and nothing the attempt did is kept: a TOTP step or a recovery code it spent
+    stays usable for the login after the link. Not a failure of the back-off: the password was
+    right. Raises EmailUnverified."""
+    user_id, organization_id = user.id, user.organization_id
+    db.session.rollback()
+    audit.record(
+        "login.failed",
+        organization_id=organization_id,
+        user_id=user_id,
+        actor="system",
+        ip=client.ip,
+        user_agent=client.user_agent,
+        data={"reason": "email_unverified"},
+    )
+    db.session.commit()
+    raise policy.EmailUnverified()
 
 
 def _new_device_notice(user: User, client: sessions.Client) -> str | None:

@@ -44,14 +44,60 @@ def forgot_password(email: str, origin: audit.Origin) -> None:
     disabled: one outbox message holding the address (sealed, like a link) and where the
     request came from, committed and handed to the pool. `prepare_reset` finds the account
     there; nothing about it changes here."""
+    _request_mail("reset_for", "password_reset", email, origin)
+
+
+def resend_verification_to(email: str, origin: audit.Origin) -> None:
+    """A verify mail asked for by address, without a login: the way back for an account that
+    REQUIRE_VERIFIED_EMAIL keeps from logging in. Like forgot_password (EN-3), the same work
+    for every address; `prepare_verification` finds the account on the pool."""
+    _request_mail("verify_for", "verify_email", email, origin)
+
+
+def _request_mail(secret_key: str, template: str, email: str, origin: audit.Origin) -> None:
     request = {
-        "reset_for": accounts.normalize_email(email),
+        secret_key: accounts.normalize_email(email),
         "ip": origin.ip or "",
         "user_agent": origin.user_agent or "",
     }
-    message_id = outbox.add("email", {"template": "password_reset", "secrets": request})
+    message_id = outbox.add("email", {"template": template, "secrets": request})
     db.session.commit()
     outbox.dispatch([message_id])
+
+
+def _mailable(
+    message_id: str, address: str, *, unconfirmed: bool = False
+) -> tuple[User | None, bool]:
+    """The account a mail request names, and whether it gets the mail: an active one (for a
+    verify mail, one still unconfirmed). Otherwise the message is deleted, the address with it."""
+    user = db.session.scalars(sa.select(User).where(User.email_normalized == address)).one_or_none()
+    mailable = user is not None and user.is_active
+    if unconfirmed and user is not None and user.email_verified_at is not None:
+        mailable = False
+    if not mailable:
+        db.session.execute(sa.delete(OutboxMessage).where(OutboxMessage.id == message_id))
+    return user, mailable
+
+
+def _origin(request: dict[str, str]) -> Client:
+    return Client(ip=request["ip"] or None, user_agent=request["user_agent"] or None)
+
+
+def prepare_verification(message_id: str, request: dict[str, str]) -> dict[str, Any] | None:
+    """On the pool: the mail a resend by address becomes. An active account with the address
+    that is still unconfirmed gets a new link (stored, so a retry sends this one); any other
+    address gets nothing, and its message is deleted. Audited either way. Commits."""
+    user, mailable = _mailable(message_id, request["verify_for"], unconfirmed=True)
+    payload = None
+    if mailable and user is not None:
+        link = events.link(f"/verify-email?token={link_tokens.issue(user, 'email_verify')}")
+        payload = events.email_payload(user, "verify_email", secrets={"link": link})
+        outbox.rewrite(message_id, payload)
+    audit.about_account(
+        "email.verification_requested", user, _origin(request), sent=payload is not None
+    )
+    db.session.commit()
+    return payload
 
 
 def prepare_reset(message_id: str, request: dict[str, str]) -> dict[str, Any] | None:
@@ -59,12 +105,9 @@ def prepare_reset(message_id: str, request: dict[str, str]) -> dict[str, Any] | 
     gets a new token, and the message becomes its mail (stored, so a retry sends this link,
     not another); for any other address the message is deleted, the address with it, and
     None is returned. Either way the request is audited. Commits."""
-    origin = Client(ip=request["ip"] or None, user_agent=request["user_agent"] or None)
-    user = db.session.scalars(
-        sa.select(User).where(User.email_normalized == request["reset_for"])
-    ).one_or_none()
-    if user is None or not user.is_active:
-        db.session.execute(sa.delete(OutboxMessage).where(OutboxMessage.id == message_id))
+    origin = _origin(request)
+    user, mailable = _mailable(message_id, request["reset_for"])
+    if not mailable or user is None:
         audit.about_account("password.reset_requested", user, origin, sent=False)
         db.session.commit()
         return None
@@ -99,11 +142,12 @@ def replace_password(
     user: User, password: str, *, how: str, keep_session_id: str | None = None
 ) -> tuple[int, list[str]]:
     """What every new password brings, however it came (a reset, a change, an operator): the
-    older reset links void (RS-1), every session but `keep_session_id` revoked (SE-3), the
-    owner mailed (RS-3) and the organization's webhook told. Returns how many sessions were
-    revoked and the messages to dispatch after the caller's commit. No commit."""
+    older reset links void (RS-1), and so do pending email changes (EC-1: whoever asked for one
+    knew the old password), every session but `keep_session_id` revoked (SE-3), the owner
+    mailed (RS-3) and the organization's webhook told. Returns how many sessions were revoked
+    and the messages to dispatch after the caller's commit. No commit."""
     user.password_hash = passwords.hash_password(password)
-    link_tokens.void(user.id, "password_reset")
+    link_tokens.void(user.id, "password_reset", "email_change")
     revoked = sessions.revoke_all(
         user.id, reason=f"password_{how}", keep_session_id=keep_session_id
     )
@@ -145,3 +189,4 @@ def password_changed_mail(user: User, *, how: str) -> str:
 
 
 outbox.composes("reset_for", prepare_reset)  # a forgot-password request becomes its mail
+outbox.composes("verify_for", prepare_verification)  # so does a resend by address

@@ -17,6 +17,7 @@ from typing import Any, NoReturn
 import sqlalchemy as sa
 from flask import current_app
 
+from authapp.auth import policy
 from authapp.auth.principals import Account
 from authapp.auth.services import rotation
 from authapp.delivery import events, outbox
@@ -87,15 +88,30 @@ def started(user: User, session: Session, refresh: RefreshToken) -> TokenPair:
 def refresh(encoded: str, client: Client, *, csrf: str | None = None) -> TokenPair:
     """Rotate a refresh token. Raises TokenError: invalid_token, token_expired,
     token_revoked, token_reused (which also revokes the session: RT-2); CsrfFailed when a
-    cookie's token comes without its `csrf` echo."""
+    cookie's token comes without its `csrf` echo; EmailUnverified (below)."""
     claims = tokens.decode_refresh(encoded, csrf=csrf)
     now = clock.now()
     idle_expiry = now + timedelta(seconds=current_app.config["REFRESH_TOKEN_TTL"])
     done = rotation.rotate(claims, now=now, idle_expiry=idle_expiry, child_jti=new_id())
     if done.child_expires_at is None:
         # Lost the race, or replayed: only the immediate parent within the window is a retry.
-        return _retry_or_revoke(claims, done.account, now, client)
-    return token_pair(done.account, claims["sid"], done.child_jti, done.child_expires_at)
+        pair = _retry_or_revoke(claims, done.account, now, client)
+    else:
+        pair = token_pair(done.account, claims["sid"], done.child_jti, done.child_expires_at)
+    if not policy.may_have_session(pair.user.email_verified):
+        _end_unverified(pair.user, pair.session_id, client)
+    return pair
+
+
+def _end_unverified(account: Account, session_id: str, client: Client) -> NoReturn:
+    """A session of an unconfirmed account, begun before REQUIRE_VERIFIED_EMAIL was turned on,
+    ends at its next refresh: the safe reading of "no session before the link". Asked only of a
+    refresh that would have succeeded, so a replay is still told (and revoked) as reuse; the
+    rotation is a statement of its own, so ending the session is what keeps the new pair
+    unusable. After the link, the account logs in again."""
+    _revoke_audited(account, session_id, client, "session.revoked", reason="email_unverified")
+    db.session.commit()
+    raise policy.EmailUnverified()
 
 
 def _retry_or_revoke(
@@ -125,17 +141,32 @@ def _retry_or_revoke(
     _revoke_reused(account, session_id, jti, client)
 
 
-def _revoke_reused(account: Account, session_id: str, jti: str, client: Client) -> NoReturn:
-    """A used refresh token came back outside the grace: the session is revoked (RT-2)."""
-    revoke(session_id, reason="token_reused")
+def _revoke_audited(
+    account: Account,
+    session_id: str,
+    client: Client,
+    event: str,
+    *,
+    reason: str,
+    **data: str,
+) -> None:
+    """The system ends a session (no commit), audited as `event` with why and `data`."""
+    revoke(session_id, reason=reason)
     audit.record(
-        "session.reuse_detected",
+        event,
         organization_id=account.organization_id,
         user_id=account.id,
         actor="system",
         ip=client.ip,
         user_agent=client.user_agent,
-        data={"session_id": session_id, "jti": jti},
+        data={"session_id": session_id, "reason": reason, **data},
+    )
+
+
+def _revoke_reused(account: Account, session_id: str, jti: str, client: Client) -> NoReturn:
+    """A used refresh token came back outside the grace: the session is revoked (RT-2)."""
+    _revoke_audited(
+        account, session_id, client, "session.reuse_detected", reason="token_reused", jti=jti
     )
     message_id = events.webhook(
         account.organization_id,

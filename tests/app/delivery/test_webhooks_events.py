@@ -29,6 +29,7 @@ from tests.servers import Mailbox, wait_for
 
 NEW_PASSWORD = "another long passphrase for the test"
 RESET_LINK = r"/reset-password\?token=([A-Za-z0-9_-]+)"
+CHANGE_LINK = r"/confirm-email-change\?token=([A-Za-z0-9_-]+)"
 
 
 def set_clock(client: FlaskClient, seconds: int) -> None:
@@ -144,6 +145,28 @@ def test_password_reset_sends_user_password_changed(client, hooked, receiver, ma
     delivery = arrival(receiver, "user.password_changed")
     body = assert_signed_event(delivery, "user.password_changed", hooked)
     assert body["data"]["user_id"] == hooked.id
+
+
+@PRIVATE
+def test_an_email_change_sends_user_email_changed(client, hooked, receiver, mailing):
+    """EC-1: the receiver hears of the change when the link is used, not when it is asked."""
+    body = {"new_email": "moved@example.net", "password": PASSWORD}
+    asked = client.post(f"{SETTINGS}/email", json=body, headers=hooked.headers)
+    assert asked.status_code == 202, asked.json
+
+    def change_link() -> str | None:
+        for message in mailing.mailbox.to("moved@example.net"):
+            found = re.search(CHANGE_LINK, Mailbox.text(message))
+            if found:
+                return found.group(1)
+        return None
+
+    confirmed = client.post(f"{AUTH}/email/confirm-change", json={"token": wait_for(change_link)})
+
+    assert confirmed.status_code == 204, confirmed.json
+    delivery = arrival(receiver, "user.email_changed")
+    event = assert_signed_event(delivery, "user.email_changed", hooked)
+    assert event["data"] == {"user_id": hooked.id}
 
 
 @PRIVATE
