@@ -19,7 +19,7 @@ CLOSED = "Sign-up is closed: an administrator creates accounts."
 INVITE_ONLY = "Sign-up needs an invitation: an administrator creates accounts for now."
 UNVERIFIED = (
     "Confirm your email address first: use the link we mailed you. "
-    "POST /api/v1/auth/email/resend with your email address sends another."
+    "POST {prefix}/api/v1/auth/email/resend with your email address sends another."
 )
 CHECK_YOUR_MAIL = "Your account is created. Confirm your email address with the link we mailed you."
 
@@ -36,7 +36,8 @@ class EmailUnverified(Forbidden):
     code = "email_unverified"
 
     def __init__(self) -> None:
-        super().__init__(UNVERIFIED)
+        # The path under authapp's prefix, when it is mounted in a host app.
+        super().__init__(UNVERIFIED.format(prefix=current_app.config["AUTHAPP_URL_PREFIX"]))
 
 
 def signup_refusal() -> SignupClosed | None:

@@ -52,6 +52,11 @@ def host(host_database: str) -> Iterator[Flask]:
     result = app.test_cli_runner().invoke(args=["authapp", "seed"])
     assert result.exit_code == 0, result.output
     yield app
+    emptied(app)
+
+
+def emptied(app: Flask) -> None:
+    """Every table of the module's database emptied, the app's connections closed."""
     offload.shutdown(app)
     with app.app_context():
         tables = [*authapp_db.metadata.tables, "host_notes"]
@@ -256,3 +261,21 @@ def test_the_host_starts_and_stops_the_outbox_sweeper(host_database):
     assert "authapp.sweeper" not in app.extensions
     with app.app_context():
         authapp_db.engine.dispose()
+
+
+def test_the_unverified_login_refusal_names_the_resend_path_under_the_prefix(host_database):
+    app = make_host(host_database, REQUIRE_VERIFIED_EMAIL=True)
+    client = app.test_client()
+    app.test_cli_runner().invoke(args=["authapp", "seed"])
+    body = {"email": "late@example.com", "password": PASSWORD}
+
+    signed_up = client.post("/auth/api/v1/auth/signup", json=body)
+    refused = client.post(
+        "/auth/api/v1/auth/login", json={"login": body["email"], "password": PASSWORD}
+    )
+
+    assert signed_up.status_code == 202
+    assert refused.status_code == 403
+    assert refused.json["error"]["code"] == "email_unverified"
+    assert "POST /auth/api/v1/auth/email/resend" in refused.json["error"]["message"]
+    emptied(app)
