@@ -7,13 +7,16 @@ tests, never skips them: a green run must mean the pages were really looked at.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from playwright.sync_api import BrowserContext, Page
 
 from tests.server.conftest import Server, server  # noqa: F401  (the fixture, re-exported)
+from tests.servers import Mailbox, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 AXE_SOURCE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
@@ -24,6 +27,17 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 TIMEOUT_MS = 10_000
+PUBLIC_BASE_URL = "https://auth.example"  # mailed links name it; the tests open their path
+
+
+def mail_env(smtp_port: int) -> dict[str, str]:
+    """A server environment that mails through the test's SMTP server on `smtp_port` (chosen
+    before the server starts, as its environment is fixed then), swept every second."""
+    return {
+        "SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+        "PUBLIC_BASE_URL": PUBLIC_BASE_URL,
+        "OUTBOX_SWEEP_SECONDS": "1",
+    }
 
 
 @pytest.fixture(scope="session")
@@ -76,3 +90,28 @@ def log_in_through_form(page: Page, login: str, password: str) -> None:
     page.get_by_label("Password", exact=True).fill(password)
     with page.expect_navigation():
         page.get_by_role("button", name="Log in").click()
+
+
+def mailed_path(mailbox: Mailbox, address: str, path: str, count: int = 1) -> str:
+    """The path and query of the `path?token=…` link in the newest mail to `address` that has
+    one, once `count` such mails have arrived (the mails of one request may come in any
+    order, so they are told apart by their link rather than their rank)."""
+    pattern = re.compile(rf"{re.escape(PUBLIC_BASE_URL + path)}\?token=[\w-]+")
+
+    def links() -> list[str]:
+        found = [pattern.search(Mailbox.text(m)) for m in mailbox.to(address)]
+        return [match.group(0) for match in found if match is not None]
+
+    def newest() -> str | None:
+        found = links()
+        return found[-1] if len(found) >= count else None
+
+    parts = urlsplit(wait_for(newest))
+    return f"{parts.path}?{parts.query}"
+
+
+def mail_saying(mailbox: Mailbox, address: str, words: str) -> str:
+    """The text of the first mail to `address` that contains `words`, once it has arrived."""
+    return wait_for(
+        lambda: next((t for t in map(Mailbox.text, mailbox.to(address)) if words in t), None)
+    )

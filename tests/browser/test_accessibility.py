@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.browser.conftest import log_in_through_form
+from tests.browser.conftest import log_in_through_form, mail_env, mailed_path
 from tests.conftest import PASSWORD
 from tests.server.conftest import Server, bearer, request_json, sign_up, unique
+from tests.servers import free_port, smtp_server
 
 BLOCKING = ("serious", "critical")
 ANONYMOUS_PAGES = {
@@ -24,6 +25,7 @@ ANONYMOUS_PAGES = {
     "forgot-password": "/forgot-password",
     "reset-password": "/reset-password?token=from-the-mail",
     "verify-email": "/verify-email?token=from-the-mail",
+    "verify-email-resend": "/verify-email/resend",
 }
 OWNER_PAGES = {
     "home-logged-in": "/",
@@ -37,6 +39,8 @@ OWNER_PAGES = {
 # axe.min.js defines `window.axe`; page.evaluate runs it through the DevTools protocol, which
 # the page's CSP (no inline scripts) does not govern, unlike a <script> tag would be.
 RUN_AXE = "() => axe.run(document, {resultTypes: ['violations']}).then(r => r.violations)"
+SMTP_PORT = free_port()  # the mailing server's, fixed before it starts (its environment)
+MAILING = mail_env(SMTP_PORT)
 
 
 @pytest.fixture
@@ -163,6 +167,118 @@ def test_login_page_with_an_error_has_no_serious_axe_violation(
     assert answer.value.status == 401
     expect(page.get_by_role("alert")).to_be_visible()
     look_at(page, "login-error", axe_source, screenshots)
+
+
+def test_email_change_error_on_the_profile_page_has_no_serious_axe_violation(
+    page: Page, owner_cookies: list[Any], axe_source: str, screenshots: Path
+) -> None:
+    """The profile page re-rendered by its second form (POST /settings/email): the alert box
+    above that form, the wrong password marked."""
+    page.context.add_cookies(owner_cookies)
+    page.goto("/settings/profile")
+    page.get_by_label("New email address").fill(f"{unique('elsewhere.')}@example.com")
+    page.get_by_label("Current password").fill("not the passphrase at all, sorry")
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Send the confirmation link").click()
+
+    assert answer.value.status == 422
+    expect(page.get_by_role("alert")).to_have_text("The current password is incorrect.")
+    invalid = page.locator("[aria-invalid=true]")
+    expect(invalid).to_have_count(1)
+    assert invalid.evaluate_all("els => els.map(e => e.id)") == ["password"]
+    look_at(page, "settings-profile-email-error", axe_source, screenshots)
+
+
+def test_resend_verification_page_once_sent_has_no_serious_axe_violation(
+    page: Page, axe_source: str, screenshots: Path
+) -> None:
+    page.goto("/verify-email/resend")
+    page.get_by_label("Email").fill(f"{unique('nobody.')}@example.com")
+    with page.expect_navigation():
+        page.get_by_role("button", name="Send the link").click()
+
+    expect(page.get_by_role("status")).to_contain_text("a new link is on its way")
+    expect(page.get_by_label("Email")).to_have_count(0)
+    look_at(page, "verify-email-resend-sent", axe_source, screenshots)
+
+
+@pytest.mark.parametrize("server", [MAILING], indirect=True)
+def test_confirm_email_change_page_from_a_real_mail_has_no_serious_axe_violation(
+    page: Page, server: Server, axe_source: str, screenshots: Path
+) -> None:
+    """The page of the link mailed by a real change request (POST /api/v1/settings/email),
+    before its button, after it (the login page with its notice), and with the spent link."""
+    account = sign_up(server)
+    new = f"{unique('moved.')}@example.com"
+    with smtp_server(SMTP_PORT) as smtp:
+        status, _, body = request_json(
+            server,
+            "POST",
+            "/api/v1/settings/email",
+            {"new_email": new, "password": PASSWORD},
+            headers=bearer(account["access_token"]),
+        )
+        assert status == 202, body
+        link = mailed_path(smtp.mailbox, new, "/confirm-email-change")
+
+    page.goto(link)
+    expect(page.get_by_role("heading", level=1)).to_have_text("Confirm your new email address")
+    look_at(page, "confirm-email-change", axe_source, screenshots)
+
+    with page.expect_navigation():
+        page.get_by_role("button", name="Confirm my new email address").click()
+    assert page.url == f"{server.base_url}/login"
+    expect(page.get_by_role("status")).to_contain_text("Your email address is changed")
+    look_at(page, "login-after-email-change", axe_source, screenshots)
+
+    page.goto(link)
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Confirm my new email address").click()
+    assert answer.value.status == 400
+    expect(page.get_by_role("alert")).to_be_visible()
+    look_at(page, "confirm-email-change-spent", axe_source, screenshots)
+
+
+@pytest.mark.parametrize("server", [{"SIGNUP_MODE": "closed"}], indirect=True)
+def test_closed_sign_up_page_has_no_serious_axe_violation(
+    page: Page, axe_source: str, screenshots: Path
+) -> None:
+    page.goto("/signup")
+
+    expect(page.get_by_test_id("signup-closed")).to_have_text(
+        "Sign-up is closed: an administrator creates accounts."
+    )
+    expect(page.locator("form input:not([type=hidden])")).to_have_count(0)
+    expect(page.get_by_role("link", name="Sign up")).to_have_count(0)
+    look_at(page, "signup-closed", axe_source, screenshots)
+
+
+@pytest.mark.parametrize("server", [{"REQUIRE_VERIFIED_EMAIL": "true"}], indirect=True)
+def test_unverified_sign_up_and_login_pages_have_no_serious_axe_violation(
+    page: Page, axe_source: str, screenshots: Path
+) -> None:
+    """REQUIRE_VERIFIED_EMAIL: the sign-up's "check your mail", then the refused login with
+    its link to the resend page."""
+    email = f"{unique('unverified.')}@example.com"
+    page.goto("/signup")
+    page.get_by_label("Email", exact=True).fill(email)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    with page.expect_navigation():
+        page.get_by_role("button", name="Sign up").click()
+
+    expect(page.get_by_test_id("check-your-mail")).to_be_visible()
+    look_at(page, "signup-check-your-mail", axe_source, screenshots)
+
+    page.goto("/login")
+    page.get_by_label("Email or username").fill(email)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Log in").click()
+    assert answer.value.status == 403
+    expect(page.get_by_role("alert").get_by_role("link")).to_have_attribute(
+        "href", "/verify-email/resend"
+    )
+    look_at(page, "login-unverified", axe_source, screenshots)
 
 
 def test_axe_really_runs_and_reports_a_serious_violation(page: Page, axe_source: str) -> None:

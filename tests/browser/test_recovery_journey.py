@@ -4,32 +4,18 @@ in with it (RS-1..3, EV-1)."""
 
 from __future__ import annotations
 
-import re
 from urllib.parse import urlsplit
 
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import log_in_through_form
+from tests.browser.conftest import log_in_through_form, mail_env, mailed_path
 from tests.conftest import PASSWORD
 from tests.server.conftest import Server, unique
-from tests.servers import Mailbox, free_port, smtp_server, wait_for
+from tests.servers import free_port, smtp_server
 
 SMTP_PORT = free_port()  # fixed before the server starts: its environment is a module constant
-GUNICORN_ENV = {
-    "SMTP_URL": f"smtp://127.0.0.1:{SMTP_PORT}",
-    "PUBLIC_BASE_URL": "https://auth.example",
-    "OUTBOX_SWEEP_SECONDS": "1",
-}
+GUNICORN_ENV = mail_env(SMTP_PORT)
 NEW_PASSWORD = "an entirely fresh passphrase here"
-
-
-def mailed_path(mailbox: Mailbox, address: str, path: str, count: int) -> str:
-    """The path and query of the `path` link in the `count`-th mail to `address`."""
-    messages = wait_for(lambda: len(mailbox.to(address)) >= count and mailbox.to(address))
-    link = re.search(rf"https://auth\.example{path}\?token=[\w-]+", Mailbox.text(messages[-1]))
-    assert link is not None, Mailbox.text(messages[-1])
-    parts = urlsplit(link.group(0))
-    return f"{parts.path}?{parts.query}"
 
 
 def test_confirm_email_then_reset_the_password_from_the_mails(page: Page, server: Server) -> None:
@@ -42,7 +28,7 @@ def test_confirm_email_then_reset_the_password_from_the_mails(page: Page, server
         with page.expect_navigation():
             page.get_by_role("button", name="Sign up").click()
 
-        page.goto(mailed_path(mailbox, email, "/verify-email", 1))
+        page.goto(mailed_path(mailbox, email, "/verify-email"))
         with page.expect_navigation():
             page.get_by_role("button", name="Confirm my email address").click()
         expect(page.get_by_role("status")).to_contain_text("confirmed")
@@ -55,7 +41,7 @@ def test_confirm_email_then_reset_the_password_from_the_mails(page: Page, server
             page.get_by_role("button", name="Send the link").click()
         expect(page.get_by_role("status")).to_contain_text("on its way")
 
-        page.goto(mailed_path(mailbox, email, "/reset-password", 2))
+        page.goto(mailed_path(mailbox, email, "/reset-password"))
         page.get_by_label("New password").fill(NEW_PASSWORD)
         with page.expect_navigation():
             page.get_by_role("button", name="Set the password").click()
