@@ -76,6 +76,10 @@ password_change = limiter.shared_limit(
     key_func=by_account,
     methods=["POST", "DELETE"],  # DELETE /mfa/totp checks the password too
 )
+# A data export reads every row about the account: per account, rarely needed more than once.
+export = limiter.shared_limit(
+    setting("RATELIMIT_EXPORT"), scope="export", key_func=by_account, methods=["GET"]
+)
 # Per account, or per client address for a resend by address without a login; that one is also
 # counted per address asked for, like forgot-password.
 resend = limiter.shared_limit(

@@ -20,6 +20,7 @@ WEBHOOK_EVENTS = (
     "user.password_changed",
     "user.email_changed",
     "user.disabled",
+    "user.deleted",
     "session.reuse_detected",
     "api_key.created",
     "api_key.revoked",

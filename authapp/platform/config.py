@@ -82,6 +82,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "RATELIMIT_RESEND": (str, "5/hour"),  # per account
     "RATELIMIT_REFRESH": (str, "150/5 minutes"),  # per client address
     "RATELIMIT_PASSWORD_CHANGE": (str, "10/15 minutes"),  # per account
+    "RATELIMIT_EXPORT": (str, "10/hour"),  # per account: the data export
     "RATELIMIT_TOTP": (str, "10/15 minutes"),  # TOTP or recovery-code attempts per account
     "RATELIMIT_STORAGE_TIMEOUT": (float, "0.2"),  # a hung Redis costs a request this, once
     "RATELIMIT_WEBHOOK_TEST": (str, "5/minute"),  # per organization

@@ -90,6 +90,7 @@ ROUTE_ERRORS: dict[str, tuple[int, ...]] = {
     "settings.update_role": (409,),
     "settings.test_webhook": (409,),  # webhook_not_configured
     "settings.rotate_webhook_secret": (409,),
+    "settings_privacy.delete_account": (409,),  # owner_must_transfer
 }
 
 SECURITY_SCHEMES = {

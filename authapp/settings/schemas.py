@@ -67,6 +67,10 @@ class EmailChangeIn(Schema):
     password = Password(required=True)
 
 
+class AccountDeleteIn(Schema):
+    password = Password(required=True)
+
+
 class MfaCode(Text):
     """A 6-digit TOTP code or a recovery code (spaces and dashes allowed, as people type them)."""
 

@@ -50,7 +50,7 @@ def test_the_security_page_says_off_and_offers_set_up(ada_browser):
     body = assert_page(ada_browser.get(SECURITY))
 
     assert "Status: <strong>off</strong>" in body
-    assert form_actions(body) == {START, "/logout"}
+    assert form_actions(body) == {START, "/logout", "/settings/account/delete"}
     assert 'autocomplete="current-password"' in input_tag(body, "password")
     assert "<svg" not in body
 
