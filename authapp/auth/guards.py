@@ -25,7 +25,7 @@ from flask import current_app, g, redirect, request, url_for
 
 from authapp.auth import cookies
 from authapp.auth.key_principals import API_KEY_HEADER, api_key_principal
-from authapp.auth.principals import Account, Principal, access_principal, user_with_access
+from authapp.auth.principals import Account, Principal, access_principal
 from authapp.auth.services import refusals
 from authapp.models import User
 from authapp.platform.errors import CsrfFailed, Forbidden, TokenError
@@ -68,7 +68,7 @@ def current_account() -> Account:
 def current_user() -> User:
     """The logged-in user's row, for a route that changes the account (one more statement)."""
     account = current_account()
-    user = db.session.execute(user_with_access(User.id == account.id)).unique().scalar_one_or_none()
+    user = db.session.get(User, account.id)
     if user is None:  # gone since the principal's statement: like a revoked session
         raise TokenError("The session was revoked.", code="token_revoked")
     return user

@@ -19,8 +19,8 @@ from authapp.auth.principals import (
     listed,
 )
 from authapp.auth.services import key_usage
-from authapp.models import ApiKey, Organization, Permission, User
-from authapp.models.role import user_roles
+from authapp.models import ApiKey, Membership, Organization, Permission, User
+from authapp.models.membership import membership_roles
 from authapp.platform import clock, network, statements
 from authapp.platform.errors import TokenError
 from authapp.platform.extensions import db
@@ -35,9 +35,12 @@ LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
 # AK-3, AC-3: a key acts for a member of its organization and never does more than that member
-# may do now. The member's active flag and the key's scopes that the member still holds are read
-# in the key's one statement; a member of another organization is no member (the key stops).
-KEY_MEMBER = sa.and_(User.id == ApiKey.acts_for, User.organization_id == ApiKey.organization_id)
+# may do now. The member's active flags (the person's, the membership's) and the key's scopes
+# that the membership still holds are read in the key's one statement; someone who is not a
+# member of the key's organization (any more) is no member: the key stops.
+KEY_MEMBER = sa.and_(
+    Membership.user_id == ApiKey.acts_for, Membership.organization_id == ApiKey.organization_id
+)
 
 
 _KEY_SCOPES = JsonTexts(ApiKey.scopes).table_valued("value")
@@ -46,17 +49,27 @@ _KEY_SCOPES = JsonTexts(ApiKey.scopes).table_valued("value")
 EFFECTIVE_SCOPES = (
     sa.select(Lines(Permission.code))
     .select_from(HELD_PERMISSIONS)
-    .where(user_roles.c.user_id == User.id, Permission.code.in_(sa.select(_KEY_SCOPES.c.value)))
+    .where(
+        membership_roles.c.membership_id == Membership.id,
+        Permission.code.in_(sa.select(_KEY_SCOPES.c.value)),
+    )
     .scalar_subquery()
     .label("effective_scopes")
 )
 
 
-MEMBER_ACTIVE = User.is_active.label("member_active")
+MEMBER_ACTIVE = sa.and_(User.is_active, Membership.is_active).label("member_active")
+
+
+def with_member(statement: sa.Select[Any]) -> sa.Select[Any]:
+    """`statement` (from api_keys) joined to the key's member, if it still is one."""
+    return statement.outerjoin(Membership, KEY_MEMBER).outerjoin(
+        User, User.id == Membership.user_id
+    )
 
 
 def _key_statement(criterion: sa.ColumnElement[bool]) -> sa.Select[Any]:
-    return (
+    return with_member(
         sa.select(
             ApiKey.id,
             ApiKey.key_hash,
@@ -70,9 +83,7 @@ def _key_statement(criterion: sa.ColumnElement[bool]) -> sa.Select[Any]:
         )
         .select_from(ApiKey)
         .join(Organization, Organization.id == ApiKey.organization_id)
-        .outerjoin(User, KEY_MEMBER)
-        .where(criterion)
-    )
+    ).where(criterion)
 
 
 API_KEY_STATEMENT = _key_statement(ApiKey.prefix == sa.bindparam("prefix"))

@@ -11,7 +11,6 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from authapp.auth.principals import user_with_access
 from authapp.delivery import events
 from authapp.models import OneTimeToken, User
 from authapp.platform import clock
@@ -77,7 +76,7 @@ def redeem_with_email(token: str, purpose: str) -> tuple[User, str | None]:
     if spent is None:
         db.session.rollback()
         raise InvalidLinkToken(INVALID)
-    user = db.session.execute(user_with_access(User.id == spent.user_id)).unique().scalar_one()
+    user = db.session.get_one(User, spent.user_id)
     return user, spent.new_email
 
 

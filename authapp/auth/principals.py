@@ -1,8 +1,9 @@
 """The Principal of a session: a user acting through an access token, read in one statement.
 
-The session joined to its user, organization, roles and permissions: authorization reads those
-rows, never the `roles` claim of a token (JW-9). `user_with_access` loads a User with what the
-answers after a login or a change need, so nothing lazy-loads after the commit."""
+The session joined to its user, to the membership of the organization it acts in, and to that
+membership's roles and permissions: authorization reads those rows, never the `roles` claim of a
+token (JW-9). `membership_with_access` loads a Membership with what the answers after a login or
+a switch need, so nothing lazy-loads after the commit."""
 
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import joinedload
 
-from authapp.models import Organization, Permission, Role, Session, User
-from authapp.models.role import role_permissions, user_roles
+from authapp.models import Membership, Organization, Permission, Role, Session, User
+from authapp.models.membership import membership_roles
+from authapp.models.role import role_permissions
 from authapp.platform import clock, network, statements
 from authapp.platform.errors import TokenError
 from authapp.platform.extensions import db
@@ -60,9 +62,9 @@ class Account:
         return self.organization.id
 
     @classmethod
-    def of(cls, user: User) -> Account:
-        """The account of a `User` loaded with `user_with_access` (after a login or refresh)."""
-        org = user.organization
+    def of(cls, membership: Membership) -> Account:
+        """The account acting through a Membership loaded with `membership_with_access`."""
+        user, org = membership.user, membership.organization
         return cls(
             id=user.id,
             email=user.email,
@@ -80,8 +82,8 @@ class Account:
                 org.webhook_url,
                 org.created_at,
             ),  # fmt: skip
-            role_names=user.role_names,
-            permission_codes=user.permission_codes,
+            role_names=membership.role_names,
+            permission_codes=membership.permission_codes,
         )
 
 
@@ -112,15 +114,17 @@ class Principal:
         return self.user is not None and "owner" in self.user.role_names
 
 
-def user_with_access(*criteria: sa.ColumnElement[bool]) -> sa.Select[User]:
-    """Users with everything a `user` answer shows, loaded in the same statement (for the
-    services that change an account and answer with it)."""
+def membership_with_access(*criteria: sa.ColumnElement[bool]) -> sa.Select[Membership]:
+    """Memberships with everything a `user` answer shows (the person, the organization, the
+    roles and their permissions), loaded in the same statement."""
     return (
-        sa.select(User)
+        sa.select(Membership)
+        .join(User, User.id == Membership.user_id)
         .where(*criteria)
         .options(
-            joinedload(User.organization),
-            joinedload(User.roles).joinedload(Role.permissions),
+            joinedload(Membership.user),
+            joinedload(Membership.organization),
+            joinedload(Membership.roles).joinedload(Role.permissions),
         )
     )
 
@@ -129,7 +133,7 @@ def _joined(column: Any, joins: sa.FromClause) -> sa.ScalarSelect[str]:
     return (
         sa.select(Lines(column))
         .select_from(joins)
-        .where(user_roles.c.user_id == User.id)
+        .where(membership_roles.c.membership_id == Membership.id)
         .scalar_subquery()
     )
 
@@ -156,22 +160,27 @@ ACCOUNT_COLUMNS = (
 )
 
 
-HELD_PERMISSIONS = user_roles.join(
-    role_permissions, role_permissions.c.role_id == user_roles.c.role_id
+HELD_PERMISSIONS = membership_roles.join(
+    role_permissions, role_permissions.c.role_id == membership_roles.c.role_id
 ).join(Permission, Permission.id == role_permissions.c.permission_id)
 
 
-# JW-9, SE-1..4: the session, its user and what they may do, in one statement and one round
-# trip (docs/architecture.md "Rules", rule 5). Authorization reads these rows, never the token's
-# `roles` claim.
+# The person may act, and may act in this organization (an admin suspends a membership, an
+# operator disables a person).
+MAY_ACT = sa.and_(User.is_active.is_(True), Membership.is_active.is_(True)).label("may_act")
+
+
+# JW-9, SE-1..4: the session, its user, the membership it acts through and what that membership
+# may do, in one statement and one round trip (docs/architecture.md "Rules", rule 5).
+# Authorization reads these rows, never the token's `roles` claim.
 PRINCIPAL_COLUMNS = (
     Session.revoked_at,
     Session.revoked_reason,
     Session.expires_at,
-    User.is_active,
+    MAY_ACT,
     *ACCOUNT_COLUMNS,
     *ORGANIZATION_COLUMNS,
-    _joined(Role.name, user_roles.join(Role, Role.id == user_roles.c.role_id)),
+    _joined(Role.name, membership_roles.join(Role, Role.id == membership_roles.c.role_id)),
     _joined(Permission.code, HELD_PERMISSIONS),
 )
 
@@ -182,7 +191,14 @@ PRINCIPAL_STATEMENT = (
     sa.select(*PRINCIPAL_COLUMNS)
     .select_from(Session)
     .join(User, User.id == Session.user_id)
-    .join(Organization, Organization.id == User.organization_id)
+    .join(
+        Membership,
+        sa.and_(
+            Membership.user_id == Session.user_id,
+            Membership.organization_id == Session.organization_id,
+        ),
+    )
+    .join(Organization, Organization.id == Membership.organization_id)
     .where(Session.id == sa.bindparam("sid"), Session.user_id == sa.bindparam("sub"))
 )
 
@@ -191,25 +207,35 @@ def listed(joined: str | None) -> list[str]:
     return sorted(set(joined.split(SEPARATOR))) if joined else []
 
 
-def live_account(user_id: str, session_id: str) -> Account:
-    """The token's account, if its session and user may still act. Raises TokenError."""
+def live_account(user_id: str, session_id: str, organization_id: str | None = None) -> Account:
+    """The token's account, if its session, user and membership may still act, in the
+    organization the token names (`org`; a token from before a switch stops). Raises
+    TokenError."""
     # Not the request's ORM session: a read of plain columns needs none of its bookkeeping.
     params = {"sub": user_id, "sid": session_id}
-    return account_of(statements.first_row(db.engine, PRINCIPAL_STATEMENT, params))
+    row = statements.first_row(db.engine, PRINCIPAL_STATEMENT, params)
+    account = account_of(row)
+    if organization_id is not None and account.organization_id != organization_id:
+        raise TokenError(
+            "The session now acts in another organization: use the token pair the switch answered.",
+            code="token_revoked",
+        )
+    return account
 
 
 def account_of(row: Any, *, reused_code: str = "token_revoked") -> Account:
-    """The account in a row of PRINCIPAL_COLUMNS, if its session and user may still act.
+    """The account in a row of PRINCIPAL_COLUMNS, if its session, user and membership may
+    still act. No row: the session, or its membership in the organization it acts in, is gone.
 
     A session revoked for refresh-token reuse answers `reused_code`: the refresh endpoint tells
     every racer of a replay `token_reused`, while access tokens are simply `token_revoked`.
     """
     if row is None:
         raise TokenError("The session no longer exists.", code="token_revoked")
-    revoked_at, revoked_reason, expires_at, is_active, *values = row[: len(PRINCIPAL_COLUMNS)]
+    revoked_at, revoked_reason, expires_at, may_act, *values = row[: len(PRINCIPAL_COLUMNS)]
     if revoked_reason == "token_reused":
         raise TokenError("The session was revoked: a refresh token was reused.", code=reused_code)
-    if revoked_at is not None or not is_active:
+    if revoked_at is not None or not may_act:
         raise TokenError("The session was revoked.", code="token_revoked")
     if expires_at <= clock.now():
         raise TokenError("The session has reached its maximum age.", code="token_expired")
@@ -244,4 +270,5 @@ def principal_of(account: Account, session_id: str) -> Principal:
 
 def access_principal(claims: Mapping[str, Any]) -> Principal:
     """The principal of verified access-token claims (header or cookie). Raises TokenError."""
-    return principal_of(live_account(claims["sub"], claims["sid"]), claims["sid"])
+    account = live_account(claims["sub"], claims["sid"], claims.get("org", ""))
+    return principal_of(account, claims["sid"])

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.orm import selectinload
 
+from authapp.auth.services import memberships
 from authapp.auth.services.accounts import normalize_email
 from authapp.models import Organization, Permission, Role, User
 from authapp.platform import clock
@@ -132,15 +133,13 @@ def _ensure_admin(organization: Organization, owner: Role, report: SeedReport) -
         reasons = passwords.policy_errors(password, email=email)
         if reasons:
             raise SeedError(f"SEED_ADMIN_PASSWORD is refused: {' '.join(reasons)}")
-    db.session.add(
-        User(
-            email=email,
-            email_normalized=normalize_email(email),
-            full_name="Administrator",
-            password_hash=passwords.hash_password(password),
-            organization=organization,
-            roles=[owner],
-            email_verified_at=clock.now(),
-        )
+    admin = User(
+        email=email,
+        email_normalized=normalize_email(email),
+        full_name="Administrator",
+        password_hash=passwords.hash_password(password),
+        email_verified_at=clock.now(),
     )
+    db.session.add(admin)
+    memberships.join(admin, organization, [owner])
     report.created.append(f"admin {email}")

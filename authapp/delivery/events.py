@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import sqlalchemy as sa
 from flask import current_app
 
 from authapp.delivery import outbox
-from authapp.models import Organization, User
+from authapp.models import Membership, Organization, User
 from authapp.platform import clock
 from authapp.platform.extensions import db
 
@@ -21,6 +22,9 @@ WEBHOOK_EVENTS = (
     "user.email_changed",
     "user.disabled",
     "user.deleted",
+    "member.invited",
+    "member.joined",
+    "member.removed",
     "session.reuse_detected",
     "api_key.created",
     "api_key.revoked",
@@ -86,6 +90,15 @@ def webhook(organization_id: str, event: str, data: dict[str, Any]) -> str | Non
             "data": data,
         },
     )
+
+
+def about_person(user_id: str, event: str, data: dict[str, Any]) -> list[str]:
+    """An event about a person (their password, their address, their account) for every
+    organization they belong to: each one's receiver hears of its own members."""
+    organization_ids = db.session.scalars(
+        sa.select(Membership.organization_id).where(Membership.user_id == user_id)
+    ).all()
+    return ids(*(webhook(org_id, event, data) for org_id in sorted(organization_ids)))
 
 
 def ids(*maybe: str | None) -> list[str]:

@@ -3,10 +3,11 @@
 from authapp.models.audit import AuditEvent
 from authapp.models.base import Base
 from authapp.models.credential import ApiKey
+from authapp.models.membership import Invitation, Membership, membership_roles
 from authapp.models.mfa import RecoveryCode
 from authapp.models.organization import TIER_RATE_LIMITS, Organization
 from authapp.models.outbox import OneTimeToken, OutboxMessage
-from authapp.models.role import Permission, Role, role_permissions, user_roles
+from authapp.models.role import Permission, Role, role_permissions
 from authapp.models.session import RefreshToken, Session
 from authapp.models.testing_clock import TestingClock
 from authapp.models.throttle import LoginThrottle
@@ -17,6 +18,8 @@ __all__ = [
     "TIER_RATE_LIMITS",
     "AuditEvent",
     "Base",
+    "Invitation",
+    "Membership",
     "OneTimeToken",
     "LoginThrottle",
     "Organization",
@@ -28,6 +31,6 @@ __all__ = [
     "Session",
     "TestingClock",
     "User",
+    "membership_roles",
     "role_permissions",
-    "user_roles",
 ]

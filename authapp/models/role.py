@@ -19,15 +19,6 @@ role_permissions = sa.Table(
     ),
 )
 
-user_roles = sa.Table(
-    "user_roles",
-    Base.metadata,
-    sa.Column("user_id", ID, sa.ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
-    sa.Column(
-        "role_id", ID, sa.ForeignKey("roles.id", ondelete="CASCADE"), primary_key=True, index=True
-    ),
-)
-
 
 class Permission(Base):
     __tablename__ = "permissions"

@@ -16,6 +16,11 @@ class Session(Base):
     user_id: Mapped[str] = mapped_column(
         ID, sa.ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
+    # The organization the session acts in (the access token's `org` claim): one of the user's
+    # memberships; a switch changes it. NULL only for a session begun before memberships.
+    organization_id: Mapped[str | None] = mapped_column(
+        ID, sa.ForeignKey("organizations.id", ondelete="CASCADE")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)  # the absolute cap

@@ -5,12 +5,14 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from authapp.models.base import ID, Base, UTCDateTime, new_id
 from authapp.models.organization import Organization
-from authapp.models.role import Role, user_roles
 from authapp.platform import clock
 
 # Still in the schema, no longer mapped: the release before this one reads them, so a later
 # release's migration drops them (docs/deployment.md "Migrations": additive within a release).
 RETIRED_COLUMNS = frozenset({"failed_login_count", "locked_until"})
+# Likewise a whole table: `user_roles`, the roles of the one organization a user had before
+# memberships (migration 0009 copied them into `membership_roles`).
+RETIRED_TABLES = frozenset({"user_roles"})
 
 
 class User(Base):
@@ -22,8 +24,10 @@ class User(Base):
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True, default=new_id)
-    organization_id: Mapped[str] = mapped_column(
-        ID, sa.ForeignKey("organizations.id", ondelete="CASCADE"), index=True
+    # The home organization: where a new session starts (the last one switched to). What the
+    # person may do anywhere is their memberships'; NULL once the home organization is gone.
+    organization_id: Mapped[str | None] = mapped_column(
+        ID, sa.ForeignKey("organizations.id", ondelete="SET NULL"), index=True
     )
     email: Mapped[str] = mapped_column(sa.String(254))  # as the user typed it
     email_normalized: Mapped[str] = mapped_column(sa.String(254))
@@ -39,19 +43,8 @@ class User(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=clock.now, onupdate=clock.now)
 
-    organization: Mapped[Organization] = relationship(lazy="raise_on_sql")
-    roles: Mapped[list[Role]] = relationship(
-        secondary=user_roles, lazy="raise_on_sql", order_by=Role.name
-    )
+    home_organization: Mapped[Organization | None] = relationship(lazy="raise_on_sql")
 
     @property
     def email_verified(self) -> bool:
         return self.email_verified_at is not None
-
-    @property
-    def role_names(self) -> list[str]:
-        return sorted({role.name for role in self.roles})
-
-    @property
-    def permission_codes(self) -> list[str]:
-        return sorted({perm.code for role in self.roles for perm in role.permissions})

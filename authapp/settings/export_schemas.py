@@ -39,6 +39,7 @@ class ExportedOrganization(Schema):
 class ExportedMembership(Schema):
     organization = fields.Nested(ExportedOrganization)
     roles = fields.List(fields.String())
+    is_active = fields.Boolean()
 
 
 class ExportedSession(Schema):

@@ -17,7 +17,8 @@ from authapp.auth.guards import (
 from authapp.auth.services import email_change, recovery
 from authapp.platform.errors import AppError
 from authapp.settings import schemas
-from authapp.settings.services import account, api_keys, mfa, organization, roles
+from authapp.settings.services import account, api_keys, mfa, roles
+from authapp.settings.services import members as member_services
 from authapp.web.forms import load, load_form, render_form, see_other
 
 bp = Blueprint("settings_pages", __name__, url_prefix="/settings")
@@ -214,7 +215,7 @@ def members() -> PageAnswer:
     principal = current_principal()
     return render_form(
         "authapp/settings/members.html",
-        page=organization.list_members(principal.organization_id, **args),
+        page=member_services.list_members(principal.organization_id, **args),
         roles=roles.list_roles(principal.organization_id),
     )
 
@@ -224,7 +225,7 @@ def members() -> PageAnswer:
 def update_member(user_id: str) -> Response:
     changes = {"roles": request.form.getlist("roles"), "is_active": "is_active" in request.form}
     try:
-        member = organization.update_member(current_principal(), user_id, changes)
+        member = member_services.update_member(current_principal(), user_id, changes)
     except AppError as exc:  # AC-3 refusals: shown above the table, nothing changed
         flash(_sentence(exc), "error")
     else:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from flask_smorest import Blueprint
@@ -17,10 +18,18 @@ from authapp.auth.guards import (
 from authapp.auth.principals import Account, OrganizationView
 from authapp.auth.schemas import AcceptedOut, UserEnvelopeOut
 from authapp.auth.services import email_change
-from authapp.models import Role, User
+from authapp.models import Role
 from authapp.settings import schemas
 from authapp.settings.pagination import Page
-from authapp.settings.services import account, api_keys, audit_log, mfa, organization, roles
+from authapp.settings.services import (
+    account,
+    api_keys,
+    audit_log,
+    members,
+    mfa,
+    organization,
+    roles,
+)
 
 bp = Blueprint(
     "settings",
@@ -45,9 +54,11 @@ def get_profile() -> dict[str, Account]:
 @require_login()  # above @arguments: no token is a 401, not a 422 showing the schema
 @bp.arguments(schemas.ProfilePatchIn)
 @bp.response(200, UserEnvelopeOut)
-def update_profile(changes: dict[str, Any]) -> dict[str, User]:
+def update_profile(changes: dict[str, Any]) -> dict[str, Account]:
     """Change the caller's full name or username (null clears the username)."""
-    return {"user": account.update_profile(current_principal(), current_user(), changes)}
+    user = account.update_profile(current_principal(), current_user(), changes)
+    now = dataclasses.replace(current_account(), full_name=user.full_name, username=user.username)
+    return {"user": now}
 
 
 @bp.route("/password", methods=["POST"])
@@ -180,16 +191,16 @@ def rotate_webhook_secret() -> dict[str, str]:
 @bp.response(200, schemas.MemberPageOut)
 def list_members(args: dict[str, Any]) -> Page:
     """The organization's members, oldest first: `?limit=` (1-100) and `?cursor=`."""
-    return organization.list_members(current_principal().organization_id, **args)
+    return members.list_members(current_principal().organization_id, **args)
 
 
 @bp.route("/members/<user_id>", methods=["PATCH"])
 @require_permission("users:manage")
 @bp.arguments(schemas.MemberPatchIn)
 @bp.response(200, schemas.MemberOut)
-def update_member(changes: dict[str, Any], user_id: str) -> User:
+def update_member(changes: dict[str, Any], user_id: str) -> members.Member:
     """Set a member's roles (by name) or disable them (every session ends at once)."""
-    return organization.update_member(current_principal(), user_id, changes)
+    return members.update_member(current_principal(), user_id, changes)
 
 
 @bp.route("/permissions", methods=["GET"])

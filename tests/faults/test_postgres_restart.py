@@ -115,8 +115,10 @@ def integrity(engine: sa.Engine) -> dict[str, dict[str, bool]]:
     """Per sign-up address: which parts of the sign-up transaction exist."""
     query = sa.text(
         "SELECT u.email_normalized AS email,"
-        " EXISTS (SELECT 1 FROM user_roles r WHERE r.user_id = u.id) AS role,"
-        " EXISTS (SELECT 1 FROM organizations o WHERE o.id = u.organization_id) AS organization,"
+        " EXISTS (SELECT 1 FROM memberships m JOIN membership_roles r ON r.membership_id = m.id"
+        "         WHERE m.user_id = u.id) AS role,"
+        " EXISTS (SELECT 1 FROM memberships m JOIN organizations o ON o.id = m.organization_id"
+        "         WHERE m.user_id = u.id) AS organization,"
         " EXISTS (SELECT 1 FROM sessions s WHERE s.user_id = u.id) AS session,"
         " EXISTS (SELECT 1 FROM audit_events a"
         "         WHERE a.user_id = u.id AND a.event = 'user.signed_up') AS audited"

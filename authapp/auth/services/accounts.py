@@ -13,9 +13,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from authapp.auth import link_tokens, policy
-from authapp.auth.principals import user_with_access
 from authapp.auth.schemas import CONTROL_CHARS
-from authapp.auth.services import sessions
+from authapp.auth.services import memberships, sessions
 from authapp.delivery import events, outbox
 from authapp.models import Organization, Role, User
 from authapp.platform import clock
@@ -68,17 +67,6 @@ def check_new_password(user: User, password: str) -> None:
     )
 
 
-def _builtin_role(name: str) -> Role:
-    role = db.session.scalars(
-        sa.select(Role)
-        .where(Role.organization_id.is_(None), Role.name == name)
-        .options(selectinload(Role.permissions))
-    ).one_or_none()
-    if role is None:
-        raise ServiceUnavailable("The service is not initialised yet (run `flask seed`).")
-    return role
-
-
 def _default_organization() -> Organization:
     organization = db.session.scalars(
         sa.select(Organization).where(Organization.is_default)
@@ -103,29 +91,28 @@ def sign_up(
     check_password_policy(password, email=email, username=username, full_name=full_name)
     password_hash = passwords.hash_password(password)
     if organization_name:
-        organization, role = Organization(name=organization_name), _builtin_role("owner")
+        organization, role = Organization(name=organization_name), memberships.builtin_role("owner")
     else:
-        organization, role = _default_organization(), _builtin_role("member")
+        organization, role = _default_organization(), memberships.builtin_role("member")
     user = User(
         email=email,
         email_normalized=normalize_email(email),
         username=username,
         full_name=full_name,
         password_hash=password_hash,
-        organization=organization,
-        roles=[role],
     )
     db.session.add(user)
+    membership = memberships.join(user, organization, [role])
     flush_unique()
-    started = sessions.start(user, client) if policy.may_have_session(False) else None
+    started = sessions.start(user, membership, client) if policy.may_have_session(False) else None
     audit.by_user("user.signed_up", user, client, new_organization=bool(organization_name))
     message_ids = events.ids(
         link_tokens.send_verification(user),
-        events.webhook(user.organization_id, "user.signed_up", {"user_id": user.id}),
+        events.webhook(organization.id, "user.signed_up", {"user_id": user.id}),
     )
     db.session.commit()
     outbox.dispatch(message_ids)  # after the commit: the pool thread must find the rows
-    return sessions.started(user, *started) if started else None
+    return sessions.started(membership, *started) if started else None
 
 
 def flush_unique() -> None:
@@ -163,11 +150,10 @@ def create_user(
         username=username,
         full_name=full_name,
         password_hash=passwords.hash_password(password),
-        organization=org,
-        roles=roles,
         email_verified_at=clock.now(),
     )
     db.session.add(user)
+    memberships.join(user, org, roles)
     flush_unique()
     audit.record(
         "user.created",
@@ -239,9 +225,9 @@ def disable_user(login: str) -> User:
         actor="system",
         data={"sessions_revoked": revoked},
     )
-    message_id = events.webhook(user.organization_id, "user.disabled", {"user_id": user.id})
+    message_ids = events.about_person(user.id, "user.disabled", {"user_id": user.id})
     db.session.commit()
-    outbox.dispatch(events.ids(message_id))
+    outbox.dispatch(message_ids)
     return user
 
 
@@ -251,4 +237,4 @@ def find_by_login(login: str) -> User | None:
         criterion = User.email_normalized == normalize_email(login)
     else:
         criterion = sa.func.lower(User.username) == login.lower()
-    return db.session.execute(user_with_access(criterion)).unique().scalar_one_or_none()
+    return db.session.scalars(sa.select(User).where(criterion)).one_or_none()

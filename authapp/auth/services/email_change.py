@@ -79,7 +79,7 @@ def confirm_change(token: str, origin: audit.Origin) -> User:
     )
     message_ids = events.ids(
         events.email(user, "email_changed", _notice(new_email), to=old_email),
-        events.webhook(user.organization_id, "user.email_changed", {"user_id": user.id}),
+        *events.about_person(user.id, "user.email_changed", {"user_id": user.id}),
     )
     db.session.commit()
     outbox.dispatch(message_ids)

@@ -10,8 +10,7 @@ from typing import NoReturn
 import sqlalchemy as sa
 
 from authapp.auth import backoff, devices, policy, second_factor
-from authapp.auth.principals import user_with_access
-from authapp.auth.services import sessions
+from authapp.auth.services import memberships, sessions
 from authapp.auth.services.accounts import INVALID_CREDENTIALS, find_by_login
 from authapp.delivery import events, outbox
 from authapp.models import Session, User
@@ -70,7 +69,7 @@ def log_in_second_step(
     """The login page's second step: the password was checked moments ago (MfaRequired), under
     the back-off, and the code is checked now, under the account's code budget. Raises
     Unauthorized as log_in does."""
-    user = db.session.execute(user_with_access(User.id == user_id)).unique().scalar_one_or_none()
+    user = db.session.get(User, user_id)
     if user is None or not user.is_active:
         raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
     if user.mfa_enabled:
@@ -101,12 +100,13 @@ def _start_session(
         _refuse_unverified(user, client)
     backoff.cleared(held_by)
     user.last_login_at = clock.now()
+    membership = memberships.landing(user)
     notice = _new_device_notice(user, client)
-    session, refresh = sessions.start(user, client)
+    session, refresh = sessions.start(user, membership, client)
     audit.by_user("login.succeeded", user, client, session_id=session.id)
     db.session.commit()
     outbox.dispatch(events.ids(notice))
-    pair = sessions.started(user, session, refresh)
+    pair = sessions.started(membership, session, refresh)
     return dataclasses.replace(pair, device_cookie=devices.issue(user, device_id))
 
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from authapp.auth import backoff
 from authapp.auth.services import accounts, recovery, sessions
 from authapp.delivery import outbox
-from authapp.models import RefreshToken, Session, User
+from authapp.models import Membership, RefreshToken, Session, User
 from authapp.platform import clock
 from authapp.platform.errors import ValidationFailed
 from authapp.platform.extensions import db
@@ -50,7 +50,10 @@ def list_accounts(
     ValidationFailed for a search no account could match."""
     criteria: list[sa.ColumnElement[bool]] = []
     if organization is not None:
-        criteria.append(User.organization_id == accounts.find_organization(organization).id)
+        members = sa.select(Membership.user_id).where(
+            Membership.organization_id == accounts.find_organization(organization).id
+        )
+        criteria.append(User.id.in_(members))
     if search is not None:
         criteria.append(_matching(search))
     if disabled_only:

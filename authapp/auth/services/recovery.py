@@ -153,7 +153,7 @@ def replace_password(
     )
     message_ids = events.ids(
         password_changed_mail(user, how=how),
-        events.webhook(user.organization_id, "user.password_changed", {"user_id": user.id}),
+        *events.about_person(user.id, "user.password_changed", {"user_id": user.id}),
     )
     return revoked, message_ids
 

@@ -21,7 +21,7 @@ from authapp.auth import policy
 from authapp.auth.principals import Account
 from authapp.auth.services import rotation
 from authapp.delivery import events, outbox
-from authapp.models import RefreshToken, Session, User
+from authapp.models import Membership, RefreshToken, Session, User
 from authapp.models.base import new_id
 from authapp.platform import clock
 from authapp.platform.errors import TokenError
@@ -41,12 +41,14 @@ class TokenPair:
     device_cookie: str | None = None  # a login's (auth/devices.py); never in the JSON answer
 
 
-def start(user: User, client: Client) -> tuple[Session, RefreshToken]:
-    """A new session (SE-5: a new id at every login) and its first refresh token; no commit."""
+def start(user: User, membership: Membership, client: Client) -> tuple[Session, RefreshToken]:
+    """A new session (SE-5: a new id at every login) acting through `membership`, and its first
+    refresh token; no commit."""
     now = clock.now()
     session = Session(
         id=new_id(),
         user_id=user.id,
+        organization_id=membership.organization.id,
         created_at=now,
         last_seen_at=now,
         expires_at=now + timedelta(seconds=current_app.config["SESSION_MAX_AGE"]),
@@ -80,9 +82,9 @@ def token_pair(account: Account, session_id: str, jti: str, expires_at: datetime
     )
 
 
-def started(user: User, session: Session, refresh: RefreshToken) -> TokenPair:
-    """The pair of a session `start` made (the user loaded with `user_with_access`)."""
-    return token_pair(Account.of(user), session.id, refresh.jti, refresh.expires_at)
+def started(membership: Membership, session: Session, refresh: RefreshToken) -> TokenPair:
+    """The pair of a session `start` made (the membership loaded with its access)."""
+    return token_pair(Account.of(membership), session.id, refresh.jti, refresh.expires_at)
 
 
 def refresh(encoded: str, client: Client, *, csrf: str | None = None) -> TokenPair:
@@ -189,6 +191,14 @@ def revoke_all(user_id: str, *, reason: str, keep_session_id: str | None = None)
     """Revoke the user's live sessions (all but `keep_session_id`); no commit."""
     kept = [Session.id != keep_session_id] if keep_session_id is not None else []
     return _revoke(Session.user_id == user_id, *kept, reason=reason)
+
+
+def revoke_in_organization(user_id: str, organization_id: str, *, reason: str) -> int:
+    """Revoke the user's live sessions acting in that organization (a membership suspended or
+    removed); their sessions elsewhere go on. No commit."""
+    return _revoke(
+        Session.user_id == user_id, Session.organization_id == organization_id, reason=reason
+    )
 
 
 def _revoke(*criteria: sa.ColumnElement[bool], reason: str) -> int:

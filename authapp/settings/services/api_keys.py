@@ -10,15 +10,15 @@ import sqlalchemy as sa
 
 from authapp.auth.key_principals import (
     EFFECTIVE_SCOPES,
-    KEY_MEMBER,
     MEMBER_ACTIVE,
     effective_scopes,
     key_status,
+    with_member,
 )
 from authapp.auth.principals import Principal
 from authapp.auth.services.refusals import audit_refusals
 from authapp.delivery import events, outbox
-from authapp.models import ApiKey, User
+from authapp.models import ApiKey
 from authapp.models.base import is_id
 from authapp.platform import clock
 from authapp.platform.errors import NotFound
@@ -76,8 +76,7 @@ class CreatedKey(KeyView):
 
 def list_keys(organization_id: str) -> list[KeyView]:
     rows = db.session.execute(
-        sa.select(ApiKey, MEMBER_ACTIVE, EFFECTIVE_SCOPES)
-        .outerjoin(User, KEY_MEMBER)
+        with_member(sa.select(ApiKey, MEMBER_ACTIVE, EFFECTIVE_SCOPES).select_from(ApiKey))
         .where(ApiKey.organization_id == organization_id)
         .order_by(ApiKey.created_at.desc(), ApiKey.id)
     )

@@ -1,8 +1,4 @@
-"""A person's own data: the export of what authapp holds about them, and deleting the account.
-
-Memberships are a list although a user has exactly one organization today: several per person
-come later, and the export's shape must not change when they do.
-"""
+"""A person's own data: the export of what authapp holds about them, and deleting the account."""
 
 from __future__ import annotations
 
@@ -11,19 +7,21 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from authapp.auth.principals import Principal
+from authapp.auth.principals import Principal, membership_with_access
 from authapp.delivery import events, outbox
 from authapp.models import (
     ApiKey,
     AuditEvent,
     LoginThrottle,
+    Membership,
     OneTimeToken,
     OutboxMessage,
     RecoveryCode,
     RefreshToken,
+    Role,
     Session,
     User,
-    user_roles,
+    membership_roles,
 )
 from authapp.platform import clock
 from authapp.platform.errors import Conflict, ValidationFailed
@@ -35,8 +33,8 @@ EXPORTED_AUDIT_EVENTS = 1_000  # the newest ones; `truncated` says when there we
 DELETED_ACTOR = "user:deleted"
 WRONG_PASSWORD = "The password is incorrect."
 OWNER_MUST_TRANSFER = (
-    "An owner cannot delete their account: transfer ownership or delete the organization "
-    "first (neither is possible yet)."
+    "An owner cannot delete their account: transfer ownership of each organization you own, "
+    "or delete it, first."
 )
 EMAIL_LIKE = re.compile(r"[^@\s]+@[^@\s]+")
 
@@ -48,7 +46,7 @@ def export(principal: Principal, user: User) -> dict[str, Any]:
     document = {
         "exported_at": clock.now(),
         "user": user,
-        "memberships": [_membership(principal)],
+        "memberships": _memberships(user.id),
         "sessions": _all(sa.select(Session).where(Session.user_id == user.id), Session),
         "api_keys": _all(sa.select(ApiKey).where(ApiKey.created_by == user.id), ApiKey),
         "audit_events": events_,
@@ -59,10 +57,25 @@ def export(principal: Principal, user: User) -> dict[str, Any]:
     return document
 
 
-def _membership(principal: Principal) -> dict[str, Any]:
-    """The organization and roles the request's principal read (one membership today)."""
-    roles = principal.user.role_names if principal.user else []
-    return {"organization": principal.organization, "roles": roles}
+def _memberships(user_id: str) -> list[dict[str, Any]]:
+    """Every organization the person belongs to, with the roles they hold there."""
+    statement = membership_with_access(Membership.user_id == user_id).order_by(
+        Membership.created_at, Membership.id
+    )
+    return [
+        {"organization": m.organization, "roles": m.role_names, "is_active": m.is_active}
+        for m in db.session.execute(statement).unique().scalars()
+    ]
+
+
+def _owns_an_organization(user_id: str) -> bool:
+    owned = (
+        sa.select(Membership.id)
+        .join(membership_roles, membership_roles.c.membership_id == Membership.id)
+        .join(Role, Role.id == membership_roles.c.role_id)
+        .where(Membership.user_id == user_id, Role.organization_id.is_(None), Role.name == "owner")
+    )
+    return db.session.scalar(sa.select(sa.exists(owned))) is True
 
 
 def _all(query: sa.Select[Any], model: Any) -> list[Any]:
@@ -84,16 +97,16 @@ def delete_account(principal: Principal, user: User, *, password: str) -> None:
     """Deletes the account and what hangs off it; its audit rows stay, anonymised; its keys
     stay revoked (they belong to the organization). Raises Conflict(owner_must_transfer),
     ValidationFailed (a wrong password)."""
-    if principal.is_owner:
+    if _owns_an_organization(user.id):
         # An organization needs an owner. Even an owner alone in it is refused: deleting the
-        # account would leave an organization nobody can manage, and organization deletion
-        # does not exist yet.
+        # account would leave an organization nobody can manage; they delete it first.
         raise Conflict(OWNER_MUST_TRANSFER, code="owner_must_transfer")
     if not passwords.verify_password(password, user.password_hash):
         audit.by_principal("account.delete_failed", principal, user_id=user.id)
         db.session.commit()
         raise ValidationFailed({"password": [WRONG_PASSWORD]}, WRONG_PASSWORD)
     user_id, organization_id = user.id, user.organization_id
+    message_ids = events.about_person(user_id, "user.deleted", {"user_id": user_id})
     revoked = _revoke_keys(user_id)
     _delete_rows(user)
     _anonymise_audit_trail(user_id)
@@ -104,7 +117,6 @@ def delete_account(principal: Principal, user: User, *, password: str) -> None:
         actor=DELETED_ACTOR,
         data={"user_id": user_id, "api_keys_revoked": revoked},
     )
-    message_ids = events.ids(events.webhook(organization_id, "user.deleted", {"user_id": user_id}))
     db.session.commit()
     outbox.dispatch(message_ids)
 
@@ -132,7 +144,12 @@ def _delete_rows(user: User) -> None:
         sa.delete(Session).where(Session.user_id == user.id),
         sa.delete(OneTimeToken).where(OneTimeToken.user_id == user.id),
         sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id),
-        sa.delete(user_roles).where(user_roles.c.user_id == user.id),
+        sa.delete(membership_roles).where(
+            membership_roles.c.membership_id.in_(
+                sa.select(Membership.id).where(Membership.user_id == user.id)
+            )
+        ),
+        sa.delete(Membership).where(Membership.user_id == user.id),
         sa.delete(LoginThrottle).where(LoginThrottle.login_key.in_(_throttle_keys(user))),
         # Mails to the person (sent ones too: they hold the address and the name).
         sa.delete(OutboxMessage).where(mails),

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from authapp.auth.principals import Principal
 from authapp.auth.services.accounts import visible_roles
 from authapp.auth.services.refusals import audit_refusals
-from authapp.models import Permission, Role, user_roles
+from authapp.models import Permission, Role, membership_roles
 from authapp.models.base import is_id
 from authapp.platform.errors import Conflict, Forbidden, NotFound, ValidationFailed, constraint_name
 from authapp.platform.extensions import db
@@ -100,7 +100,7 @@ def delete_role(principal: Principal, role_id: str) -> None:
     require_verified_email(principal)
     role = _changeable_role(principal, role_id)
     # Explicit rather than ON DELETE CASCADE alone: SQLite enforces no foreign keys by default.
-    db.session.execute(sa.delete(user_roles).where(user_roles.c.role_id == role.id))
+    db.session.execute(sa.delete(membership_roles).where(membership_roles.c.role_id == role.id))
     db.session.delete(role)
     audit.by_principal("role.deleted", principal, role_id=role.id, name=role.name)
     db.session.commit()

@@ -5,9 +5,9 @@ import jwt
 import pytest
 from marshmallow import Schema
 
-from authapp.auth.principals import Account, user_with_access
+from authapp.auth.principals import Account, membership_with_access
 from authapp.auth.schemas import UserOut
-from authapp.models import User
+from authapp.models import Membership
 from authapp.platform import clock
 from authapp.platform.extensions import db
 from tests.conftest import TEST_SECRETS, auth_header
@@ -127,11 +127,11 @@ def test_the_direct_user_answer_equals_marshmallows(app, make_user, username, lo
     """UserOut.dump builds the answer itself: it must be what the declared fields make."""
     user = make_user(username=username)
     with app.app_context():
-        loaded = db.session.scalars(user_with_access(User.id == user["id"])).unique().one()
-        loaded.last_login_at = clock.now() if logged_in else None
-        account = Account.of(loaded)
-        for subject in (account, loaded):
-            direct = UserOut().dump(subject)
-            assert direct == Schema.dump(UserOut(), subject)
-            assert UserOut(many=True).dump([subject]) == [direct]
+        statement = membership_with_access(Membership.user_id == user["id"])
+        membership = db.session.scalars(statement).unique().one()
+        membership.user.last_login_at = clock.now() if logged_in else None
+        account = Account.of(membership)
+        direct = UserOut().dump(account)
+        assert direct == Schema.dump(UserOut(), account)
+        assert UserOut(many=True).dump([account]) == [direct]
         assert (direct["last_login_at"] is None) is not logged_in

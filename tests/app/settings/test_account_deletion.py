@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from authapp.models import (
     ApiKey,
     AuditEvent,
+    Membership,
     LoginThrottle,
     OneTimeToken,
     Organization,
@@ -21,7 +22,7 @@ from authapp.models import (
     RefreshToken,
     Session,
     User,
-    user_roles,
+    membership_roles,
 )
 from authapp.platform import clock
 from authapp.platform.extensions import db
@@ -51,7 +52,10 @@ def rows_of(app, user_id):
         "refresh_tokens": sa.select(RefreshToken.jti).where(RefreshToken.session_id.in_(sessions)),
         "one_time_tokens": sa.select(OneTimeToken.id).where(OneTimeToken.user_id == user_id),
         "recovery_codes": sa.select(RecoveryCode.id).where(RecoveryCode.user_id == user_id),
-        "user_roles": sa.select(user_roles.c.role_id).where(user_roles.c.user_id == user_id),
+        "memberships": sa.select(Membership.id).where(Membership.user_id == user_id),
+        "membership_roles": sa.select(membership_roles.c.role_id)
+        .join(Membership, Membership.id == membership_roles.c.membership_id)
+        .where(Membership.user_id == user_id),
         "mails": sa.select(OutboxMessage.id).where(OutboxMessage.kind == "email", mails),
         "audit_by_user_id": sa.select(AuditEvent.id).where(AuditEvent.user_id == user_id),
         "audit_by_actor": sa.select(AuditEvent.id).where(AuditEvent.actor == f"user:{user_id}"),

@@ -137,14 +137,16 @@ def test_a_key_follows_a_change_to_its_members_custom_role(client, tenants, join
 
 @pytest.mark.parametrize("how", ["deleted", "moved"])
 def test_a_key_stops_when_its_member_leaves_the_organization(app, client, tenants, how):
-    """An operator deletes the account, or moves it to another organization."""
+    """The account is deleted, or its membership moves to another organization."""
     acme, globex = tenants["acme"], tenants["globex"]
     created = admins_key(client, acme)
     with app.app_context():
         if how == "deleted":
             statement = sa.text("DELETE FROM users WHERE id = :user")
         else:
-            statement = sa.text("UPDATE users SET organization_id = :org WHERE id = :user")
+            statement = sa.text(
+                "UPDATE memberships SET organization_id = :org WHERE user_id = :user"
+            )
         db.session.execute(statement, {"user": acme["admin"].id, "org": globex.id})
         db.session.commit()
 
@@ -278,8 +280,9 @@ def test_a_key_whose_member_is_demoted_while_it_waits_for_the_lock_cannot_act(ap
         wait_for_a_lock_waiter(engine)
         holder.execute(  # the owner demotes the key's member while the PATCH waits
             sa.text(
-                "UPDATE user_roles SET role_id = (SELECT id FROM roles"
-                " WHERE name = 'member' AND organization_id IS NULL) WHERE user_id = :user"
+                "UPDATE membership_roles SET role_id = (SELECT id FROM roles"
+                " WHERE name = 'member' AND organization_id IS NULL)"
+                " WHERE membership_id = (SELECT id FROM memberships WHERE user_id = :user)"
             ),
             {"user": acme["admin"].id},
         )

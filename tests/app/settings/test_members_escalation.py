@@ -255,8 +255,9 @@ def test_an_owner_demoted_while_waiting_for_the_lock_cannot_grant_owner(app, ten
         wait_for_a_lock_waiter(engine)
         holder.execute(  # another owner's change, committed while the PATCH waits
             sa.text(
-                "UPDATE user_roles SET role_id = (SELECT id FROM roles"
-                " WHERE name = 'admin' AND organization_id IS NULL) WHERE user_id = :user"
+                "UPDATE membership_roles SET role_id = (SELECT id FROM roles"
+                " WHERE name = 'admin' AND organization_id IS NULL)"
+                " WHERE membership_id = (SELECT id FROM memberships WHERE user_id = :user)"
             ),
             {"user": second.id},
         )

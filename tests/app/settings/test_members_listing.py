@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from authapp.models import User
+from authapp.models import Membership
 from authapp.platform.extensions import db
 from tests.app.settings.conftest import SETTINGS
 from tests.app.settings.members import ME, MEMBERS, me, member, member_updates, patch
@@ -43,9 +43,9 @@ def ids_oldest_first(app, organization_id: str) -> list[str]:
     with app.app_context():
         return list(
             db.session.scalars(
-                sa.select(User.id)
-                .where(User.organization_id == organization_id)
-                .order_by(User.created_at, User.id)
+                sa.select(Membership.user_id)
+                .where(Membership.organization_id == organization_id)
+                .order_by(Membership.created_at, Membership.id)
             )
         )
 
