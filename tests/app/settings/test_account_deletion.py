@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from authapp.models import (
     ApiKey,
     AuditEvent,
-    Membership,
     LoginThrottle,
+    Membership,
     OneTimeToken,
     Organization,
     OutboxMessage,
