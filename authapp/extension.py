@@ -27,8 +27,15 @@ from authapp.platform import config, errors, hooks, host_settings, logs, metrics
 from authapp.platform.extensions import api
 from authapp.platform.extensions import init_app as init_extensions
 from authapp.security import keys, passwords, tokens
+from authapp.settings import (
+    invitation_pages,
+    invitation_routes,
+    organization_pages,
+    organization_routes,
+    privacy_pages,
+    privacy_routes,
+)
 from authapp.settings import pages as settings_pages
-from authapp.settings import privacy_pages, privacy_routes
 from authapp.settings import routes as settings_routes
 from authapp.web import pages as web_pages
 
@@ -42,8 +49,22 @@ assets = Blueprint(
     static_url_path="/static",
     template_folder="templates",
 )
-API_BLUEPRINTS = (auth_routes.bp, settings_routes.bp, privacy_routes.bp)
-PAGE_BLUEPRINTS = (auth_pages.bp, settings_pages.bp, privacy_pages.bp, docs.bp, assets)
+API_BLUEPRINTS = (
+    auth_routes.bp,
+    settings_routes.bp,
+    privacy_routes.bp,
+    organization_routes.bp,
+    invitation_routes.bp,
+)
+PAGE_BLUEPRINTS = (
+    auth_pages.bp,
+    settings_pages.bp,
+    privacy_pages.bp,
+    organization_pages.bp,
+    invitation_pages.bp,
+    docs.bp,
+    assets,
+)
 # Every blueprint answers its own errors with the envelope: that is all a host app gets of it.
 for _blueprint in (*API_BLUEPRINTS, *PAGE_BLUEPRINTS, ops.bp, ops.testing_bp):
     web_pages.answer_errors(_blueprint)
