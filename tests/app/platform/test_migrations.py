@@ -4,14 +4,14 @@ import uuid
 from datetime import UTC, datetime
 
 import flask_migrate
-import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from authapp.models.user import RETIRED_COLUMNS, RETIRED_TABLES
 from authapp.platform.extensions import db
-from tests.conftest import build_app, scratch_database, worker_name
+from tests.app.platform.conftest import sqlite_reflection
+from tests.conftest import build_app
 
 
 def _differences(app):
@@ -45,13 +45,6 @@ def test_only_the_retired_columns_are_left_unmapped(app):
 
 def test_models_match_the_migrated_postgresql_schema(app):
     assert _differences(app) == []
-
-
-# SQLAlchemy cannot reflect SQLite expression indexes; the test checks that one by name.
-def sqlite_reflection(test):
-    for message in ("ignore:Skipped unsupported reflection", "ignore:autogenerate skipping"):
-        test = pytest.mark.filterwarnings(message)(test)
-    return test
 
 
 @sqlite_reflection
@@ -160,15 +153,6 @@ def _keys_made_before_0007(conn):
             )
         )
     return member, keys
-
-
-@pytest.fixture(params=["postgresql", "sqlite"])
-def empty_database(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'authapp.db'}"
-    else:
-        with scratch_database(worker_name("authapp_migrate")) as url:
-            yield url
 
 
 @sqlite_reflection
