@@ -195,7 +195,10 @@ PRINCIPAL_STATEMENT = (
         Membership,
         sa.and_(
             Membership.user_id == Session.user_id,
-            Membership.organization_id == Session.organization_id,
+            # A session begun by the release before memberships (during a rolling deploy)
+            # names no organization: it acts in the home one, as it did there.
+            Membership.organization_id
+            == sa.func.coalesce(Session.organization_id, User.organization_id),
         ),
     )
     .join(Organization, Organization.id == Membership.organization_id)

@@ -139,3 +139,23 @@ def test_news_about_a_person_reaches_every_organization_they_belong_to(app, make
 
 def _sid(answer):
     return jwt.decode(answer["access_token"], options={"verify_signature": False})["sid"]
+
+
+def test_a_session_begun_by_the_release_before_acts_in_the_home_organization(
+    app, client, make_user
+):
+    """During a rolling deploy of migration 0009, the older code starts sessions without an
+    organization: their tokens keep working, in the user's home organization."""
+    ada = make_user(organization="Acme")
+    join(app, ada["id"], "Globex")
+    answer = log_in(client, ada).json
+    with app.app_context():
+        db.session.execute(
+            sa.update(Session).where(Session.id == _sid(answer)).values(organization_id=None)
+        )
+        db.session.commit()
+
+    response = client.get(ME, headers=auth_header(answer["access_token"]))
+
+    assert response.status_code == 200
+    assert response.json["user"]["organization"]["name"] == "Acme"
