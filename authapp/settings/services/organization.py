@@ -1,4 +1,4 @@
-"""The caller's organization and its members (AC-1..3): everything scoped to one organization."""
+"""The caller's organization: its settings, tier and webhooks (AC-1..3)."""
 
 from __future__ import annotations
 
