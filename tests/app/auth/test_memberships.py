@@ -159,3 +159,19 @@ def test_a_session_begun_by_the_release_before_acts_in_the_home_organization(
 
     assert response.status_code == 200
     assert response.json["user"]["organization"]["name"] == "Acme"
+
+
+def test_an_owner_of_another_organization_cannot_delete_the_account(app, client, make_user):
+    """Acting in Acme as a member does not hide that Ada owns Globex."""
+    ada = make_user(organization="Acme")
+    join(app, ada["id"], "Globex", role="owner")
+    answer = log_in(client, ada).json
+    assert answer["user"]["organization"]["name"] == "Acme"
+
+    response = client.delete(
+        "/api/v1/settings/account",
+        json={"password": ada["password"]},
+        headers=auth_header(answer["access_token"]),
+    )
+
+    assert (response.status_code, response.json["error"]["code"]) == (409, "owner_must_transfer")
