@@ -26,6 +26,7 @@ ANONYMOUS_PAGES = {
     "reset-password": "/reset-password?token=from-the-mail",
     "verify-email": "/verify-email?token=from-the-mail",
     "verify-email-resend": "/verify-email/resend",
+    "invitation-invalid": "/invitations/accept?token=from-the-mail",
 }
 OWNER_PAGES = {
     "home-logged-in": "/",
@@ -35,6 +36,8 @@ OWNER_PAGES = {
     "settings-api-keys": "/settings/api-keys",
     "settings-members": "/settings/members",
     "settings-roles": "/settings/roles",
+    "settings-organizations": "/settings/organizations",
+    "settings-invitations": "/settings/invitations",
 }
 # axe.min.js defines `window.axe`; page.evaluate runs it through the DevTools protocol, which
 # the page's CSP (no inline scripts) does not govern, unlike a <script> tag would be.
@@ -237,6 +240,37 @@ def test_confirm_email_change_page_from_a_real_mail_has_no_serious_axe_violation
     assert answer.value.status == 400
     expect(page.get_by_role("alert")).to_be_visible()
     look_at(page, "confirm-email-change-spent", axe_source, screenshots)
+
+
+@pytest.mark.parametrize("server", [MAILING], indirect=True)
+def test_invitation_accept_page_from_a_real_mail_has_no_serious_axe_violation(
+    page: Page, server: Server, axe_source: str, screenshots: Path
+) -> None:
+    """The sign-up form of a link mailed by a real invitation, before and after a refused
+    password."""
+    owner = sign_up(server, confirmed=True, organization_name=unique("Orbit "))
+    invited = f"{unique('invited.')}@example.com"
+    with smtp_server(SMTP_PORT) as smtp:
+        status, _, body = request_json(
+            server,
+            "POST",
+            "/api/v1/settings/invitations",
+            {"email": invited, "roles": ["member"]},
+            headers=bearer(owner["access_token"]),
+        )
+        assert status == 201, body
+        link = mailed_path(smtp.mailbox, invited, "/invitations/accept")
+
+    page.goto(link)
+    expect(page.get_by_role("heading", name="Create your account")).to_be_visible()
+    look_at(page, "invitation-accept", axe_source, screenshots)
+
+    page.get_by_label("Password", exact=True).fill("short")
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Create my account and join").click()
+    assert answer.value.status == 422
+    expect(page.get_by_role("alert")).to_be_visible()
+    look_at(page, "invitation-accept-refused", axe_source, screenshots)
 
 
 @pytest.mark.parametrize("server", [{"SIGNUP_MODE": "closed"}], indirect=True)
