@@ -63,6 +63,11 @@ def by_organization() -> str:
 # gives them a single count (a login form cannot be used to double the API's allowance).
 login = limiter.shared_limit(setting("RATELIMIT_LOGIN"), scope="login", methods=["POST"])
 signup = limiter.shared_limit(setting("RATELIMIT_SIGNUP"), scope="signup", methods=["POST"])
+# Accepting an invitation may create an account (a password hashed): sign-up's allowance, counted
+# apart, per client address, for the API and the accept page together.
+invitation_accept = limiter.shared_limit(
+    setting("RATELIMIT_SIGNUP"), scope="invitation_accept", methods=["POST"]
+)
 refresh = limiter.shared_limit(setting("RATELIMIT_REFRESH"), scope="refresh")
 forgot_password_by_ip = limiter.shared_limit(
     setting("RATELIMIT_FORGOT_IP"), scope="forgot_ip", methods=["POST"]

@@ -15,8 +15,10 @@ from authapp.platform.errors import Forbidden
 F = TypeVar("F", bound=Callable[..., Any])
 
 CLOSED = "Sign-up is closed: an administrator creates accounts."
-# `invite` refuses like `closed` until invitations exist; then it admits whoever holds one.
-INVITE_ONLY = "Sign-up needs an invitation: an administrator creates accounts for now."
+# `invite` refuses the open sign-up; an invitation's link (settings/services/invitations.py)
+# creates the account instead, in that mode and in every other: an organization that invites
+# someone chose to admit them, so `closed` admits invitations too.
+INVITE_ONLY = "Sign-up needs an invitation: open the link in the invitation you were mailed."
 UNVERIFIED = (
     "Confirm your email address first: use the link we mailed you. "
     "POST {prefix}/api/v1/auth/email/resend with your email address sends another."

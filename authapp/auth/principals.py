@@ -41,11 +41,11 @@ class OrganizationView:
 
 
 @dataclass(frozen=True)
-class Account:
-    """The logged-in user as every `user` answer shows it (auth.schemas.UserOut), read by the
-    principal's one statement: plain values, no ORM object, nothing loaded later."""
+class Person:
+    """What every view of a person shows of the account itself (the `user` answer, a member):
+    plain values, no ORM object, nothing loaded later."""
 
-    id: str
+    id: str  # the user's
     email: str
     username: str | None
     full_name: str
@@ -53,6 +53,13 @@ class Account:
     mfa_enabled: bool
     created_at: datetime
     last_login_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Account(Person):
+    """The logged-in user as every `user` answer shows it (auth.schemas.UserOut), read by the
+    principal's one statement, in the organization the session acts in."""
+
     organization: OrganizationView
     role_names: list[str]
     permission_codes: list[str]
@@ -64,16 +71,9 @@ class Account:
     @classmethod
     def of(cls, membership: Membership) -> Account:
         """The account acting through a Membership loaded with `membership_with_access`."""
-        user, org = membership.user, membership.organization
+        org = membership.organization
         return cls(
-            id=user.id,
-            email=user.email,
-            username=user.username,
-            full_name=user.full_name,
-            email_verified=user.email_verified,
-            mfa_enabled=user.mfa_enabled,
-            created_at=user.created_at,
-            last_login_at=user.last_login_at,
+            **person_of(membership.user),
             organization=OrganizationView(
                 org.id,
                 org.name,
@@ -85,6 +85,20 @@ class Account:
             role_names=membership.role_names,
             permission_codes=membership.permission_codes,
         )
+
+
+def person_of(user: User) -> dict[str, Any]:
+    """A Person's fields, from its row."""
+    return {
+        "id": user.id,
+        "email": user.email,
+        "username": user.username,
+        "full_name": user.full_name,
+        "email_verified": user.email_verified,
+        "mfa_enabled": user.mfa_enabled,
+        "created_at": user.created_at,
+        "last_login_at": user.last_login_at,
+    }
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Response, jsonify
 from flask_smorest import Blueprint
+from marshmallow import Schema, fields, validate
 
 from authapp.auth import cookies, limits, policy
 from authapp.auth.guards import (
@@ -28,7 +29,14 @@ from authapp.auth.schemas import (
     TokenPairOut,
     UserEnvelopeOut,
 )
-from authapp.auth.services import accounts, email_change, logins, recovery, sessions
+from authapp.auth.services import (
+    accounts,
+    email_change,
+    logins,
+    recovery,
+    sessions,
+    switching,
+)
 from authapp.platform.network import request_client
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign-up, login, tokens")
@@ -81,6 +89,26 @@ def refresh(body: dict[str, Any]) -> sessions.TokenPair:
     if body["refresh_token"] is None:
         return cookies.refresh_from_cookie()
     return sessions.refresh(body["refresh_token"], request_client())
+
+
+class SwitchOrganizationIn(Schema):
+    # Any string: one that is not a canonical UUID is 404 like an unknown id (AC-2).
+    organization_id = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+@bp.route("/switch-organization", methods=["POST"])
+@limits.refresh  # a rotation: refresh's allowance, counted together
+@require_login()
+@bp.arguments(SwitchOrganizationIn)
+@bp.response(200, TokenPairOut)
+def switch_organization(body: dict[str, str]) -> sessions.TokenPair:
+    """Make this session act in another of the caller's organizations (an active membership):
+    the answer is a new token pair like a refresh's; the tokens issued before stop at once.
+    A browser's cookies are renewed with it."""
+    pair = switching.switch(current_principal(), body["organization_id"])
+    if cookies.refresh_token() is not None:  # spent by the switch: the browser needs the new one
+        cookies.issue(pair)
+    return pair
 
 
 @bp.route("/logout", methods=["POST"])

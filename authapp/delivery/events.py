@@ -73,6 +73,27 @@ def email_payload(
     return payload
 
 
+def email_to_address(
+    to: str,
+    template: str,
+    *,
+    organization_id: str,
+    context: dict[str, Any],
+    secrets: dict[str, str],
+) -> str:
+    """A mail to an address that has no account yet (an invitation), on behalf of an
+    organization; `secrets` as for `email`."""
+    payload = {
+        "to": to,
+        "template": template,
+        "user_id": None,
+        "organization_id": organization_id,
+        "context": context,
+        "secrets": secrets,
+    }
+    return outbox.add("email", payload)
+
+
 def webhook(organization_id: str, event: str, data: dict[str, Any]) -> str | None:
     """An event for the organization's receiver, if it has one (looked up in the identity map
     first: the request's principal usually holds the organization already)."""

@@ -37,6 +37,7 @@ SUBJECTS = {
     "email_change": "Confirm your new email address",
     "email_change_requested": "A change of your email address was requested",
     "email_changed": "Your email address was changed",
+    "invitation": "You are invited to join an organization",
 }
 
 

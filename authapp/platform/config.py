@@ -121,6 +121,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "LOGIN_BACKOFF_MAX": (parse.seconds, "15m"),  # 1 s, doubling, never longer than this
     "DEVICE_COOKIE_TTL": (parse.seconds, "180d"),  # a device cookie's life (auth/devices.py)
     "VERIFY_TOKEN_TTL": (parse.seconds, "7d"),
+    "INVITATION_TTL": (parse.seconds, "7d"),  # an invitation's mailed link (settings/invitations)
     "MFA_ISSUER": (str, "authapp"),  # the name authenticator apps show beside the account
     "MFA_LOGIN_TTL": (parse.seconds, "5m"),  # a login form's wait between password and code
     "SIGNUP_MODE": (parse.signup_mode, "open"),  # open, closed or invite (auth/policy.py)
@@ -133,6 +134,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "SEED_ADMIN_EMAIL": (str, "admin@example.com"),
     "SEED_ADMIN_PASSWORD": (str, ""),
     "DEFAULT_ORG_NAME": (str, "Default"),
+    "ORGANIZATIONS_PER_USER": (int, "10"),  # organizations one person may own (POST /organizations)
     "LOG_LEVEL": (str.upper, "INFO"),
     "LOG_FORMAT": (parse.log_format, None),  # unset: console in development, else json
     # gunicorn's own (gunicorn.conf.py reads them through load(), like every other setting).
@@ -213,6 +215,7 @@ def _check_ranges(settings: dict[str, Any]) -> None:
         "WEBHOOK_WORKERS": (1, 1024),
         "WEBHOOK_QUEUE": (0, 100_000),
         "WEBHOOK_MAX_PER_ORGANIZATION": (1, 1024),
+        "ORGANIZATIONS_PER_USER": (0, 100_000),
         "GUNICORN_WORKERS": (1, 1024),
         "GUNICORN_THREADS": (1, 10_000),
         "GUNICORN_TIMEOUT": (0, 86_400),

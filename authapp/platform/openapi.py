@@ -62,9 +62,10 @@ ERRORS: dict[int, tuple[str, tuple[str, ...] | None]] = {
            "invalid_credentials", "mfa_required", "invalid_mfa_code")),
     403: ("Authenticated but not allowed (or a cookie request without X-CSRF-TOKEN, an "
           "unconfirmed email address for MFA, API keys, administration or, with "
-          "REQUIRE_VERIFIED_EMAIL, a login; or sign-up closed by SIGNUP_MODE).",
+          "REQUIRE_VERIFIED_EMAIL, a login; or sign-up closed by SIGNUP_MODE; or an "
+          "invitation for another address).",
           ("forbidden", "csrf_failed", "account_disabled", "email_not_verified",
-           "email_unverified", "signup_closed")),
+           "email_unverified", "signup_closed", "invitation_email_mismatch")),
     404: ("No such resource in the caller's organization.", ("not_found",)),
     409: ("The change conflicts with the current state.", None),
     413: ("The body is larger than MAX_CONTENT_LENGTH.", ("payload_too_large",)),
@@ -91,6 +92,14 @@ ROUTE_ERRORS: dict[str, tuple[int, ...]] = {
     "settings.test_webhook": (409,),  # webhook_not_configured
     "settings.rotate_webhook_secret": (409,),
     "settings_privacy.delete_account": (409,),  # owner_must_transfer
+    "invitations.invite": (409,),  # already_member
+    "invitations.accept_invitation": (409,),  # already_member, login_required, username_taken
+    "auth.switch_organization": (404,),  # not a member, or suspended there (AC-2)
+    "organizations.create_organization": (409,),  # organization_limit
+    "organizations.remove_member": (409,),  # last_owner
+    "organizations.leave_organization": (409,),  # last_owner, last_organization
+    "organizations.transfer_ownership": (404, 409),  # member_suspended
+    "organizations.delete_organization": (409,),  # default_organization
 }
 
 SECURITY_SCHEMES = {

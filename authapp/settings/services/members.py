@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from authapp.auth.key_principals import key_as_of_now
-from authapp.auth.principals import Account, Principal, membership_with_access
+from authapp.auth.principals import (
+    Account,
+    Person,
+    Principal,
+    membership_with_access,
+    person_of,
+)
 from authapp.auth.services import accounts, sessions
 from authapp.auth.services.refusals import audit_refusals
 from authapp.delivery import events, outbox
@@ -27,34 +32,18 @@ from authapp.settings.verified import require_verified_email
 
 
 @dataclass(frozen=True)
-class Member:
+class Member(Person):
     """A member as the organization's administrators see them (settings.schemas.MemberOut):
-    the person, and their roles and status in this organization."""
+    the person (addressed by the user's id), and their roles and status in this organization."""
 
-    id: str  # the person's (user) id: members are addressed by it
-    email: str
-    username: str | None
-    full_name: str
-    email_verified: bool
-    mfa_enabled: bool
-    created_at: datetime
-    last_login_at: datetime | None
     role_names: list[str]
     permission_codes: list[str]
     is_active: bool  # in this organization
 
     @classmethod
     def of(cls, membership: Membership) -> Member:
-        user = membership.user
         return cls(
-            id=user.id,
-            email=user.email,
-            username=user.username,
-            full_name=user.full_name,
-            email_verified=user.email_verified,
-            mfa_enabled=user.mfa_enabled,
-            created_at=user.created_at,
-            last_login_at=user.last_login_at,
+            **person_of(membership.user),
             role_names=membership.role_names,
             permission_codes=membership.permission_codes,
             is_active=membership.is_active,

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.orm import aliased
 
 from authapp.auth.principals import Principal, membership_with_access
 from authapp.delivery import events, outbox
@@ -15,6 +16,7 @@ from authapp.models import (
     LoginThrottle,
     Membership,
     OneTimeToken,
+    Organization,
     OutboxMessage,
     RecoveryCode,
     RefreshToken,
@@ -28,13 +30,14 @@ from authapp.platform.errors import Conflict, ValidationFailed
 from authapp.platform.extensions import changed_rows, db
 from authapp.security import audit, passwords
 from authapp.security.digests import sha256_hex
+from authapp.settings.services import organization_deletion
 
 EXPORTED_AUDIT_EVENTS = 1_000  # the newest ones; `truncated` says when there were more
 DELETED_ACTOR = "user:deleted"
 WRONG_PASSWORD = "The password is incorrect."
 OWNER_MUST_TRANSFER = (
-    "An owner cannot delete their account: transfer ownership of each organization you own, "
-    "or delete it, first."
+    "An owner cannot delete their account while others belong to an organization they own: "
+    "transfer ownership of it, or delete it, first."
 )
 EMAIL_LIKE = re.compile(r"[^@\s]+@[^@\s]+")
 
@@ -68,14 +71,19 @@ def _memberships(user_id: str) -> list[dict[str, Any]]:
     ]
 
 
-def _owns_an_organization(user_id: str) -> bool:
+def _owned_organizations(user_id: str) -> list[tuple[str, bool]]:
+    """The organizations the person owns, each with whether anyone else belongs to it (the
+    default organization counts as shared: new accounts join it)."""
+    other = aliased(Membership)
+    others = sa.exists().where(other.organization_id == Organization.id, other.user_id != user_id)
     owned = (
-        sa.select(Membership.id)
+        sa.select(Organization.id, sa.or_(Organization.is_default, others))
+        .join(Membership, Membership.organization_id == Organization.id)
         .join(membership_roles, membership_roles.c.membership_id == Membership.id)
         .join(Role, Role.id == membership_roles.c.role_id)
         .where(Membership.user_id == user_id, Role.organization_id.is_(None), Role.name == "owner")
     )
-    return db.session.scalar(sa.select(sa.exists(owned))) is True
+    return [(str(org_id), bool(shared)) for org_id, shared in db.session.execute(owned)]
 
 
 def _all(query: sa.Select[Any], model: Any) -> list[Any]:
@@ -97,9 +105,11 @@ def delete_account(principal: Principal, user: User, *, password: str) -> None:
     """Deletes the account and what hangs off it; its audit rows stay, anonymised; its keys
     stay revoked (they belong to the organization). Raises Conflict(owner_must_transfer),
     ValidationFailed (a wrong password)."""
-    if _owns_an_organization(user.id):
-        # An organization needs an owner. Even an owner alone in it is refused: deleting the
-        # account would leave an organization nobody can manage; they delete it first.
+    owned = _owned_organizations(user.id)
+    if any(shared for _, shared in owned):
+        # An organization others belong to needs an owner: deleting the account would leave
+        # one nobody can manage. One the person is alone in goes with the account (else the
+        # Personal organization a login gives them would keep them from ever leaving).
         raise Conflict(OWNER_MUST_TRANSFER, code="owner_must_transfer")
     if not passwords.verify_password(password, user.password_hash):
         audit.by_principal("account.delete_failed", principal, user_id=user.id)
@@ -108,6 +118,9 @@ def delete_account(principal: Principal, user: User, *, password: str) -> None:
     user_id, organization_id = user.id, user.organization_id
     message_ids = events.about_person(user_id, "user.deleted", {"user_id": user_id})
     revoked = _revoke_keys(user_id)
+    alone = [org_id for org_id, _ in owned]
+    for org_id in alone:
+        organization_deletion.delete_rows(org_id)
     _delete_rows(user)
     _anonymise_audit_trail(user_id)
     audit.record(
@@ -117,6 +130,14 @@ def delete_account(principal: Principal, user: User, *, password: str) -> None:
         actor=DELETED_ACTOR,
         data={"user_id": user_id, "api_keys_revoked": revoked},
     )
+    for org_id in alone:
+        audit.record(
+            "organization.deleted",
+            organization_id=org_id,
+            user_id=None,
+            actor=DELETED_ACTOR,
+            data={"with_account": True},
+        )
     db.session.commit()
     outbox.dispatch(message_ids)
 

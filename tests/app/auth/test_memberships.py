@@ -162,9 +162,11 @@ def test_a_session_begun_by_the_release_before_acts_in_the_home_organization(
 
 
 def test_an_owner_of_another_organization_cannot_delete_the_account(app, client, make_user):
-    """Acting in Acme as a member does not hide that Ada owns Globex."""
+    """Acting in Acme as a member does not hide that Ada owns Globex (where someone else
+    belongs too: an organization she owned alone would go with the account)."""
     ada = make_user(organization="Acme")
-    join(app, ada["id"], "Globex", role="owner")
+    globex = join(app, ada["id"], "Globex", role="owner")
+    make_user(email="bob@example.com", organization=globex)
     answer = log_in(client, ada).json
     assert answer["user"]["organization"]["name"] == "Acme"
 
