@@ -62,19 +62,7 @@ def update_member(principal: Principal, user_id: str, changes: dict[str, Any]) -
     """Change a member's roles and/or is_active here. Raises NotFound (not a member of the
     caller's organization), Forbidden (AC-3 escalation rules), Conflict(last_owner),
     ValidationFailed (unknown role)."""
-    require_verified_email(principal)
-    lock(principal.organization_id)  # serialises owner changes: two owners demoting each other
-    principal = as_of_now(principal)
-    if "users:manage" not in principal.permissions:
-        raise Forbidden("You do not have permission to do this.")
-    member = membership(principal.organization_id, user_id)
-    if "owner" in member.role_names and not principal.is_owner:
-        raise Forbidden("Only an owner can change an owner.")
-    # AC-3: a member holding a permission the caller lacks is out of the caller's reach (a
-    # custom role with users:manage must not disable an admin or strip their roles).
-    role_services.require_grantable(
-        principal, member.permission_codes, refusal="You cannot change a member who holds"
-    )
+    principal, member = within_reach(principal, user_id, verb="change")
     changed: dict[str, Any] = {}
     if "roles" in changes:
         changed |= _change_roles(principal, member, changes["roles"])
@@ -93,6 +81,37 @@ def update_member(principal: Principal, user_id: str, changes: dict[str, Any]) -
     db.session.commit()
     outbox.dispatch(message_ids)
     return Member.of(member)
+
+
+def within_reach(principal: Principal, user_id: str, *, verb: str) -> tuple[Principal, Membership]:
+    """The caller's rights as of now, under the organization's lock (it serialises owner
+    changes: two owners demoting each other), and the member they may `verb`. Raises
+    Forbidden (AC-3), NotFound."""
+    require_verified_email(principal)
+    lock(principal.organization_id)
+    principal = as_of_now(principal)
+    if "users:manage" not in principal.permissions:
+        raise Forbidden("You do not have permission to do this.")
+    member = membership(principal.organization_id, user_id)
+    if "owner" in member.role_names and not principal.is_owner:
+        raise Forbidden(f"Only an owner can {verb} an owner.")
+    # AC-3: a member holding a permission the caller lacks is out of the caller's reach (a
+    # custom role with users:manage must not disable an admin or strip their roles).
+    role_services.require_grantable(
+        principal, member.permission_codes, refusal=f"You cannot {verb} a member who holds"
+    )
+    return principal, member
+
+
+def holding_owner(*columns: Any) -> sa.Select[Any]:
+    """`columns` of the memberships that hold the built-in `owner` role."""
+    return (
+        sa.select(*columns)
+        .select_from(Membership)
+        .join(membership_roles, membership_roles.c.membership_id == Membership.id)
+        .join(Role, Role.id == membership_roles.c.role_id)
+        .where(Role.organization_id.is_(None), Role.name == "owner")
+    )
 
 
 def _change_roles(principal: Principal, member: Membership, names: list[str]) -> dict[str, Any]:
@@ -168,18 +187,9 @@ def membership(organization_id: str, user_id: str) -> Membership:
 def require_an_owner(organization_id: str) -> None:
     """Raises Conflict(last_owner) (after a rollback) when no active owner would be left."""
     owners = db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Membership)
+        holding_owner(sa.func.count())
         .join(User, User.id == Membership.user_id)
-        .join(membership_roles, membership_roles.c.membership_id == Membership.id)
-        .join(Role, Role.id == membership_roles.c.role_id)
-        .where(
-            Membership.organization_id == organization_id,
-            Membership.is_active,
-            User.is_active,
-            Role.organization_id.is_(None),
-            Role.name == "owner",
-        )
+        .where(Membership.organization_id == organization_id, Membership.is_active, User.is_active)
     )
     if not owners:
         db.session.rollback()

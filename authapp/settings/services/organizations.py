@@ -13,13 +13,12 @@ from authapp.auth.principals import Principal, membership_with_access
 from authapp.auth.services import memberships, sessions, switching
 from authapp.auth.services.refusals import audit_refusals
 from authapp.delivery import events, outbox
-from authapp.models import Membership, Organization, Role, User, membership_roles
+from authapp.models import Membership, Organization, User
 from authapp.models.base import new_id
 from authapp.platform.errors import Conflict, Forbidden, ValidationFailed
 from authapp.platform.extensions import changed_rows, db
 from authapp.security import audit
 from authapp.settings.services import members
-from authapp.settings.services import roles as role_services
 from authapp.settings.verified import require_verified_email
 
 
@@ -54,20 +53,8 @@ def list_mine(principal: Principal) -> list[MyOrganization]:
 
 def owned_count(user_id: str) -> int:
     """The organizations the person owns (ORGANIZATIONS_PER_USER counts these)."""
-    return (
-        db.session.scalar(
-            sa.select(sa.func.count())
-            .select_from(Membership)
-            .join(membership_roles, membership_roles.c.membership_id == Membership.id)
-            .join(Role, Role.id == membership_roles.c.role_id)
-            .where(
-                Membership.user_id == user_id,
-                Role.organization_id.is_(None),
-                Role.name == "owner",
-            )
-        )
-        or 0
-    )
+    owned = members.holding_owner(sa.func.count()).where(Membership.user_id == user_id)
+    return db.session.scalar(owned) or 0
 
 
 def create(principal: Principal, *, name: str) -> Organization:
@@ -108,19 +95,9 @@ def remove_member(principal: Principal, user_id: str) -> None:
     here (at once) and the keys acting for them here (through AK-3) end. Raises NotFound,
     Forbidden (AC-3 rules; the caller themself: they leave instead), Conflict(last_owner).
     Commits."""
-    require_verified_email(principal)
-    members.lock(principal.organization_id)
-    principal = members.as_of_now(principal)
-    if "users:manage" not in principal.permissions:
-        raise Forbidden("You do not have permission to do this.")
-    member = members.membership(principal.organization_id, user_id)
+    principal, member = members.within_reach(principal, user_id, verb="remove")
     if principal.user is not None and principal.user.id == member.user_id:
         raise Forbidden("You cannot remove yourself: leave the organization instead.")
-    if "owner" in member.role_names and not principal.is_owner:
-        raise Forbidden("Only an owner can remove an owner.")
-    role_services.require_grantable(
-        principal, member.permission_codes, refusal="You cannot remove a member who holds"
-    )
     ended = _end_membership(member, reason="member_removed")
     audit.by_principal("member.removed", principal, user_id=member.user_id, sessions_revoked=ended)
     message_ids = events.ids(

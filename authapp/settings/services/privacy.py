@@ -20,7 +20,6 @@ from authapp.models import (
     OutboxMessage,
     RecoveryCode,
     RefreshToken,
-    Role,
     Session,
     User,
     membership_roles,
@@ -30,7 +29,7 @@ from authapp.platform.errors import Conflict, ValidationFailed
 from authapp.platform.extensions import changed_rows, db
 from authapp.security import audit, passwords
 from authapp.security.digests import sha256_hex
-from authapp.settings.services import organization_deletion
+from authapp.settings.services import members, organization_deletion
 
 EXPORTED_AUDIT_EVENTS = 1_000  # the newest ones; `truncated` says when there were more
 DELETED_ACTOR = "user:deleted"
@@ -77,11 +76,9 @@ def _owned_organizations(user_id: str) -> list[tuple[str, bool]]:
     other = aliased(Membership)
     others = sa.exists().where(other.organization_id == Organization.id, other.user_id != user_id)
     owned = (
-        sa.select(Organization.id, sa.or_(Organization.is_default, others))
-        .join(Membership, Membership.organization_id == Organization.id)
-        .join(membership_roles, membership_roles.c.membership_id == Membership.id)
-        .join(Role, Role.id == membership_roles.c.role_id)
-        .where(Membership.user_id == user_id, Role.organization_id.is_(None), Role.name == "owner")
+        members.holding_owner(Organization.id, sa.or_(Organization.is_default, others))
+        .join(Organization, Organization.id == Membership.organization_id)
+        .where(Membership.user_id == user_id)
     )
     return [(str(org_id), bool(shared)) for org_id, shared in db.session.execute(owned)]
 
