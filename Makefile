@@ -28,9 +28,12 @@ $(DEV): $(BIN)/activate requirements-dev.lock
 	touch $(DEV)
 
 # Rewrites both locks with pip-tools (in a scratch environment): the newest versions
-# pyproject.toml's ranges allow. Review the diff, run `make test`, commit the three files together.
-LOCK_COMPILE := .lock-venv/bin/pip-compile --quiet --strip-extras --annotation-style=line \
-	--no-emit-index-url --custom-compile-command "make lock" --upgrade
+# pyproject.toml's ranges allow (`make lock LOCK_UPGRADE=` keeps the other pins: a new
+# dependency alone). Review the diff, run `make test`, commit the three files together.
+# pip-tools 7.7 names the command in the header from CUSTOM_COMPILE_COMMAND (the option is gone).
+LOCK_UPGRADE ?= --upgrade
+LOCK_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" .lock-venv/bin/pip-compile --quiet \
+	--strip-extras --annotation-style=line --no-emit-index-url --no-emit-find-links $(LOCK_UPGRADE)
 lock:
 	rm -rf .lock-venv
 	$(PYTHON) -m venv .lock-venv

@@ -19,6 +19,8 @@ from flask_sqlalchemy import SQLAlchemy
 from authapp import ops
 from authapp.auth import cookies
 from authapp.auth import pages as auth_pages
+from authapp.auth import passkey_pages as auth_passkey_pages
+from authapp.auth import passkey_routes as auth_passkey_routes
 from authapp.auth import routes as auth_routes
 from authapp.cli import commands as cli
 from authapp.delivery import offload, outbox
@@ -32,6 +34,8 @@ from authapp.settings import (
     invitation_routes,
     organization_pages,
     organization_routes,
+    passkey_pages,
+    passkey_routes,
     privacy_pages,
     privacy_routes,
 )
@@ -51,17 +55,21 @@ assets = Blueprint(
 )
 API_BLUEPRINTS = (
     auth_routes.bp,
+    auth_passkey_routes.bp,
     settings_routes.bp,
     privacy_routes.bp,
     organization_routes.bp,
     invitation_routes.bp,
+    passkey_routes.bp,
 )
 PAGE_BLUEPRINTS = (
     auth_pages.bp,
+    auth_passkey_pages.bp,
     settings_pages.bp,
     privacy_pages.bp,
     organization_pages.bp,
     invitation_pages.bp,
+    passkey_pages.bp,
     docs.bp,
     assets,
 )

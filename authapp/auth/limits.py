@@ -62,6 +62,10 @@ def by_organization() -> str:
 # Each limit is one shared object: decorating the API route and its page with the same one
 # gives them a single count (a login form cannot be used to double the API's allowance).
 login = limiter.shared_limit(setting("RATELIMIT_LOGIN"), scope="login", methods=["POST"])
+# Passkey options hand out a challenge (a row until it expires or `flask prune` takes it).
+passkey_options = limiter.shared_limit(
+    setting("RATELIMIT_PASSKEY_OPTIONS"), scope="passkey_options", methods=["POST"]
+)
 signup = limiter.shared_limit(setting("RATELIMIT_SIGNUP"), scope="signup", methods=["POST"])
 # Accepting an invitation may create an account (a password hashed): sign-up's allowance, counted
 # apart, per client address, for the API and the accept page together.

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from flask import (
     Blueprint,
     current_app,
@@ -15,23 +13,22 @@ from flask import (
 )
 from werkzeug.wrappers import Response
 
-from authapp.auth import cookies, limits, policy, second_factor
+from authapp.auth import cookies, limits, login_steps, policy, second_factor
 from authapp.auth.schemas import (
     ForgotPasswordIn,
     LinkTokenIn,
-    LoginCodeIn,
     LoginIn,
     ResetPasswordIn,
     SignupIn,
 )
 from authapp.auth.services import accounts, email_change, logins, recovery, sessions
-from authapp.platform import clock, hooks
+from authapp.platform import hooks
 from authapp.platform.errors import AppError
 from authapp.platform.network import request_client
 from authapp.web.forms import load_form, render_form, safe_next, see_other
 
 bp = Blueprint("auth_pages", __name__)
-PageAnswer = Response | tuple[str, int] | str
+PageAnswer = login_steps.PageAnswer
 
 
 @bp.get("/")
@@ -68,7 +65,7 @@ def login() -> PageAnswer:
     next_path = safe_next(request.values.get("next"))
     if request.method == "GET":
         return render_form("authapp/auth/login.html", next=next_path)
-    session.pop(MFA_LOGIN, None)
+    session.pop(login_steps.MFA_LOGIN, None)
     try:
         body = load_form(LoginIn(only=("login", "password")))
         pair = logins.log_in(
@@ -78,59 +75,38 @@ def login() -> PageAnswer:
             device_cookie=cookies.device_cookie(),
         )
     except second_factor.MfaRequired as exc:
-        return _ask_for_code(exc.user_id, next_path)
+        return login_steps.ask_for_code(exc.user_id, next_path)
     except AppError as exc:
-        return _login_refused(exc, next_path, values=request.form)
+        return login_steps.login_refused(exc, next_path, values=request.form)
     cookies.issue(pair)
     return redirect(next_path, code=303)
-
-
-def _login_refused(exc: AppError, next_path: str, **context: Any) -> Response:
-    """The login form again, with why; an unconfirmed account (REQUIRE_VERIFIED_EMAIL) is
-    shown the way to a new link rather than the API's wording."""
-    unverified = isinstance(exc, policy.EmailUnverified)
-    return render_form(
-        "authapp/auth/login.html", exc, next=next_path, unverified=unverified, **context
-    )
-
-
-# Between the password and the code, the account waits in the signed session cookie, never the
-# password in the page: the second step posts only `totp_code`.
-MFA_LOGIN = "mfa_login"
-
-
-def _ask_for_code(user_id: str, next_path: str) -> Response:
-    until = clock.now().timestamp() + current_app.config["MFA_LOGIN_TTL"]
-    session[MFA_LOGIN] = {"user_id": user_id, "until": until, "next": next_path}
-    return see_other("auth_pages.login_code")
 
 
 @bp.route("/login/code", methods=["GET", "POST"])
 @limits.login
 def login_code() -> PageAnswer:
-    """The login form's second step (MFA): a TOTP code or a recovery code."""
-    pending = session.get(MFA_LOGIN)
-    if not isinstance(pending, dict) or pending.get("until", 0) < clock.now().timestamp():
-        session.pop(MFA_LOGIN, None)
-        if pending is not None:
-            flash("Log in again: the wait for your code ran out.")
+    """The login form's second step (MFA): a TOTP code or a recovery code, or a passkey's
+    answer (`credential`, posted by passkeys.js; options from auth/passkey_pages.py)."""
+    pending = login_steps.pending_mfa_login()
+    if pending is None:
         return see_other("auth_pages.login")
     if request.method == "GET":
         return render_form("authapp/auth/login_code.html")
     try:
-        code = load_form(LoginCodeIn())["totp_code"]
+        code, passkey = login_steps.second_factor_of_form()
         pair = logins.log_in_second_step(
             user_id=pending["user_id"],
             totp_code=code,
+            passkey=passkey,
             client=request_client(),
             device_cookie=cookies.device_cookie(),
         )
     except policy.EmailUnverified as exc:  # every credential was right: the login is over
-        session.pop(MFA_LOGIN, None)
-        return _login_refused(exc, safe_next(pending.get("next")))
+        session.pop(login_steps.MFA_LOGIN, None)
+        return login_steps.login_refused(exc, safe_next(pending.get("next")))
     except AppError as exc:
         return render_form("authapp/auth/login_code.html", exc)
-    session.pop(MFA_LOGIN, None)
+    session.pop(login_steps.MFA_LOGIN, None)
     cookies.issue(pair)
     return redirect(safe_next(pending.get("next")), code=303)
 

@@ -8,7 +8,7 @@ from flask import Response, jsonify
 from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
-from authapp.auth import cookies, limits, policy
+from authapp.auth import cookies, limits, policy, relying_party
 from authapp.auth.guards import (
     current_account,
     current_principal,
@@ -38,6 +38,7 @@ from authapp.auth.services import (
     switching,
 )
 from authapp.platform.network import request_client
+from authapp.security.passkeys import Presented
 
 bp = Blueprint("auth", __name__, url_prefix="/api/v1/auth", description="Sign-up, login, tokens")
 
@@ -62,9 +63,16 @@ def signup(body: dict[str, Any]) -> sessions.TokenPair | tuple[Response, int]:
 @bp.arguments(LoginIn)
 @bp.response(200, TokenPairOut)
 def login(body: dict[str, Any]) -> sessions.TokenPair:
-    """Log in with an email or username; starts a new session. The answer also sets a device
-    cookie: with it, this client's logins are not held by failures other clients caused."""
-    pair = logins.log_in(**body, client=request_client(), device_cookie=cookies.device_cookie())
+    """Log in with an email or username; starts a new session. With MFA on, `totp_code` (or a
+    recovery code) or `passkey` is needed too. The answer also sets a device cookie: with it,
+    this client's logins are not held by failures other clients caused."""
+    passkey = body.pop("passkey")
+    pair = logins.log_in(
+        **body,
+        client=request_client(),
+        device_cookie=cookies.device_cookie(),
+        passkey=None if passkey is None else Presented(relying_party.current(), passkey),
+    )
     cookies.remember_device(pair)
     return pair
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -94,6 +95,45 @@ class LoginIn(Schema):
     login = Text(max_length=254, min_length=1, required=True)
     password = Password(required=True)
     totp_code = Text(max_length=64, load_default=None)
+    # MFA with a passkey instead of a code: navigator.credentials.get()'s answer, as JSON, to
+    # options from POST /auth/passkeys/options (docs/api.md "Passkeys").
+    passkey = fields.Dict(load_default=None)
+
+    @validates_schema
+    def _one_second_factor(self, data: dict[str, Any], **kwargs: Any) -> None:
+        if data.get("totp_code") is not None and data.get("passkey") is not None:
+            raise ValidationError("Send a code or a passkey, not both.", "passkey")
+
+
+class JsonObject(fields.Field):
+    """A form field holding a JSON object (a passkey's answer, put there by the page's script):
+    at most 16 KiB, and an object, or a validation error, never a 500."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, str) or len(value) > 16_384:
+            raise ValidationError("Must be a JSON object.")
+        try:
+            loaded = json.loads(value)
+        except (ValueError, RecursionError):
+            raise ValidationError("Must be a JSON object.") from None
+        if not isinstance(loaded, dict):
+            raise ValidationError("Must be a JSON object.")
+        return loaded
+
+
+class PasskeyFormIn(Schema):
+    """The pages' passkey forms: the answer of navigator.credentials.get() or create()."""
+
+    credential = JsonObject(required=True)
+
+
+class PasskeyLoginIn(Schema):
+    credential = fields.Dict(required=True)  # navigator.credentials.get()'s answer, as JSON
+
+
+class PasskeyOptionsOut(Schema):
+    # WebAuthn's options in their JSON form: PublicKeyCredential.parse*OptionsFromJSON reads them.
+    publicKey = fields.Dict()  # noqa: N815  (the name browsers use)
 
 
 class LoginCodeIn(Schema):

@@ -1,5 +1,6 @@
-"""Checking a second factor against the database: a TOTP code (its step accepted once) or a
-recovery code (each used once), under the account's TOTP attempt budget (RL-4, MF-2, MF-3).
+"""Checking a second factor against the database: a TOTP code (its step accepted once), a
+recovery code (each used once) or a passkey (auth/passkey_checks.py), under the account's TOTP
+attempt budget (RL-4, MF-2, MF-3).
 
 Both claims are a single conditional UPDATE whose row count decides, so of twenty concurrent
 requests with the same code exactly one succeeds (F10), on PostgreSQL and SQLite alike.
@@ -11,11 +12,13 @@ import sqlalchemy as sa
 import structlog
 from cryptography.fernet import InvalidToken
 
+from authapp.auth import passkey_checks
 from authapp.models import RecoveryCode, User
 from authapp.platform import clock
 from authapp.platform.errors import Unauthorized
 from authapp.platform.extensions import changed_rows, db
 from authapp.security import budgets, secretbox, totp
+from authapp.security.passkeys import Presented
 
 log = structlog.get_logger(__name__)
 
@@ -30,7 +33,9 @@ class MfaRequired(Unauthorized):
     code = "mfa_required"
 
     def __init__(self, user_id: str) -> None:
-        super().__init__("Enter the code from your authenticator app, or a recovery code.")
+        super().__init__(
+            "Enter the code from your authenticator app or a recovery code, or use a passkey."
+        )
         self.user_id = user_id
 
 
@@ -51,6 +56,13 @@ def verify(user: User, code: str, *, recovery_codes: bool = True) -> str | None:
     if recovery_codes and _claim_recovery_code(user, code):
         return "recovery_code"
     return None
+
+
+def check_passkey(user: User, presented: Presented) -> None:
+    """One of the account's passkeys signed `presented`, or PasskeyRefused says why; no commit.
+    Spends the same budget as a code (RL-4)."""
+    budgets.spend(budgets.configured("RATELIMIT_TOTP"), "totp", user.id, TOO_MANY_CODES)
+    passkey_checks.check(presented, user_id=user.id)
 
 
 def _secret(user: User) -> str | None:

@@ -125,10 +125,14 @@ def mfa_group() -> None:
 @with_appcontext
 def reset_mfa_command(login: str) -> None:
     """Turn MFA off for the account with this email or username (it lost its authenticator and
-    its recovery codes); the user is mailed and the audit log records it."""
+    its recovery codes) and remove its passkeys; the user is mailed and the audit log records
+    it."""
     with readable_errors():
         user = mfa.reset_by_operator(login)
-    click.echo(f"{user.email}: two-factor authentication is off; log in with the password only")
+    click.echo(
+        f"{user.email}: two-factor authentication is off and no passkey is left; "
+        "log in with the password only"
+    )
 
 
 def init_app(app: Flask, group: str | None = None) -> None:

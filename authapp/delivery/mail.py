@@ -34,6 +34,7 @@ SUBJECTS = {
     "password_changed": "Your password was changed",
     "new_device_login": "New login to your account",
     "mfa_changed": "Two-factor authentication settings changed",
+    "passkeys_changed": "The passkeys of your account changed",
     "email_change": "Confirm your new email address",
     "email_change_requested": "A change of your email address was requested",
     "email_changed": "Your email address was changed",

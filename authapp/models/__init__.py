@@ -7,6 +7,7 @@ from authapp.models.membership import Invitation, Membership, membership_roles
 from authapp.models.mfa import RecoveryCode
 from authapp.models.organization import TIER_RATE_LIMITS, Organization
 from authapp.models.outbox import OneTimeToken, OutboxMessage
+from authapp.models.passkey import Passkey, PasskeyChallenge
 from authapp.models.role import Permission, Role, role_permissions
 from authapp.models.session import RefreshToken, Session
 from authapp.models.testing_clock import TestingClock
@@ -24,6 +25,8 @@ __all__ = [
     "LoginThrottle",
     "Organization",
     "OutboxMessage",
+    "Passkey",
+    "PasskeyChallenge",
     "Permission",
     "RecoveryCode",
     "RefreshToken",

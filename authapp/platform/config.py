@@ -17,7 +17,7 @@ from typing import Any
 import click
 from cryptography.fernet import Fernet
 
-from authapp.platform import library_settings, local_secrets, parse
+from authapp.platform import library_settings, local_secrets, parse, webauthn_settings
 
 ENVIRONMENTS = parse.ENVIRONMENTS
 SECRET_NAMES = ("SECRET_KEY", "JWT_SECRET_KEY", "PASSWORD_PEPPER")
@@ -83,6 +83,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "RATELIMIT_REFRESH": (str, "150/5 minutes"),  # per client address
     "RATELIMIT_PASSWORD_CHANGE": (str, "10/15 minutes"),  # per account
     "RATELIMIT_EXPORT": (str, "10/hour"),  # per account: the data export
+    "RATELIMIT_PASSKEY_OPTIONS": (str, "30/minute"),  # per address; a login page asks once
     "RATELIMIT_TOTP": (str, "10/15 minutes"),  # TOTP or recovery-code attempts per account
     "RATELIMIT_STORAGE_TIMEOUT": (float, "0.2"),  # a hung Redis costs a request this, once
     "RATELIMIT_WEBHOOK_TEST": (str, "5/minute"),  # per organization
@@ -124,6 +125,11 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "INVITATION_TTL": (parse.seconds, "7d"),  # an invitation's mailed link (settings/invitations)
     "MFA_ISSUER": (str, "authapp"),  # the name authenticator apps show beside the account
     "MFA_LOGIN_TTL": (parse.seconds, "5m"),  # a login form's wait between password and code
+    "WEBAUTHN_RP_ID": (parse.domain_name, ""),  # empty: docs/configuration.md "Passkeys"
+    "WEBAUTHN_RP_NAME": (str, "authapp"),  # what the browser shows when it asks for a passkey
+    "WEBAUTHN_ORIGINS": (parse.origins, ""),
+    "WEBAUTHN_CHALLENGE_TTL": (parse.seconds, "5m"),  # options until the answer must come
+    "PASSKEYS_PER_USER": (int, "20"),
     "SIGNUP_MODE": (parse.signup_mode, "open"),  # open, closed or invite (auth/policy.py)
     "REQUIRE_VERIFIED_EMAIL": (parse.boolean, "false"),  # true: no session before the link
     # `flask prune`: how long rows stay after they stopped mattering (auth/services/retention.py).
@@ -173,6 +179,7 @@ def load(instance_path: str, overrides: Mapping[str, Any] | None = None) -> dict
     if settings["PASSWORD_HASH_CONCURRENCY"] is None:
         settings["PASSWORD_HASH_CONCURRENCY"] = _hashing_threads(settings["GUNICORN_WORKERS"])
     _check_ranges(settings)
+    webauthn_settings.check(settings, ConfigError)
     if settings["DATABASE_URL"] is None:
         settings["DATABASE_URL"] = f"sqlite:///{Path(instance_path) / 'authapp.db'}"
     local_secrets.fill(settings, instance_path, SECRET_NAMES)
@@ -216,6 +223,8 @@ def _check_ranges(settings: dict[str, Any]) -> None:
         "WEBHOOK_QUEUE": (0, 100_000),
         "WEBHOOK_MAX_PER_ORGANIZATION": (1, 1024),
         "ORGANIZATIONS_PER_USER": (0, 100_000),
+        "PASSKEYS_PER_USER": (1, 1000),
+        "WEBAUTHN_CHALLENGE_TTL": (10, 86_400),
         "GUNICORN_WORKERS": (1, 1024),
         "GUNICORN_THREADS": (1, 10_000),
         "GUNICORN_TIMEOUT": (0, 86_400),

@@ -13,6 +13,7 @@ from authapp.platform.config import OFFLOAD_LANES
 
 # Exported at 0 from the start, so a rate() over them works before the first failure.
 KNOWN_LOGIN_FAILURES = ("bad_password", "unknown_account", "account_disabled")
+LOGIN_METHODS = ("password", "passkey")
 # A label value taken from data must stay one of a few short words, or it could mint series.
 LABEL_WORD = re.compile(r"[a-z0-9_.:-]{1,64}")
 
@@ -55,13 +56,16 @@ class Series:
     def _declare_logins_and_limits(self, registry: CollectorRegistry) -> None:
         self.logins = Counter(
             "authapp_logins_total",
-            "Login attempts by outcome (succeeded, failed) and, for failures, the reason.",
-            ["outcome", "reason"],
+            "Login attempts by outcome (succeeded, failed), method (password, passkey) and, "
+            "for failures, the reason.",
+            ["outcome", "reason", "method"],
             registry=registry,
         )
-        self.logins.labels(outcome="succeeded", reason="")
+        for method in LOGIN_METHODS:
+            self.logins.labels(outcome="succeeded", reason="", method=method)
         for reason in KNOWN_LOGIN_FAILURES:
-            self.logins.labels(outcome="failed", reason=reason)
+            self.logins.labels(outcome="failed", reason=reason, method="password")
+        self.logins.labels(outcome="failed", reason="invalid_passkey", method="passkey")
         self.rate_limited = Counter(
             "authapp_rate_limited_total",
             "429 answers by source (limiter: Flask-Limiter; app: the app's own RateLimited) "

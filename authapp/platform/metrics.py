@@ -135,15 +135,16 @@ def _word(value: Any) -> str:
 
 
 def audited(event: str, data: Mapping[str, Any]) -> None:
-    """audit.record's hook: a login's outcome, counted with its audit row. A new failure reason
-    (invalid_mfa_code, mfa_required, ...) becomes a label value by itself."""
+    """audit.record's hook: a login's outcome and method, counted with its audit row. A new
+    failure reason (invalid_mfa_code, mfa_required, ...) becomes a label value by itself."""
     outcome = LOGIN_EVENTS.get(event)
     if outcome is None:
         return
     series = _of(current_app)
     if series is not None:
         reason = "" if outcome == "succeeded" else _word(data.get("reason"))
-        series.logins.labels(outcome=outcome, reason=reason).inc()
+        method = _word(data.get("method", "password"))
+        series.logins.labels(outcome=outcome, reason=reason, method=method).inc()
 
 
 def refused(source: str, scope: str) -> None:

@@ -100,6 +100,10 @@ ROUTE_ERRORS: dict[str, tuple[int, ...]] = {
     "organizations.leave_organization": (409,),  # last_owner, last_organization
     "organizations.transfer_ownership": (404, 409),  # member_suspended
     "organizations.delete_organization": (409,),  # default_organization
+    "passkeys.options": (400,),  # passkeys_unavailable (an IP address as the host)
+    "passkeys.login": (400, 401, 403),  # passkeys_unavailable; invalid_passkey; disabled, ...
+    "settings_passkeys.registration_options": (400, 403, 409),  # ...; unverified; too many
+    "settings_passkeys.register": (400, 409),  # passkeys_unavailable; passkey_exists, too many
 }
 
 SECURITY_SCHEMES = {

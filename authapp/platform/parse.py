@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from urllib.parse import urlsplit
 
 ENVIRONMENTS = ("development", "testing", "production")
 LOG_FORMATS = ("json", "console")
@@ -53,6 +54,51 @@ def networks(raw: str) -> list[str]:
     for network in networks:
         ipaddress.ip_network(network, strict=False)  # ValueError names the bad entry
     return networks
+
+
+def domain_name(raw: str) -> str:
+    """A WebAuthn RP id: empty, or a domain name ("localhost", "example.com"), never an IP
+    address, a port or a URL."""
+    value = raw.strip().lower()
+    if value and not is_domain_name(value):
+        raise ValueError("expected a domain name such as example.com (no scheme, port or IP)")
+    return value
+
+
+def origins(raw: str) -> list[str]:
+    """`https://example.com,https://app.example.com:8443`: scheme, host and port only."""
+    found = []
+    for item in items(raw):
+        origin_host(item)  # ValueError names the bad entry
+        found.append(item.lower().rstrip("/"))
+    return found
+
+
+def origin_of(url: str) -> str:
+    """`https://example.com/auth/` -> `https://example.com`."""
+    parts = urlsplit(url.strip().lower())
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def origin_host(origin: str) -> str:
+    parts = urlsplit(origin.lower())
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path.strip("/"):
+        raise ValueError(f"{origin} is not an origin (scheme://host[:port])")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ValueError(f"{origin} is not an origin (scheme://host[:port])")
+    parts.port  # noqa: B018  (ValueError for a port out of range)
+    return parts.hostname
+
+
+def is_domain_name(host: str) -> bool:
+    """WebAuthn needs a domain name as the RP id: "localhost" or "auth.example.com", never an
+    IP address."""
+    label = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return re.fullmatch(rf"(?=.{{1,253}}$)({label}\.)*{label}", host) is not None
+    return False
 
 
 def environment_name(raw: str) -> str:

@@ -64,6 +64,14 @@ class ExportedApiKey(Schema):
     revoked_at = _time(allow_none=True)
 
 
+class ExportedPasskey(Schema):
+    id = fields.String()
+    name = fields.String()
+    created_at = _time()
+    last_used_at = _time(allow_none=True)
+    backed_up = fields.Boolean()
+
+
 class ExportedAuditEvent(AuditEventOut):
     """The audit log's own shape, with the organization instead of the (exporting) user."""
 
@@ -79,6 +87,7 @@ class AccountExportOut(Schema):
     memberships = fields.List(fields.Nested(ExportedMembership))
     sessions = fields.List(fields.Nested(ExportedSession))
     api_keys = fields.List(fields.Nested(ExportedApiKey))
+    passkeys = fields.List(fields.Nested(ExportedPasskey))
     audit_events = fields.List(
         fields.Nested(ExportedAuditEvent),
         metadata={"description": "Events about the user, newest first, at most 1,000."},

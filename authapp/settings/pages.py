@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, flash, request
 from werkzeug.wrappers import Response
 
-from authapp.auth import cookies, limits, second_factor
+from authapp.auth import cookies, limits
 from authapp.auth.guards import (
     current_account,
     current_principal,
@@ -16,7 +16,7 @@ from authapp.auth.guards import (
 )
 from authapp.auth.services import email_change, recovery
 from authapp.platform.errors import AppError
-from authapp.settings import schemas
+from authapp.settings import schemas, security_page
 from authapp.settings.services import account, api_keys, mfa, roles
 from authapp.settings.services import members as member_services
 from authapp.web.forms import load, load_form, render_form, see_other
@@ -111,22 +111,10 @@ def revoke_session(session_id: str) -> Response:
 # Two-factor authentication (MFA)
 
 
-def _security_page(error: AppError | None = None, **context: Any) -> PageAnswer:
-    user = current_user()
-    return render_form(
-        "authapp/settings/security.html",
-        error,
-        values=request.form if error else {},
-        user=user,
-        remaining=second_factor.unused_recovery_codes(user.id) if user.mfa_enabled else 0,
-        **context,
-    )
-
-
 @bp.get("/security")
 @page_login_required()
 def security() -> PageAnswer:
-    return _security_page()
+    return security_page.render()
 
 
 @bp.post("/security/totp")
@@ -137,9 +125,9 @@ def start_mfa() -> PageAnswer:
         body = load_form(schemas.MfaEnrolIn())
         enrolment = mfa.start_enrolment(current_principal(), current_user(), body["password"])
     except AppError as exc:
-        return _security_page(exc)
+        return security_page.render(exc)
     # The secret is shown in this answer only (no redirect: it must not pass through a URL).
-    return _security_page(enrolment=enrolment)
+    return security_page.render(enrolment=enrolment)
 
 
 @bp.post("/security/totp/confirm")
@@ -149,8 +137,8 @@ def confirm_mfa() -> PageAnswer:
         code = load_form(schemas.MfaConfirmIn())["code"]
         recovery_codes = mfa.confirm_enrolment(current_principal(), current_user(), code)
     except AppError as exc:
-        return _security_page(exc, confirming=True)
-    return _security_page(recovery_codes=recovery_codes)
+        return security_page.render(exc, confirming=True)
+    return security_page.render(recovery_codes=recovery_codes)
 
 
 @bp.post("/security/totp/disable")
@@ -160,7 +148,7 @@ def disable_mfa() -> PageAnswer:
     try:
         mfa.disable(current_principal(), current_user(), **load_form(schemas.MfaDisableIn()))
     except AppError as exc:
-        return _security_page(exc)
+        return security_page.render(exc)
     flash("Two-factor authentication is off.")
     return see_other("settings_pages.security")
 

@@ -1,6 +1,6 @@
 """Browser pages for a person's own data: the export as a download, and deleting the account.
 
-Their forms sit on the security page (settings/pages.py), whose module is near its size cap."""
+Their forms sit on the security page (settings/security_page.py renders it)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import json
 from flask import Blueprint, flash, request
 from werkzeug.wrappers import Response
 
-from authapp.auth import cookies, limits, second_factor
+from authapp.auth import cookies, limits
 from authapp.auth.guards import current_principal, current_user, page_login_required
 from authapp.platform.errors import AppError, ValidationFailed
-from authapp.settings import export_schemas, schemas
+from authapp.settings import export_schemas, schemas, security_page
 from authapp.settings.services import privacy
-from authapp.web.forms import load, render_form, see_other
+from authapp.web.forms import load, see_other
 
 bp = Blueprint("privacy_pages", __name__, url_prefix="/settings")
 CONFIRM = "Tick the box to confirm that the account and its data go for good."
@@ -32,7 +32,7 @@ def export_account() -> Response:
 @bp.post("/account/delete")
 @limits.password_change  # the API's count (RL-4): it checks the password
 @page_login_required()
-def delete_account() -> Response:
+def delete_account() -> Response | tuple[str, int]:
     user = current_user()
     try:
         if request.form.get("delete_confirm") != "yes":
@@ -42,12 +42,7 @@ def delete_account() -> Response:
     except AppError as exc:
         # The security page's other forms have a `password` field too: this form's are prefixed.
         exc.fields = {f"delete_{name}": why for name, why in (exc.fields or {}).items()}
-        return render_form(
-            "authapp/settings/security.html",
-            exc,
-            user=user,
-            remaining=second_factor.unused_recovery_codes(user.id) if user.mfa_enabled else 0,
-        )
+        return security_page.render(exc)
     cookies.clear()
     flash("Your account and its data were deleted.")
     return see_other("auth_pages.login")

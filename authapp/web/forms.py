@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import make_response, redirect, render_template, request, url_for
+from flask import jsonify, make_response, redirect, render_template, request, url_for
 from marshmallow import Schema, ValidationError, fields
 from werkzeug.wrappers import Response
 
@@ -37,6 +37,17 @@ def safe_next(value: str | None) -> str:
     if parts.scheme or parts.netloc:
         return url_for("auth_pages.home")
     return value
+
+
+def json_refusal(exc: AppError) -> Response:
+    """A page's JSON answer to its own script (the passkey options): the API's error envelope,
+    so the script can show the message."""
+    error: dict[str, Any] = {"code": exc.code, "message": exc.message}
+    if exc.fields:
+        error["fields"] = exc.fields
+    response = jsonify(error=error)
+    response.status_code = exc.status
+    return response
 
 
 def see_other(endpoint: str, **values: Any) -> Response:

@@ -10,9 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
-from tests.browser.conftest import log_in_through_form, mail_env, mailed_path
+from tests.browser.conftest import TIMEOUT_MS, log_in_through_form, mail_env, mailed_path
+from tests.browser.test_passkey_journey import NO_AUTOFILL, Authenticator, add_passkey, by_name
 from tests.conftest import PASSWORD
 from tests.server.conftest import Server, bearer, request_json, sign_up, unique
 from tests.servers import free_port, smtp_server
@@ -313,6 +314,45 @@ def test_unverified_sign_up_and_login_pages_have_no_serious_axe_violation(
         "href", "/verify-email/resend"
     )
     look_at(page, "login-unverified", axe_source, screenshots)
+
+
+def test_passkey_login_page_has_no_serious_axe_violation(
+    new_context: Any, server: Server, axe_source: str, screenshots: Path
+) -> None:
+    """/login by its domain name (localhost): the passkey button is there (WebAuthn refuses
+    an IP address as RP id, so the pages at 127.0.0.1 have none)."""
+    context: BrowserContext = new_context(base_url=by_name(server))
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    page.add_init_script(NO_AUTOFILL)
+    page.goto("/login")
+
+    expect(page.get_by_role("button", name="Sign in with a passkey")).to_be_visible()
+    look_at(page, "login-passkey", axe_source, screenshots)
+
+
+def test_security_page_with_a_passkey_has_no_serious_axe_violation(
+    new_context: Any, server: Server, axe_source: str, screenshots: Path
+) -> None:
+    """/settings/security by its domain name with a passkey added (Chromium's virtual
+    authenticator): the table with its rename and remove forms, then the refused removal of
+    the last passkey without the password."""
+    context: BrowserContext = new_context(base_url=by_name(server))
+    context.set_default_timeout(TIMEOUT_MS)
+    page = context.new_page()
+    Authenticator(page)
+    log_in_through_form(page, sign_up(server, confirmed=True)["user"]["email"], PASSWORD)
+    add_passkey(page, "Work laptop")
+
+    expect(page.get_by_test_id("passkeys")).to_be_visible()
+    expect(page.get_by_role("button", name="Add a passkey")).to_be_visible()
+    look_at(page, "settings-security-passkeys", axe_source, screenshots)
+
+    with page.expect_response(lambda r: r.request.method == "POST") as answer:
+        page.get_by_role("button", name="Remove").click()
+    assert answer.value.status == 422
+    expect(page.get_by_role("alert")).to_be_visible()
+    look_at(page, "settings-security-passkey-remove-error", axe_source, screenshots)
 
 
 def test_axe_really_runs_and_reports_a_serious_violation(page: Page, axe_source: str) -> None:

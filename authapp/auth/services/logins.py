@@ -21,6 +21,9 @@ from authapp.platform.errors import (
 )
 from authapp.platform.extensions import db
 from authapp.security import audit, passwords
+from authapp.security.passkeys import PasskeyRefused, Presented
+
+PASSKEY_REFUSED = "The passkey was not accepted. Try again, or log in with your password."
 
 
 def log_in(
@@ -30,13 +33,15 @@ def log_in(
     totp_code: str | None,
     client: sessions.Client,
     device_cookie: str | None = None,
+    passkey: Presented | None = None,
 ) -> sessions.TokenPair:
     """Raises Unauthorized(invalid_credentials) alike for every wrong login (EN-1),
     Forbidden(account_disabled) only after a correct password (SE-4), RateLimited while the
     back-off that holds this attempt runs (RL-2: the device's, when `device_cookie` is one of
     this account's, else the account's or the unknown identifier's), MfaRequired or
-    Unauthorized(invalid_mfa_code) for an account with MFA on (MF-2), EmailUnverified only
-    after every credential checked out. The pair carries a new device cookie."""
+    Unauthorized(invalid_mfa_code) for an account with MFA on (MF-2; a passkey may stand for
+    the code), EmailUnverified only after every credential checked out. The pair carries a
+    new device cookie."""
     passwords.refuse_if_full()
     user = find_by_login(login)
     device_id = devices.recognise(device_cookie, user)
@@ -48,38 +53,54 @@ def log_in(
     password_ok = passwords.verify_password(password, user.password_hash if user else None)
     if user is None or not password_ok:
         reason = "unknown_account" if user is None else "bad_password"
-        _record_failure(held_by, user, client, reason=reason)
+        record_failure(held_by, user, client, reason=reason)
         raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
     if not user.is_active:
-        _record_failure(held_by, user, client, reason="account_disabled")
+        record_failure(held_by, user, client, reason="account_disabled")
         raise Forbidden("This account is disabled.", code="account_disabled")
     if passwords.needs_rehash(user.password_hash):
         user.password_hash = passwords.hash_password(password)
     if user.mfa_enabled:
-        if totp_code is None:
+        if totp_code is None and passkey is None:
             db.session.commit()  # a rehash stays; the password was right
             raise second_factor.MfaRequired(user.id)
-        _check_second_factor(user, totp_code, client)
-    return _start_session(user, client, held_by, device_id)
+        _check_second_factor(user, totp_code, passkey, client)
+    return start_session(user, client, held_by, device_id)
 
 
 def log_in_second_step(
-    *, user_id: str, totp_code: str, client: sessions.Client, device_cookie: str | None = None
+    *,
+    user_id: str,
+    totp_code: str | None,
+    client: sessions.Client,
+    device_cookie: str | None = None,
+    passkey: Presented | None = None,
 ) -> sessions.TokenPair:
     """The login page's second step: the password was checked moments ago (MfaRequired), under
-    the back-off, and the code is checked now, under the account's code budget. Raises
-    Unauthorized as log_in does."""
+    the back-off, and the code (or passkey) is checked now, under the account's code budget.
+    Raises Unauthorized as log_in does."""
     user = db.session.get(User, user_id)
     if user is None or not user.is_active:
         raise Unauthorized(INVALID_CREDENTIALS, code="invalid_credentials")
     if user.mfa_enabled:
-        _check_second_factor(user, totp_code, client)
+        _check_second_factor(user, totp_code, passkey, client)
     device_id = devices.recognise(device_cookie, user)
-    return _start_session(user, client, backoff.of_account(user, device_id), device_id)
+    return start_session(user, client, backoff.of_account(user, device_id), device_id)
 
 
-def _check_second_factor(user: User, code: str, client: sessions.Client) -> None:
-    method = second_factor.verify(user, code)
+def _check_second_factor(
+    user: User, code: str | None, passkey: Presented | None, client: sessions.Client
+) -> None:
+    if passkey is not None:
+        try:
+            second_factor.check_passkey(user, passkey)
+        except PasskeyRefused as exc:
+            refused_passkey(user, client, exc)
+            db.session.commit()
+            raise Unauthorized(PASSKEY_REFUSED, code="invalid_passkey") from None
+        db.session.commit()  # the challenge stays spent, even if _refuse_unverified rolls back
+        return
+    method = second_factor.verify(user, code or "")
     if method is None:
         audit.about_account("login.failed", user, client, reason="invalid_mfa_code")
         db.session.commit()
@@ -89,8 +110,13 @@ def _check_second_factor(user: User, code: str, client: sessions.Client) -> None
         audit.by_user("mfa.recovery_code_used", user, client, remaining=remaining)
 
 
-def _start_session(
-    user: User, client: sessions.Client, held_by: backoff.Counter, device_id: str | None
+def start_session(
+    user: User,
+    client: sessions.Client,
+    held_by: backoff.Counter,
+    device_id: str | None,
+    *,
+    method: str = "password",
 ) -> sessions.TokenPair:
     """The login succeeded: the count that held it starts again (RL-2), and the client gets a
     device cookie of this account (only now: a correct password alone, before the second
@@ -103,7 +129,7 @@ def _start_session(
     membership = memberships.landing(user)
     notice = _new_device_notice(user, client)
     session, refresh = sessions.start(user, membership, client)
-    audit.by_user("login.succeeded", user, client, session_id=session.id)
+    audit.by_user("login.succeeded", user, client, session_id=session.id, method=method)
     db.session.commit()
     outbox.dispatch(events.ids(notice))
     pair = sessions.started(membership, session, refresh)
@@ -148,11 +174,32 @@ def _new_device_notice(user: User, client: sessions.Client) -> str | None:
     return events.email(user, "new_device_login", context)
 
 
-def _record_failure(
-    held_by: backoff.Counter, user: User | None, client: sessions.Client, *, reason: str
+def refused_passkey(user: User, client: sessions.Client, exc: PasskeyRefused) -> None:
+    """A passkey that did not prove the second factor, audited with why; no commit."""
+    audit.about_account(
+        "login.failed", user, client, reason="invalid_passkey", method="password", why=exc.reason
+    )  # the login began with the password: `method` says how (docs/operations.md)
+    suspect_clone(user, client, exc)
+
+
+def suspect_clone(user: User | None, client: sessions.Client, exc: PasskeyRefused) -> None:
+    """A signature counter that went back is also `passkey.clone_suspected`, for the owner and
+    the operator to see (the passkey stays: only its owner can tell which copy is theirs)."""
+    if exc.reason == "sign_count":
+        audit.about_account("passkey.clone_suspected", user, client, passkey_id=exc.passkey_id)
+
+
+def record_failure(
+    held_by: backoff.Counter,
+    user: User | None,
+    client: sessions.Client,
+    *,
+    reason: str,
+    method: str = "password",
+    **details: str,
 ) -> None:
     lock = backoff.failed(held_by)  # counted alike whether or not an account exists (EN-4)
-    audit.about_account("login.failed", user, client, reason=reason)
+    audit.about_account("login.failed", user, client, reason=reason, method=method, **details)
     if lock is not None:
         audit.about_account(
             "login.locked",

@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from authapp.auth import backoff, link_tokens, second_factor
+from authapp.auth import backoff, link_tokens, passkey_checks, second_factor
 from authapp.auth.services import accounts, sessions
 from authapp.delivery import events, outbox
 from authapp.models import ApiKey, OutboxMessage, User
@@ -162,17 +162,23 @@ def _reclaimed(user: User) -> dict[str, object]:
     """Pre-account hijacking: someone who signed up with another's address may have set up
     the account before its owner resets the password (docs/security.md "Unconfirmed
     accounts"). The reset proves the mailbox, so the address counts as confirmed now, and what
-    was set up goes: MFA and its recovery codes, and the API keys the account created (its
-    sessions are revoked as for every reset). No commit."""
+    was set up goes: MFA and its recovery codes, the passkeys, and the API keys the account
+    created (its sessions are revoked as for every reset). No commit."""
     user.email_verified_at = clock.now()
     had_mfa = user.mfa_enabled or user.mfa_secret is not None
     second_factor.turn_off(user)
+    passkeys = passkey_checks.delete_all(user.id)
     keys = changed_rows(
         sa.update(ApiKey)
         .where(ApiKey.created_by == user.id, ApiKey.revoked_at.is_(None))
         .values(revoked_at=clock.now())
     )
-    return {"unverified": True, "mfa_cleared": had_mfa, "api_keys_revoked": keys}
+    return {
+        "unverified": True,
+        "mfa_cleared": had_mfa,
+        "passkeys_removed": passkeys,
+        "api_keys_revoked": keys,
+    }
 
 
 def password_changed_mail(user: User, *, how: str) -> str:

@@ -23,7 +23,14 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from authapp.models import AuditEvent, OneTimeToken, OutboxMessage, RefreshToken, Session
+from authapp.models import (
+    AuditEvent,
+    OneTimeToken,
+    OutboxMessage,
+    PasskeyChallenge,
+    RefreshToken,
+    Session,
+)
 from authapp.platform import clock
 from authapp.platform.extensions import changed_rows, db
 from authapp.security import audit
@@ -70,11 +77,7 @@ def targets(now: datetime | None = None) -> list[Target]:
             ),
         ),
         Target(Session, Session.id, ended),
-        Target(
-            OneTimeToken,
-            OneTimeToken.id,
-            sa.or_(OneTimeToken.used_at < tokens_cutoff, OneTimeToken.expires_at < tokens_cutoff),
-        ),
+        *_single_use(tokens_cutoff),
         Target(
             OutboxMessage,
             OutboxMessage.id,
@@ -89,6 +92,20 @@ def targets(now: datetime | None = None) -> list[Target]:
             Target(AuditEvent, AuditEvent.id, AuditEvent.created_at < before("AUDIT_RETENTION"))
         )
     return found
+
+
+def _single_use(cutoff: datetime) -> list[Target]:
+    """Links spent or expired, and passkey challenges nobody answered."""
+    return [
+        Target(
+            OneTimeToken,
+            OneTimeToken.id,
+            sa.or_(OneTimeToken.used_at < cutoff, OneTimeToken.expires_at < cutoff),
+        ),
+        Target(
+            PasskeyChallenge, PasskeyChallenge.challenge_hash, PasskeyChallenge.expires_at < cutoff
+        ),
+    ]
 
 
 def count(found: list[Target]) -> dict[str, int]:

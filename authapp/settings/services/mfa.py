@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from flask import current_app
 
-from authapp.auth import second_factor
+from authapp.auth import passkey_checks, second_factor
 from authapp.auth.principals import Principal
 from authapp.auth.services import accounts
 from authapp.delivery import events, outbox
@@ -89,13 +89,23 @@ def disable(principal: Principal, user: User, *, password: str, code: str) -> No
 
 
 def reset_by_operator(login: str) -> User:
-    """`flask mfa reset`: for a user who lost both the authenticator and the recovery codes,
-    once the operator has checked who they are. Raises AppError(not_found)."""
+    """`flask mfa reset`: for a user who lost both the authenticator and the recovery codes
+    (or their passkeys), once the operator has checked who they are: TOTP, recovery codes and
+    passkeys all go. Raises AppError(not_found)."""
     user = accounts.account_named(login)
-    if not user.mfa_enabled and user.mfa_secret is None:
-        return user
+    had_mfa = user.mfa_enabled or user.mfa_secret is not None
     second_factor.turn_off(user)
-    audit.record("mfa.reset", organization_id=user.organization_id, user_id=user.id, actor="system")
+    removed = passkey_checks.delete_all(user.id)
+    if not had_mfa and not removed:
+        db.session.rollback()
+        return user
+    audit.record(
+        "mfa.reset",
+        organization_id=user.organization_id,
+        user_id=user.id,
+        actor="system",
+        data={"passkeys_removed": removed},
+    )
     _notify(user, enabled=False)
     return user
 

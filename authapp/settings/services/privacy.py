@@ -18,6 +18,8 @@ from authapp.models import (
     OneTimeToken,
     Organization,
     OutboxMessage,
+    Passkey,
+    PasskeyChallenge,
     RecoveryCode,
     RefreshToken,
     Session,
@@ -43,7 +45,7 @@ EMAIL_LIKE = re.compile(r"[^@\s]+@[^@\s]+")
 
 def export(principal: Principal, user: User) -> dict[str, Any]:
     """Everything about `user` a person may ask for, never a secret (no hash, TOTP secret,
-    recovery code or key). Audited (`account.exported`)."""
+    recovery code or key; a passkey's public key stays out too). Audited (`account.exported`)."""
     events_, truncated = _audit_events(user.id)
     document = {
         "exported_at": clock.now(),
@@ -51,6 +53,7 @@ def export(principal: Principal, user: User) -> dict[str, Any]:
         "memberships": _memberships(user.id),
         "sessions": _all(sa.select(Session).where(Session.user_id == user.id), Session),
         "api_keys": _all(sa.select(ApiKey).where(ApiKey.created_by == user.id), ApiKey),
+        "passkeys": _all(sa.select(Passkey).where(Passkey.user_id == user.id), Passkey),
         "audit_events": events_,
         "audit_events_truncated": truncated,
     }
@@ -162,6 +165,8 @@ def _delete_rows(user: User) -> None:
         sa.delete(Session).where(Session.user_id == user.id),
         sa.delete(OneTimeToken).where(OneTimeToken.user_id == user.id),
         sa.delete(RecoveryCode).where(RecoveryCode.user_id == user.id),
+        sa.delete(PasskeyChallenge).where(PasskeyChallenge.user_id == user.id),
+        sa.delete(Passkey).where(Passkey.user_id == user.id),
         sa.delete(membership_roles).where(
             membership_roles.c.membership_id.in_(
                 sa.select(Membership.id).where(Membership.user_id == user.id)

@@ -25,8 +25,10 @@ MEMORY_LIMITS = {"RATELIMIT_ENABLED": True, "RATELIMIT_STORAGE_URI": "memory://"
 tenants = settings_fixtures.tenants  # two organizations with owners, for an API key
 
 
-def logins(samples: Samples, outcome: str, reason: str = "") -> float | None:
-    return value(samples, "authapp_logins_total", outcome=outcome, reason=reason)
+def logins(
+    samples: Samples, outcome: str, reason: str = "", method: str = "password"
+) -> float | None:
+    return value(samples, "authapp_logins_total", outcome=outcome, reason=reason, method=method)
 
 
 def test_requests_are_counted_by_route_pattern_never_by_path(client):

@@ -9,12 +9,26 @@ import pytest
 import sqlalchemy as sa
 
 from authapp.auth.services import retention
-from authapp.models import AuditEvent, OneTimeToken, OutboxMessage, RefreshToken, Session
+from authapp.models import (
+    AuditEvent,
+    OneTimeToken,
+    OutboxMessage,
+    PasskeyChallenge,
+    RefreshToken,
+    Session,
+)
 from authapp.models.base import new_id
 from authapp.platform.extensions import db
 from tests.app.ops.operator_cli import add_message, ago, audit_events, ok
 
-TABLES = ("refresh_tokens", "sessions", "one_time_tokens", "outbox_messages", "audit_events")
+TABLES = (
+    "refresh_tokens",
+    "sessions",
+    "one_time_tokens",
+    "passkey_challenges",
+    "outbox_messages",
+    "audit_events",
+)
 
 
 def add_session(
@@ -49,6 +63,17 @@ def add_token(user_id: str, *, expires_at: datetime, used_at: datetime | None = 
     return token.id
 
 
+def add_challenge(*, expires_at: datetime) -> str:
+    """A passkey challenge nobody answered (a login page's options), expiring then."""
+    challenge = PasskeyChallenge(
+        challenge_hash=hashlib.sha256(new_id().encode()).hexdigest(),
+        purpose="login",
+        expires_at=expires_at,
+    )
+    db.session.add(challenge)
+    return challenge.challenge_hash
+
+
 def add_audit(created_at: datetime) -> str:
     event = AuditEvent(actor="system", event="test.event", created_at=created_at)
     db.session.add(event)
@@ -66,6 +91,7 @@ def rows(app, make_user):
             "expired": add_session(user_id, expires_at=ago(days=31)),
             "used": add_token(user_id, expires_at=ago(days=7), used_at=ago(days=8)),
             "unused": add_token(user_id, expires_at=ago(days=8)),
+            "challenge": add_challenge(expires_at=ago(days=8)),
             "audit": add_audit(ago(days=366)),
         }
         kept = {
@@ -74,6 +100,7 @@ def rows(app, make_user):
             "live": add_session(user_id, expires_at=ago(days=-20)),
             "used": add_token(user_id, expires_at=ago(days=-1), used_at=ago(days=6)),
             "unused": add_token(user_id, expires_at=ago(days=-1)),
+            "challenge": add_challenge(expires_at=ago(days=6)),
             "audit": add_audit(ago(days=364)),
         }
         db.session.commit()
@@ -89,6 +116,7 @@ def remaining(app) -> dict[str, set[str]]:
         "refresh_tokens": RefreshToken.jti,
         "sessions": Session.id,
         "one_time_tokens": OneTimeToken.id,
+        "passkey_challenges": PasskeyChallenge.challenge_hash,
         "outbox_messages": OutboxMessage.id,
         "audit_events": AuditEvent.id,
     }
@@ -107,10 +135,11 @@ def test_dry_run_counts_and_deletes_nothing(app, rows):
         "refresh_tokens": 2,
         "sessions": 2,
         "one_time_tokens": 2,
+        "passkey_challenges": 1,
         "outbox_messages": 1,
         "audit_events": 1,
     }
-    assert lines[-1] == "would delete: 8 rows in all"
+    assert lines[-1] == "would delete: 9 rows in all"
     assert remaining(app) == before
     assert audit_events(app, "retention.pruned") == []
 
@@ -122,11 +151,13 @@ def test_prune_deletes_only_what_is_past_retention(app, rows):
     lines = ok(app, "prune").splitlines()
 
     after = remaining(app)
-    assert lines[-1] == "deleted: 8 rows in all"
+    assert lines[-1] == "deleted: 9 rows in all"
     gone = {name: before[name] - after[name] for name in TABLES}
     assert gone["sessions"] == {past["revoked"][0], past["expired"][0]}
     assert gone["refresh_tokens"] == {past["revoked"][1], past["expired"][1]}
     assert gone["one_time_tokens"] == {past["used"], past["unused"]}
+    assert gone["passkey_challenges"] == {past["challenge"]}
+    assert kept["challenge"] in after["passkey_challenges"]
     assert gone["outbox_messages"] == {past["sent"]}
     assert gone["audit_events"] == {past["audit"]}
     for name in ("revoked", "expired", "live"):
@@ -145,8 +176,8 @@ def test_prune_works_in_batches(app, rows, monkeypatch):
 
     output = ok(app, "prune")
 
-    assert "audit_events     4" in output
-    assert output.splitlines()[-1] == "deleted: 11 rows in all"
+    assert "audit_events 4" in {" ".join(line.split()) for line in output.splitlines()}
+    assert output.splitlines()[-1] == "deleted: 12 rows in all"
     assert ok(app, "prune", "--dry-run").splitlines()[-1] == "would delete: 0 rows in all"
 
 
@@ -164,5 +195,6 @@ def test_audit_retention_zero_keeps_the_trail_and_zero_prunes_right_after_expiry
         "refresh_tokens": 4,
         "sessions": 4,
         "one_time_tokens": 3,
+        "passkey_challenges": 2,  # both have expired: a challenge has no use after that
         "outbox_messages": 2,
     }

@@ -31,7 +31,7 @@ def test_login_success_is_recorded(client, tenants):
     event = the_event(client, acme["owner"], headers, "login.succeeded")
     assert event["actor"] == f"user:{member.id}"
     assert event["user_id"] == member.id
-    assert set(event["data"]) == {"session_id"}
+    assert event["data"] == {"session_id": event["data"]["session_id"], "method": "password"}
     assert_secret_free(client, acme["owner"], PASSWORD, pair["access_token"], pair["refresh_token"])
 
 
@@ -47,7 +47,7 @@ def test_login_failure_is_recorded(client, tenants):
     event = the_event(client, acme["owner"], headers, "login.failed")
     assert event["actor"] == "system"
     assert event["user_id"] == member.id
-    assert event["data"] == {"reason": "bad_password"}
+    assert event["data"] == {"reason": "bad_password", "method": "password"}
     assert_secret_free(client, acme["owner"], WRONG_PASSWORD)
 
 

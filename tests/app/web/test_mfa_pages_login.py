@@ -65,7 +65,7 @@ def test_a_correct_password_asks_for_the_code_and_sets_no_auth_cookie(app, with_
     assert no_auth_cookies(client, response)
     body = assert_page(client.get(LOGIN_CODE))
     assert 'autocomplete="one-time-code"' in input_tag(body, "totp_code")
-    assert form_actions(body) == {LOGIN_CODE}
+    assert form_actions(body) == {LOGIN_CODE}  # the code's form, and the passkey's (hidden)
     assert PASSWORD not in body
     # The account waits in the signed session cookie: never the password.
     session_cookie = client.get_cookie("session")

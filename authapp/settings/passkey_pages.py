@@ -1,0 +1,75 @@
+"""The security page's passkeys (docs/api.md "Passkeys"): add one (the page's script asks for
+options, the browser creates the passkey, the form posts its answer), rename, remove."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, jsonify, request
+from werkzeug.wrappers import Response
+
+from authapp.auth import limits, relying_party
+from authapp.auth.guards import current_principal, current_user, page_login_required
+from authapp.auth.schemas import PasskeyFormIn
+from authapp.platform.errors import AppError
+from authapp.settings import passkey_schemas as schemas
+from authapp.settings import security_page
+from authapp.settings.services import passkeys
+from authapp.web.forms import json_refusal, load, load_form, see_other
+
+bp = Blueprint("settings_passkey_pages", __name__, url_prefix="/settings/security/passkeys")
+
+
+@bp.post("/options")
+@limits.password_change
+@page_login_required()
+def registration_options() -> Response:
+    """JSON for the page's script: the options, or the refusal in the error envelope."""
+    try:
+        # The security page's other forms have a `password` field too: this one is named apart.
+        fields = {"password": request.form.get("passkey_password", "")}
+        password = load(schemas.PasskeyOptionsIn(), fields)["password"]
+        party = relying_party.current()
+        options = passkeys.registration_options(
+            current_principal(), current_user(), party, password
+        )
+    except AppError as exc:
+        return json_refusal(exc)
+    return jsonify(publicKey=options)
+
+
+@bp.post("")
+@page_login_required()
+def register() -> Response | tuple[str, int]:
+    try:
+        credential = load_form(PasskeyFormIn())["credential"]
+        name = load_form(schemas.PasskeyRegisterIn(only=("name",))).get("name", "")
+        party = relying_party.current()
+        added = passkeys.register(current_principal(), current_user(), party, credential, name)
+    except AppError as exc:
+        return security_page.render(exc)
+    flash(f"Passkey “{added.name}” added: you can log in with it now.")
+    return see_other("settings_pages.security")
+
+
+@bp.post("/<passkey_id>/rename")
+@page_login_required()
+def rename(passkey_id: str) -> Response | tuple[str, int]:
+    try:
+        name = load_form(schemas.PasskeyRenameIn())["name"]
+        passkeys.rename(current_principal(), current_user(), passkey_id, name)
+    except AppError as exc:
+        return security_page.render(exc)
+    flash("Passkey renamed.")
+    return see_other("settings_pages.security")
+
+
+@bp.post("/<passkey_id>/remove")
+@limits.password_change
+@page_login_required()
+def remove(passkey_id: str) -> Response | tuple[str, int]:
+    try:
+        password = load_form(schemas.PasskeyRemoveIn())["password"]
+        passkeys.remove(current_principal(), current_user(), passkey_id, password)
+    except AppError as exc:
+        return security_page.render(exc)
+    flash("Passkey removed.")
+    return see_other("settings_pages.security")
