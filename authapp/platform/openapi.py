@@ -55,13 +55,14 @@ RETRY_AFTER = {
 
 # status -> (what it means here, the contract's codes for it or None when routes add their own)
 ERRORS: dict[int, tuple[str, tuple[str, ...] | None]] = {
-    400: ("The body is not JSON, or a mailed token is unknown, used or expired.",
-          ("invalid_json", "invalid_token", "bad_request")),
+    400: ("The body is not JSON, or a mailed token is unknown, used or expired, or passkeys "
+          "are asked for on a site opened by an IP address.",
+          ("invalid_json", "invalid_token", "bad_request", "passkeys_unavailable")),
     401: ("Missing, invalid, expired or revoked credentials, or a failed login.",
           ("missing_token", "invalid_token", "token_expired", "token_revoked", "token_reused",
-           "invalid_credentials", "mfa_required", "invalid_mfa_code")),
+           "invalid_credentials", "mfa_required", "invalid_mfa_code", "invalid_passkey")),
     403: ("Authenticated but not allowed (or a cookie request without X-CSRF-TOKEN, an "
-          "unconfirmed email address for MFA, API keys, administration or, with "
+          "unconfirmed email address for MFA, passkeys, API keys, administration or, with "
           "REQUIRE_VERIFIED_EMAIL, a login; or sign-up closed by SIGNUP_MODE; or an "
           "invitation for another address).",
           ("forbidden", "csrf_failed", "account_disabled", "email_not_verified",
@@ -70,7 +71,8 @@ ERRORS: dict[int, tuple[str, tuple[str, ...] | None]] = {
     409: ("The change conflicts with the current state.", None),
     413: ("The body is larger than MAX_CONTENT_LENGTH.", ("payload_too_large",)),
     415: ("The body is not application/json.", ("unsupported_media_type",)),
-    422: ("Invalid fields; `fields` says which and why.", ("validation_error", "invalid_mfa_code")),
+    422: ("Invalid fields; `fields` says which and why.",
+          ("validation_error", "invalid_mfa_code", "invalid_passkey")),
     429: ("Throttled; retry after Retry-After seconds.", ("rate_limited",)),
     503: ("The database or the password hasher is unavailable; try again shortly.",
           ("service_unavailable",)),
