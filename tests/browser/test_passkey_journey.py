@@ -9,23 +9,20 @@ WebAuthn refuses an IP address as RP id, and outside production authapp takes th
 origin from the request's host (authapp/auth/relying_party.py): these pages are opened as
 http://localhost:PORT (the same gunicorn; localhost is a secure context).
 
-`test_record_browser_answers` is not run by default: with AUTHAPP_RECORD_PASSKEYS=1 it writes
-the registration and assertion answers Chromium gives to tests/app/passkeys/recorded/, which
-tests/app/passkeys/test_recorded_answers.py checks without a browser."""
+tests/browser/record_passkey_answers.py (run by hand) records Chromium's answers for
+tests/app/passkeys/test_recorded_answers.py."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
 import sqlalchemy as sa
-from playwright.sync_api import BrowserContext, Page, Request, Route, expect
+from playwright.sync_api import BrowserContext, Page, Route, expect
 
 from authapp.models.audit import AuditEvent
 from tests.app.mfa.conftest import code_at
@@ -405,52 +402,3 @@ def test_a_refused_account_deletion_keeps_the_passkeys_on_the_page(
     assert answer.value.status == 422
     expect(page.get_by_role("alert")).to_be_visible()
     expect(passkey_rows(page)).to_have_count(1)
-
-
-# Recording Chromium's answers for tests/app/passkeys/test_recorded_answers.py -------------
-
-
-def capture(page: Page, options_path: str, answer_path: str) -> Callable[[], dict[str, Any]]:
-    """Remembers the challenge the options at `options_path` give and the credential posted
-    to `answer_path`; call the result once both went by."""
-    seen: dict[str, Any] = {}
-
-    def on_options(route: Route) -> None:
-        options = route.fetch()
-        seen["challenge"] = options.json()["publicKey"]["challenge"]
-        route.fulfill(response=options)
-
-    def on_request(request: Request) -> None:
-        if request.method == "POST" and path_of_url(request.url) == answer_path:
-            seen["credential"] = json.loads(dict(parse_qsl(request.post_data or ""))["credential"])
-
-    page.route(f"**{options_path}", on_options)
-    page.on("request", on_request)
-    return lambda: seen
-
-
-@pytest.mark.skipif(
-    not os.environ.get("AUTHAPP_RECORD_PASSKEYS"),
-    reason="writes tests/app/passkeys/recorded/: set AUTHAPP_RECORD_PASSKEYS=1 to record anew",
-)
-def test_record_browser_answers(page: Page, server: Server) -> None:
-    origin = by_name(server)
-    Authenticator(page)
-    log_in_through_form(page, sign_up(server, confirmed=True)["user"]["email"], PASSWORD)
-
-    registration = capture(
-        page, "/settings/security/passkeys/options", "/settings/security/passkeys"
-    )
-    add_passkey(page, "Recorded")
-    log_out(page)
-    page.goto("/login")
-    assertion = capture(page, "/login/passkey/options", "/login/passkey")
-    page.get_by_role("button", name="Sign in with a passkey").click()
-    page.wait_for_url("**/")
-    expect(page.get_by_test_id("who")).to_be_visible()
-
-    RECORDED.mkdir(parents=True, exist_ok=True)
-    for name, seen in (("registration", registration()), ("assertion", assertion())):
-        assert set(seen) == {"challenge", "credential"}, seen
-        record = {"origin": origin, "rp_id": "localhost", **seen}
-        (RECORDED / f"{name}.json").write_text(json.dumps(record, indent=2) + "\n")

@@ -1,8 +1,8 @@
 """authapp.security.passkeys on answers Chromium really gave (its DevTools virtual authenticator,
-an Ed25519 key), recorded by tests/browser/test_passkey_journey.py's `test_record_browser_answers`
-(AUTHAPP_RECORD_PASSKEYS=1) into recorded/: a registration and then an assertion of the same
-passkey, each with the challenge of the options the page was given and the origin it was
-opened at (http://localhost:PORT). No browser, no database: the checks are pure functions.
+an Ed25519 key), recorded by tests/browser/record_passkey_answers.py (run by hand) into
+recorded/: a registration and then an assertion of the same passkey, each with the challenge
+of the options the page was given and the origin it was opened at (http://localhost:PORT). No
+browser, no database: the checks are pure functions.
 
 The software authenticator (tests/passkey_authenticator.py) is written from the spec by the
 same hands as the server; these answers come from a browser, so a shared misreading of the
