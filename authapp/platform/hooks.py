@@ -102,7 +102,9 @@ class Hooks:
             return
         try:
             json.loads(body)
-        except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
+        # JSONDecodeError is a ValueError; a body nested deeper than the parser recurses (a
+        # thousand levels fit in a few KB) is as unreadable as a broken one.
+        except (ValueError, UnicodeDecodeError, RecursionError):
             raise InvalidJson("The request body is not valid JSON.") from None
 
     def _cors(self, response: Response) -> None:

@@ -30,6 +30,7 @@ from webauthn.helpers.structs import (
     UserVerificationRequirement,
 )
 
+MAX_CREDENTIAL_ID_BYTES = 1023  # WebAuthn §5.8.3 (models/passkey.py sizes its column for it)
 # A response is a few hundred bytes; anything far larger is not one (and is not parsed).
 MAX_RESPONSE_CHARACTERS = 16_384
 KNOWN_TRANSPORTS = {transport.value for transport in AuthenticatorTransport}
@@ -163,6 +164,8 @@ def verify_registration(party: RelyingParty, response: Any, challenge: bytes) ->
         )
     except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
         raise PasskeyRefused(_reason(exc)) from None
+    if len(verified.credential_id) > MAX_CREDENTIAL_ID_BYTES:
+        raise PasskeyRefused("credential_id_too_long")
     transports = [
         t.value for t in credential.response.transports or [] if t.value in KNOWN_TRANSPORTS
     ]

@@ -83,6 +83,7 @@ def register(
         audit.by_principal("passkey.register_failed", principal, user_id=user.id, why=exc.reason)
         db.session.commit()  # the audit row, and the challenge spent
         raise InvalidPasskey(_register_refusal(exc.reason)) from None
+    db.session.commit()  # the challenge stays spent, whatever the checks below answer
     _lock(user)
     registered = len(passkey_checks.credential_ids(user.id))
     _check_room(registered)
