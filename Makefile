@@ -77,7 +77,8 @@ run: $(BIN)/activate
 	$(BIN)/flask db upgrade
 	$(BIN)/flask seed
 	@echo
-	@echo "authapp on http://127.0.0.1:8000 (SQLite: instance/authapp.db)"
+	@echo "authapp on http://127.0.0.1:8000 (SQLite: instance/authapp.db); for passkeys open"
+	@echo "       http://localhost:8000 (browsers refuse an IP address for them)"
 	@echo "admin: $${SEED_ADMIN_EMAIL:-admin@example.com}, password: printed above by the first seed"
 	@echo "try:   curl -s -X POST http://127.0.0.1:8000/api/v1/auth/login \\"
 	@echo "         -H 'Content-Type: application/json' \\"

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import webauthn
 from webauthn.helpers import (
@@ -33,6 +34,7 @@ from webauthn.helpers.structs import (
 MAX_CREDENTIAL_ID_BYTES = 1023  # WebAuthn §5.8.3 (models/passkey.py sizes its column for it)
 # A response is a few hundred bytes; anything far larger is not one (and is not parsed).
 MAX_RESPONSE_CHARACTERS = 16_384
+T = TypeVar("T")
 KNOWN_TRANSPORTS = {transport.value for transport in AuthenticatorTransport}
 
 
@@ -154,16 +156,9 @@ def verify_registration(party: RelyingParty, response: Any, challenge: bytes) ->
     """Raises PasskeyRefused unless `response` was made for `challenge` on one of the party's
     origins, for its RP id, with the user verified."""
     credential = _parsed(response, parse_registration_credential_json)
-    try:
-        verified = webauthn.verify_registration_response(
-            credential=credential,
-            expected_challenge=challenge,
-            expected_rp_id=party.id,
-            expected_origin=list(party.origins),
-            require_user_verification=True,
-        )
-    except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
-        raise PasskeyRefused(_reason(exc)) from None
+    verified = _verified(
+        webauthn.verify_registration_response, party, credential=credential, challenge=challenge
+    )
     if len(verified.credential_id) > MAX_CREDENTIAL_ID_BYTES:
         raise PasskeyRefused("credential_id_too_long")
     transports = [
@@ -205,19 +200,14 @@ def verify_assertion(
     party's origins, for its RP id, with the user verified. The count is compared by the
     caller, after the signature is known to be good (a forged response must not be able to
     raise a clone alarm)."""
-    credential = _parsed(response, parse_authentication_credential_json)
-    try:
-        verified = webauthn.verify_authentication_response(
-            credential=credential,
-            expected_challenge=challenge,
-            expected_rp_id=party.id,
-            expected_origin=list(party.origins),
-            credential_public_key=public_key,
-            credential_current_sign_count=0,
-            require_user_verification=True,
-        )
-    except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
-        raise PasskeyRefused(_reason(exc)) from None
+    verified = _verified(
+        webauthn.verify_authentication_response,
+        party,
+        credential=_parsed(response, parse_authentication_credential_json),
+        challenge=challenge,
+        credential_public_key=public_key,
+        credential_current_sign_count=0,
+    )
     return verified.new_sign_count, bool(verified.credential_backed_up)
 
 
@@ -225,6 +215,21 @@ def counter_went_back(stored: int, new: int) -> bool:
     """WebAuthn §6.1.1: with a counter in use (either side non-zero) it must grow; if it did
     not, two copies of the authenticator may exist."""
     return (stored > 0 or new > 0) and new <= stored
+
+
+def _verified(verify: Callable[..., T], party: RelyingParty, *, challenge: bytes, **rest: Any) -> T:
+    """The library's check of an answer for `party` and `challenge`, the user verified; its
+    refusal (or a crash on a shape it did not expect) as PasskeyRefused."""
+    try:
+        return verify(
+            expected_challenge=challenge,
+            expected_rp_id=party.id,
+            expected_origin=list(party.origins),
+            require_user_verification=True,
+            **rest,
+        )
+    except (WebAuthnException, ValueError, TypeError, KeyError) as exc:
+        raise PasskeyRefused(_reason(exc)) from None
 
 
 def _descriptors(credential_ids: list[str]) -> list[PublicKeyCredentialDescriptor]:

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from authapp.auth import link_tokens
 from authapp.auth.principals import Principal
-from authapp.auth.services import accounts, sessions
+from authapp.auth.services import accounts, reauthentication, sessions
 from authapp.delivery import events, outbox
 from authapp.models import User
 from authapp.platform import clock
 from authapp.platform.errors import ValidationFailed
 from authapp.platform.extensions import db
-from authapp.security import audit, passwords
+from authapp.security import audit
 
 PURPOSE = "email_change"
 WRONG_PASSWORD = "The current password is incorrect."
@@ -28,10 +28,9 @@ def request_change(principal: Principal, user: User, *, new_email: str, password
     """The password first (PW-6); then a confirmation link to `new_email`, the older links of
     this kind voided, and a notice to the current address. Nothing about the account changes
     yet. Raises ValidationFailed (a wrong password, or the address the account already has)."""
-    if not passwords.verify_password(password, user.password_hash):
-        audit.by_principal("email.change_failed", principal, user_id=user.id)
-        db.session.commit()
-        raise ValidationFailed({"password": [WRONG_PASSWORD]}, WRONG_PASSWORD)
+    reauthentication.require_password(
+        principal, user, password, failed_event="email.change_failed", message=WRONG_PASSWORD
+    )
     if accounts.normalize_email(new_email) == user.email_normalized:
         raise ValidationFailed(
             {"new_email": ["This is already your email address."]},

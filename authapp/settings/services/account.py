@@ -9,14 +9,14 @@ import sqlalchemy as sa
 from flask import current_app
 
 from authapp.auth.principals import Principal
-from authapp.auth.services import accounts, recovery, sessions
+from authapp.auth.services import accounts, reauthentication, recovery, sessions
 from authapp.delivery import outbox
 from authapp.models import Session, User
 from authapp.models.base import is_id
 from authapp.platform import clock
-from authapp.platform.errors import NotFound, ValidationFailed
+from authapp.platform.errors import NotFound
 from authapp.platform.extensions import db
-from authapp.security import audit, passwords
+from authapp.security import audit
 
 
 def update_profile(principal: Principal, user: User, changes: dict[str, Any]) -> User:
@@ -36,13 +36,14 @@ def change_password(
 ) -> int:
     """PW-6, SE-3: the current password first; then every other session ends, this one stays.
     Returns how many sessions were revoked. Raises ValidationFailed."""
-    if not passwords.verify_password(current_password, user.password_hash):
-        audit.by_principal("password.change_failed", principal, user_id=user.id)
-        db.session.commit()
-        raise ValidationFailed(
-            {"current_password": ["The current password is incorrect."]},
-            "The current password is incorrect.",
-        )
+    reauthentication.require_password(
+        principal,
+        user,
+        current_password,
+        failed_event="password.change_failed",
+        field="current_password",
+        message="The current password is incorrect.",
+    )
     accounts.check_new_password(user, new_password)
     revoked, message_ids = recovery.replace_password(
         user, new_password, how="changed", keep_session_id=principal.session_id

@@ -9,13 +9,12 @@ from flask import current_app
 
 from authapp.auth import passkey_checks, second_factor
 from authapp.auth.principals import Principal
-from authapp.auth.services import accounts
-from authapp.delivery import events, outbox
+from authapp.auth.services import accounts, reauthentication
 from authapp.models import User
-from authapp.platform import clock
 from authapp.platform.errors import Conflict, ValidationFailed
 from authapp.platform.extensions import db
-from authapp.security import audit, passwords, secretbox, totp
+from authapp.security import audit, secretbox, totp
+from authapp.settings.services import security_mail
 from authapp.settings.verified import require_verified_email
 
 
@@ -45,7 +44,9 @@ class Enrolment:
 def start_enrolment(principal: Principal, user: User, password: str) -> Enrolment:
     """A new pending secret (any earlier pending one is dropped), shown only in this answer."""
     require_verified_email(principal)
-    _check_password(principal, user, password, event="mfa.enrolment_failed")
+    reauthentication.require_password(
+        principal, user, password, failed_event="mfa.enrolment_failed", reason="bad_password"
+    )
     if user.mfa_enabled:
         raise Conflict("Two-factor authentication is on already.", code="mfa_already_enabled")
     secret = totp.new_secret()
@@ -72,20 +73,22 @@ def confirm_enrolment(principal: Principal, user: User, code: str) -> list[str]:
     user.mfa_enabled = True
     codes = second_factor.replace_recovery_codes(user)
     audit.by_principal("mfa.enabled", principal, user_id=user.id)
-    _notify(user, enabled=True)
+    security_mail.tell_owner(user, "mfa_changed", enabled=True)
     return codes
 
 
 def disable(principal: Principal, user: User, *, password: str, code: str) -> None:
     """MF-3: the password and a TOTP or recovery code; the secret and the codes are deleted."""
-    _check_password(principal, user, password, event="mfa.disable_failed")
+    reauthentication.require_password(
+        principal, user, password, failed_event="mfa.disable_failed", reason="bad_password"
+    )
     if not user.mfa_enabled:
         raise Conflict("Two-factor authentication is off already.", code="mfa_not_enabled")
     if second_factor.verify(user, code) is None:
         _fail(principal, user, "mfa.disable_failed")
     second_factor.turn_off(user)
     audit.by_principal("mfa.disabled", principal, user_id=user.id)
-    _notify(user, enabled=False)
+    security_mail.tell_owner(user, "mfa_changed", enabled=False)
 
 
 def reset_by_operator(login: str) -> User:
@@ -106,32 +109,11 @@ def reset_by_operator(login: str) -> User:
         actor="system",
         data={"passkeys_removed": removed},
     )
-    _notify(user, enabled=False)
+    security_mail.tell_owner(user, "mfa_changed", enabled=False)
     return user
-
-
-def _check_password(principal: Principal, user: User, password: str, *, event: str) -> None:
-    if not passwords.verify_password(password, user.password_hash):
-        audit.by_principal(event, principal, user_id=user.id, reason="bad_password")
-        db.session.commit()
-        raise ValidationFailed(
-            {"password": ["The password is incorrect."]}, "The password is incorrect."
-        )
 
 
 def _fail(principal: Principal, user: User, event: str) -> None:
     audit.by_principal(event, principal, user_id=user.id, reason="invalid_mfa_code")
     db.session.commit()  # the audit row, and a step or code a concurrent request spent
     raise InvalidMfaCode()
-
-
-def _notify(user: User, *, enabled: bool) -> None:
-    context = {
-        "enabled": enabled,
-        "when": clock.now().strftime("%Y-%m-%d %H:%M"),
-        "forgot_url": events.link("/forgot-password"),
-        "security_url": events.link("/settings/security"),
-    }
-    message_id = events.email(user, "mfa_changed", context)
-    db.session.commit()
-    outbox.dispatch(events.ids(message_id))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 from authapp.auth.principals import Principal
+from authapp.auth.services import reauthentication
 from authapp.auth.services.refusals import audit_refusals
 from authapp.models import (
     ApiKey,
@@ -23,13 +24,11 @@ from authapp.models import (
     membership_roles,
     role_permissions,
 )
-from authapp.platform.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from authapp.platform.errors import Conflict, Forbidden, NotFound
 from authapp.platform.extensions import changed_rows, db
-from authapp.security import audit, passwords
+from authapp.security import audit
 from authapp.settings.services import members
 from authapp.settings.verified import require_verified_email
-
-WRONG_PASSWORD = "The password is incorrect."  # account deletion's words (privacy.py)
 
 
 @audit_refusals("organization.delete")
@@ -50,10 +49,9 @@ def delete_organization(principal: Principal, user: User, *, password: str) -> N
             "The default organization cannot be deleted: new accounts join it.",
             code="default_organization",
         )
-    if not passwords.verify_password(password, user.password_hash):
-        audit.by_principal("organization.delete_failed", principal, user_id=user.id)
-        db.session.commit()
-        raise ValidationFailed({"password": [WRONG_PASSWORD]}, WRONG_PASSWORD)
+    reauthentication.require_password(
+        principal, user, password, failed_event="organization.delete_failed"
+    )
     counts = delete_rows(organization_id)
     db.session.expunge(organization)
     audit.by_principal(

@@ -6,21 +6,21 @@ its commit."""
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, NoReturn
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
 
 from authapp.auth import passkey_checks
 from authapp.auth.principals import Principal
-from authapp.delivery import events, outbox
+from authapp.auth.services import reauthentication
 from authapp.models import Passkey, User
 from authapp.models.base import is_id
-from authapp.platform import clock
 from authapp.platform.errors import Conflict, NotFound, ValidationFailed
 from authapp.platform.extensions import db
-from authapp.security import audit, passkeys, passwords
+from authapp.security import audit, passkeys
 from authapp.security.passkeys import PasskeyRefused, RelyingParty
+from authapp.settings.services import security_mail
 from authapp.settings.verified import require_verified_email
 
 NOT_FOUND = "No such passkey."
@@ -48,8 +48,9 @@ def registration_options(
     would be the pre-account hijacker's: docs/security.md "Unconfirmed accounts"),
     ValidationFailed on `password`, Conflict(too_many_passkeys) at PASSKEYS_PER_USER."""
     require_verified_email(principal)
-    if not passwords.verify_password(password, user.password_hash):
-        _refuse_password(principal, user, "passkey.register_failed")
+    reauthentication.require_password(
+        principal, user, password, failed_event="passkey.register_failed", reason="bad_password"
+    )
     registered = passkey_checks.credential_ids(user.id)
     _check_room(len(registered))
     challenge = passkey_checks.issue_challenge(
@@ -98,7 +99,7 @@ def register(
         db.session.rollback()
         raise Conflict("This passkey is registered already.", code="passkey_exists") from None
     audit.by_principal("passkey.registered", principal, user_id=user.id, passkey_id=passkey.id)
-    _notify(user, passkey.name, added=True)
+    security_mail.tell_owner(user, "passkeys_changed", added=True, passkey_name=passkey.name)
     return passkey
 
 
@@ -121,19 +122,12 @@ def remove(principal: Principal, user: User, passkey_id: str, password: str | No
                 {"password": ["Enter your password to remove your last passkey."]},
                 "Enter your password to remove your last passkey.",
             )
-        if not passwords.verify_password(password, user.password_hash):
-            _refuse_password(principal, user, "passkey.remove_failed")
+        reauthentication.require_password(
+            principal, user, password, failed_event="passkey.remove_failed", reason="bad_password"
+        )
     db.session.delete(passkey)
     audit.by_principal("passkey.removed", principal, user_id=user.id, passkey_id=passkey.id)
-    _notify(user, passkey.name, added=False)
-
-
-def _refuse_password(principal: Principal, user: User, event: str) -> NoReturn:
-    audit.by_principal(event, principal, user_id=user.id, reason="bad_password")
-    db.session.commit()
-    raise ValidationFailed(
-        {"password": ["The password is incorrect."]}, "The password is incorrect."
-    )
+    security_mail.tell_owner(user, "passkeys_changed", added=False, passkey_name=passkey.name)
 
 
 def _lock(user: User) -> None:
@@ -162,17 +156,3 @@ def _register_refusal(reason: str) -> str:
     if reason == "challenge_not_live":
         return "The passkey set-up expired or was finished already; start again."
     return "The passkey's answer could not be verified; try again."
-
-
-def _notify(user: User, passkey_name: str, *, added: bool) -> None:
-    """Tell the owner (a stolen session could add a passkey of its own); commits."""
-    context = {
-        "added": added,
-        "passkey_name": passkey_name,
-        "when": clock.now().strftime("%Y-%m-%d %H:%M"),
-        "forgot_url": events.link("/forgot-password"),
-        "security_url": events.link("/settings/security"),
-    }
-    message_id = events.email(user, "passkeys_changed", context)
-    db.session.commit()
-    outbox.dispatch(events.ids(message_id))

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import aliased
 
 from authapp.auth.principals import Principal, membership_with_access
+from authapp.auth.services import reauthentication
 from authapp.delivery import events, outbox
 from authapp.models import (
     ApiKey,
@@ -27,15 +28,14 @@ from authapp.models import (
     membership_roles,
 )
 from authapp.platform import clock
-from authapp.platform.errors import Conflict, ValidationFailed
+from authapp.platform.errors import Conflict
 from authapp.platform.extensions import changed_rows, db
-from authapp.security import audit, passwords
+from authapp.security import audit
 from authapp.security.digests import sha256_hex
 from authapp.settings.services import members, organization_deletion
 
 EXPORTED_AUDIT_EVENTS = 1_000  # the newest ones; `truncated` says when there were more
 DELETED_ACTOR = "user:deleted"
-WRONG_PASSWORD = "The password is incorrect."
 OWNER_MUST_TRANSFER = (
     "An owner cannot delete their account while others belong to an organization they own: "
     "transfer ownership of it, or delete it, first."
@@ -111,10 +111,9 @@ def delete_account(principal: Principal, user: User, *, password: str) -> None:
         # one nobody can manage. One the person is alone in goes with the account (else the
         # Personal organization a login gives them would keep them from ever leaving).
         raise Conflict(OWNER_MUST_TRANSFER, code="owner_must_transfer")
-    if not passwords.verify_password(password, user.password_hash):
-        audit.by_principal("account.delete_failed", principal, user_id=user.id)
-        db.session.commit()
-        raise ValidationFailed({"password": [WRONG_PASSWORD]}, WRONG_PASSWORD)
+    reauthentication.require_password(
+        principal, user, password, failed_event="account.delete_failed"
+    )
     user_id, organization_id = user.id, user.organization_id
     message_ids = events.about_person(user_id, "user.deleted", {"user_id": user_id})
     revoked = _revoke_keys(user_id)

@@ -68,6 +68,22 @@ class Holder:
         )
 
 
+# How an authenticator can be led to answer wrongly: the attribute it answers with, and the value.
+MISLEADINGS = {
+    "origin": ("origin", "https://evil.example"),  # a look-alike site asked it
+    "rp_id": ("rp_id", "evil.example"),  # for another relying party
+    "user_not_verified": ("user_verified", False),  # no PIN, no biometric
+    "user_not_present": ("user_present", False),
+}
+
+
+def misled(authenticator: Authenticator, how: str) -> Authenticator:
+    """`authenticator`, changed as MISLEADINGS says for `how` (any other `how`: unchanged)."""
+    if how in MISLEADINGS:
+        setattr(authenticator, *MISLEADINGS[how])
+    return authenticator
+
+
 def login_options(client: FlaskClient, **kwargs: Any) -> Any:
     return client.post(f"{AUTH_PASSKEYS}/options", **kwargs)
 

@@ -24,6 +24,7 @@ from tests.app.passkeys.conftest import (
     assertion,
     events,
     login_options,
+    misled,
     passkey_login,
     refused,
     request_options,
@@ -191,13 +192,7 @@ def test_a_bad_answer_is_refused(app, client, holder: Holder, tamper, why):
     different live challenge than the one signed: 401 invalid_passkey, no session, and the
     audit's why."""
     holder.register()
-    authenticator = holder.authenticator
-    if tamper == "origin":
-        authenticator.origin = "https://evil.example"
-    elif tamper == "rp_id":
-        authenticator.rp_id = "evil.example"
-    elif tamper == "user_not_verified":
-        authenticator.user_verified = False
+    authenticator = misled(holder.authenticator, tamper)
     answer = assertion(client, authenticator)
     response = answer["response"]
     if tamper == "signature":

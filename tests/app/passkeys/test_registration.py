@@ -18,6 +18,7 @@ from tests.app.passkeys.conftest import (
     Holder,
     challenges,
     events,
+    misled,
     passkeys_of,
     refused,
     request_options,
@@ -278,16 +279,7 @@ def test_a_refused_answer_spends_its_challenge_and_is_audited(app, holder: Holde
 )
 def test_a_bad_registration_answer_is_422_invalid_passkey(app, holder: Holder, tamper):
     options = holder.creation_options().json["publicKey"]
-    authenticator = holder.authenticator
-    if tamper == "origin":
-        authenticator.origin = "https://evil.example"
-    elif tamper == "rp_id":
-        authenticator.rp_id = "evil.example"
-    elif tamper == "user_not_verified":
-        authenticator.user_verified = False
-    elif tamper == "user_not_present":
-        authenticator.user_present = False
-    answer = authenticator.create(options)
+    answer = misled(holder.authenticator, tamper).create(options)
     if tamper == "type":
         answer["type"] = "password"
     elif tamper == "attestation":
