@@ -18,6 +18,7 @@ from flask_sqlalchemy import SQLAlchemy
 
 from authapp import ops
 from authapp.auth import cookies
+from authapp.auth import introspection_routes as auth_introspection_routes
 from authapp.auth import pages as auth_pages
 from authapp.auth import passkey_pages as auth_passkey_pages
 from authapp.auth import passkey_routes as auth_passkey_routes
@@ -56,6 +57,7 @@ assets = Blueprint(
 API_BLUEPRINTS = (
     auth_routes.bp,
     auth_passkey_routes.bp,
+    auth_introspection_routes.bp,
     settings_routes.bp,
     privacy_routes.bp,
     organization_routes.bp,

@@ -23,6 +23,8 @@ BUILTIN_PERMISSIONS = {
     "org:manage": "Change the organization's settings and webhooks.",
     "api_keys:manage": "Create, list and revoke the organization's API keys.",
     "audit:read": "Read the organization's audit log.",
+    # An API key with it asks POST /auth/introspect whether a token is good (RFC 7662).
+    "tokens:introspect": "Check other members' access tokens through token introspection.",
 }
 BUILTIN_ROLES = ("owner", "admin", "member")
 FULL_ACCESS_ROLES = ("owner", "admin")  # every permission, the operator's own codes included

@@ -6,9 +6,9 @@ import json
 from collections.abc import Callable
 from functools import lru_cache
 from inspect import iscoroutinefunction
-from typing import Any
+from typing import Any, TypeVar
 
-from flask import Flask, Response, has_request_context, request
+from flask import Flask, Response, current_app, has_request_context, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from authapp.platform import config as settings
@@ -53,6 +53,23 @@ class UnsupportedMediaType(AppError):
     status, code = 415, "unsupported_media_type"
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+FORM = "application/x-www-form-urlencoded"
+FORM_VIEW = "authapp_accepts_form"
+
+
+def accepts_form(view: F) -> F:
+    """Mark an API view whose body is a form, as a standard prescribes (RFC 7662's
+    introspection): the JSON-only rule of every other API body does not apply to it."""
+    setattr(view, FORM_VIEW, True)
+    return view
+
+
+def _takes_form() -> bool:
+    view = current_app.view_functions.get(request.endpoint or "")
+    return bool(getattr(view, FORM_VIEW, False))
+
+
 class InvalidJson(AppError):
     status, code = 400, "invalid_json"
 
@@ -94,6 +111,10 @@ class Hooks:
             raise RequestEntityTooLarge()
         if not body and not request.mimetype:
             return  # nothing sent: the schema says whether a body was required
+        if _takes_form():
+            if request.mimetype != FORM:
+                raise UnsupportedMediaType(f"This request body must be a form ({FORM}).")
+            return
         if not _is_json(request.mimetype):
             raise UnsupportedMediaType(
                 "Request bodies must be JSON (Content-Type: application/json)."

@@ -33,7 +33,7 @@ def test_signup_with_organization_name_makes_the_user_its_owner(client):
     assert user["roles"] == ["owner"]
     assert set(user["permissions"]) == {
         "users:read", "users:manage", "roles:manage", "org:manage", "api_keys:manage",
-        "audit:read",
+        "audit:read", "tokens:introspect",
     }  # fmt: skip
 
 

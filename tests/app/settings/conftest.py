@@ -27,6 +27,7 @@ BUILTIN_PERMISSIONS = (
     "audit:read",
     "org:manage",
     "roles:manage",
+    "tokens:introspect",
     "users:manage",
     "users:read",
 )
