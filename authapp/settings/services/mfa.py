@@ -109,7 +109,9 @@ def reset_by_operator(login: str) -> User:
         actor="system",
         data={"passkeys_removed": removed},
     )
-    security_mail.tell_owner(user, "mfa_changed", enabled=False)
+    security_mail.tell_owner(
+        user, "mfa_changed", enabled=False, mfa_was_on=had_mfa, passkeys_removed=removed
+    )
     return user
 
 

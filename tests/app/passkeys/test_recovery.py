@@ -109,6 +109,21 @@ def test_flask_mfa_reset_of_an_account_with_only_passkeys(app, client, holder: H
     assert [e.data["passkeys_removed"] for e in events(app, "mfa.reset")] == [1]
 
 
+def test_the_operators_reset_mail_says_what_went(app, holder: Holder, mailbox):
+    """Passkeys only: the owner reads that a passkey was removed, not that a two-factor set-up
+    they never had was turned off."""
+    holder.register()
+    holder.register()
+    mailbox.clear()
+
+    result = app.test_cli_runner().invoke(args=["mfa", "reset", holder.user["email"]])
+
+    assert result.exit_code == 0, result.output
+    text = mailbox.last(to=holder.user["email"]).get_body(("plain",)).get_content()
+    assert "2 passkeys were removed from your authapp account" in text
+    assert "Two-factor authentication" not in text
+
+
 def test_flask_mfa_reset_leaves_other_accounts_passkeys(app, holder: Holder, make_holder):
     other = make_holder(email="eve@example.com")
     holder.register()
