@@ -8,7 +8,7 @@ from typing import Any
 from flask import current_app, flash, request, session
 from werkzeug.wrappers import Response
 
-from authapp.auth import policy, relying_party
+from authapp.auth import passkey_checks, policy, relying_party
 from authapp.auth.schemas import LoginCodeIn, PasskeyFormIn
 from authapp.platform import clock
 from authapp.platform.errors import AppError
@@ -57,3 +57,9 @@ def second_factor_of_form() -> tuple[str | None, Presented | None]:
         credential = load_form(PasskeyFormIn())["credential"]
         return None, Presented(relying_party.current(), credential)
     return load_form(LoginCodeIn())["totp_code"], None
+
+
+def code_page(pending: dict[str, Any], error: AppError | None = None) -> Response:
+    """The second step's page; its passkey button only for an account that has a passkey."""
+    has_passkey = bool(passkey_checks.credential_ids(pending["user_id"]))
+    return render_form("authapp/auth/login_code.html", error, has_passkey=has_passkey)

@@ -91,7 +91,7 @@ def login_code() -> PageAnswer:
     if pending is None:
         return see_other("auth_pages.login")
     if request.method == "GET":
-        return render_form("authapp/auth/login_code.html")
+        return login_steps.code_page(pending)
     try:
         code, passkey = login_steps.second_factor_of_form()
         pair = logins.log_in_second_step(
@@ -105,7 +105,7 @@ def login_code() -> PageAnswer:
         session.pop(login_steps.MFA_LOGIN, None)
         return login_steps.login_refused(exc, safe_next(pending.get("next")))
     except AppError as exc:
-        return render_form("authapp/auth/login_code.html", exc)
+        return login_steps.code_page(pending, exc)
     session.pop(login_steps.MFA_LOGIN, None)
     cookies.issue(pair)
     return redirect(safe_next(pending.get("next")), code=303)

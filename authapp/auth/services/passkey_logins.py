@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from authapp.auth import backoff, devices, passkey_checks
 from authapp.auth.services import logins, sessions
 from authapp.models import Passkey, User
-from authapp.platform.errors import Forbidden, Unauthorized
+from authapp.platform.errors import Conflict, Forbidden, Unauthorized
 from authapp.platform.extensions import db
 from authapp.security import passkeys
 from authapp.security.passkeys import PasskeyRefused, Presented, RelyingParty
@@ -22,6 +22,8 @@ def options(party: RelyingParty, *, user_id: str | None = None) -> dict[str, Any
     """Request options: for any passkey the authenticator holds for this site, or, with
     `user_id` (the login page's second step), for that account's passkeys only."""
     allowed = passkey_checks.credential_ids(user_id) if user_id else []
+    if user_id and not allowed:  # an empty list would offer any account's passkey
+        raise Conflict("This account has no passkey: enter your code.", code="no_passkey")
     challenge = passkey_checks.issue_challenge("login", user_id=user_id)
     db.session.commit()
     return passkeys.authentication_options(party, challenge=challenge, allowed=allowed)

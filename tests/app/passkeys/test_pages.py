@@ -102,3 +102,24 @@ def test_second_step_options_need_a_waiting_login(app):
 
     assert response.status_code == 409, response.get_data(as_text=True)
     assert response.json["error"]["code"] == "mfa_login_expired"
+
+
+def test_an_account_without_a_passkey_is_offered_none_on_the_second_step(
+    app, client, holder: Holder, make_holder
+):
+    """No button, and no options: an empty allow-list would let the authenticator offer any
+    account's passkey for this site."""
+    enrolled(client, holder)  # TOTP on, no passkey
+    make_holder(email="eve@example.com").register()  # someone else's passkey exists
+    page = app.test_client()
+    form_login(page, holder.user["email"])
+
+    body = page.get("/login/code").get_data(as_text=True)
+    options = page.post(
+        "/login/code/passkey/options", data={"csrf_token": csrf_token(page, "/login/code")}
+    )
+
+    assert "Use a passkey instead" not in body
+    assert "passkeys.js" not in body
+    assert options.status_code == 409, options.get_data(as_text=True)
+    assert options.json["error"]["code"] == "no_passkey"
