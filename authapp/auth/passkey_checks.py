@@ -17,7 +17,7 @@ from authapp.models import Passkey, PasskeyChallenge
 from authapp.platform import clock
 from authapp.platform.extensions import changed_rows, db
 from authapp.security import passkeys
-from authapp.security.passkeys import PasskeyRefused, Presented
+from authapp.security.passkeys import Assertion, PasskeyRefused, RelyingParty
 
 
 def issue_challenge(
@@ -71,12 +71,11 @@ def _claim(challenge: bytes, purpose: str, issued_to: sa.ColumnElement[bool]) ->
     )
 
 
-def check(presented: Presented, *, user_id: str | None = None) -> Passkey:
-    """The registered passkey that signed `presented` (of `user_id`'s account when given), its
-    use recorded. Raises PasskeyRefused: "malformed", "unknown_passkey", "user_handle_mismatch",
+def check(party: RelyingParty, claimed: Assertion, *, user_id: str | None = None) -> Passkey:
+    """The registered passkey that signed `claimed` for `party` (of `user_id`'s account when
+    given), its use recorded. Raises PasskeyRefused: "unknown_passkey", "user_handle_mismatch",
     "challenge_not_live", a signature check's reason, or "sign_count" (the counter went back:
     a cloned authenticator may exist; the passkey is refused, and kept for its owner to judge)."""
-    claimed = passkeys.read_assertion(presented.credential)
     passkey = db.session.scalar(
         sa.select(Passkey).where(Passkey.credential_id == claimed.credential_id)
     )
@@ -90,8 +89,8 @@ def check(presented: Presented, *, user_id: str | None = None) -> Passkey:
     if not claim_login_challenge(claimed.challenge, user_id=passkey.user_id):
         raise PasskeyRefused("challenge_not_live")
     count, backed_up = passkeys.verify_assertion(
-        presented.party,
-        presented.credential,
+        party,
+        claimed.credential,
         challenge=claimed.challenge,
         public_key=passkey.public_key,
     )

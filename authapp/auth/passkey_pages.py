@@ -4,7 +4,7 @@ the outcome is a page like any login's."""
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, redirect, request, session
+from flask import Blueprint, g, jsonify, redirect, request, session
 from werkzeug.wrappers import Response
 
 from authapp.auth import cookies, limits, relying_party
@@ -23,7 +23,14 @@ bp = Blueprint("passkey_pages", __name__)
 def _offered() -> dict[str, object]:
     """`passkeys_offered()` in every page: the passkey buttons only where the RP id can be
     this site's (relying_party.py)."""
-    return {"passkeys_offered": relying_party.available}
+    return {"passkeys_offered": _offered_here}
+
+
+def _offered_here() -> bool:
+    """relying_party.available(), once per request however often a page asks."""
+    if "passkeys_offered" not in g:
+        g.passkeys_offered = relying_party.available()
+    return bool(g.passkeys_offered)
 
 
 @bp.post("/login/passkey/options")

@@ -17,7 +17,7 @@ from authapp.models import RecoveryCode, User
 from authapp.platform import clock
 from authapp.platform.errors import Unauthorized
 from authapp.platform.extensions import changed_rows, db
-from authapp.security import budgets, secretbox, totp
+from authapp.security import budgets, passkeys, secretbox, totp
 from authapp.security.passkeys import Presented
 
 log = structlog.get_logger(__name__)
@@ -62,7 +62,8 @@ def check_passkey(user: User, presented: Presented) -> None:
     """One of the account's passkeys signed `presented`, or PasskeyRefused says why; no commit.
     Spends the same budget as a code (RL-4)."""
     budgets.spend(budgets.configured("RATELIMIT_TOTP"), "totp", user.id, TOO_MANY_CODES)
-    passkey_checks.check(presented, user_id=user.id)
+    claimed = passkeys.read_assertion(presented.credential)
+    passkey_checks.check(presented.party, claimed, user_id=user.id)
 
 
 def _secret(user: User) -> str | None:

@@ -7,7 +7,6 @@ less (auth/services/passkey_logins.py, settings/services/passkeys.py)."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from collections.abc import Callable
@@ -24,12 +23,16 @@ from webauthn.helpers import (
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
     AttestationConveyancePreference,
+    AuthenticationCredential,
     AuthenticatorSelectionCriteria,
     AuthenticatorTransport,
     PublicKeyCredentialDescriptor,
+    RegistrationCredential,
     ResidentKeyRequirement,
     UserVerificationRequirement,
 )
+
+from authapp.security.digests import sha256_hex
 
 MAX_CREDENTIAL_ID_BYTES = 1023  # WebAuthn §5.8.3 (models/passkey.py sizes its column for it)
 # A response is a few hundred bytes; anything far larger is not one (and is not parsed).
@@ -80,11 +83,13 @@ class NewPasskey:
 
 @dataclass(frozen=True)
 class Assertion:
-    """A response's claims, read before any check: which credential, which challenge."""
+    """A login response, read once before any check: which credential, which challenge, and
+    the parsed answer the checks take (`credential`)."""
 
     credential_id: str
     challenge: bytes
     user_handle: bytes | None
+    credential: AuthenticationCredential
 
 
 def new_challenge() -> bytes:
@@ -92,8 +97,8 @@ def new_challenge() -> bytes:
 
 
 def challenge_key(challenge: bytes) -> str:
-    """How a challenge is kept: its SHA-256, hex."""
-    return hashlib.sha256(challenge).hexdigest()
+    """How a challenge is kept: its SHA-256 (security/digests.py), of its base64url text."""
+    return sha256_hex(bytes_to_base64url(challenge))
 
 
 def user_handle(user_id: str) -> bytes:
@@ -174,6 +179,13 @@ def verify_registration(party: RelyingParty, response: Any, challenge: bytes) ->
     )
 
 
+def read_registration(response: Any) -> RegistrationCredential:
+    """A registration response (JSON form) parsed once, for registration_challenge and
+    verify_registration. Raises PasskeyRefused("malformed")."""
+    parsed: RegistrationCredential = _parsed(response, parse_registration_credential_json)
+    return parsed
+
+
 def registration_challenge(response: Any) -> bytes:
     """The challenge a registration response says it answers, before anything is trusted.
     Raises PasskeyRefused("malformed")."""
@@ -189,7 +201,8 @@ def read_assertion(response: Any) -> Assertion:
     if bytes_to_base64url(credential.raw_id) != credential.id:
         raise PasskeyRefused("malformed")
     handle = credential.response.user_handle
-    return Assertion(credential.id, client_data.challenge, bytes(handle) if handle else None)
+    user_handle = bytes(handle) if handle else None
+    return Assertion(credential.id, client_data.challenge, user_handle, credential)
 
 
 def verify_assertion(
@@ -240,7 +253,10 @@ def _descriptors(credential_ids: list[str]) -> list[PublicKeyCredentialDescripto
 
 def _parsed(response: Any, parse: Any) -> Any:
     """The library's structure for a JSON response, or PasskeyRefused("malformed"): hostile
-    shapes (wrong types, bad base64, huge values) end here, never in a 500."""
+    shapes (wrong types, bad base64, huge values) end here, never in a 500. A response parsed
+    already (read_assertion, read_registration) is taken as it is."""
+    if isinstance(response, AuthenticationCredential | RegistrationCredential):
+        return response
     try:
         size = len(json.dumps(response)) if isinstance(response, dict) else None
     except (ValueError, RecursionError):  # nested past what json can write back

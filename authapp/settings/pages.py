@@ -145,12 +145,11 @@ def confirm_mfa() -> PageAnswer:
 @limits.password_change
 @page_login_required()
 def disable_mfa() -> PageAnswer:
-    try:
+    def turn_off() -> str:
         mfa.disable(current_principal(), current_user(), **load_form(schemas.MfaDisableIn()))
-    except AppError as exc:
-        return security_page.render(exc)
-    flash("Two-factor authentication is off.")
-    return see_other("settings_pages.security")
+        return "Two-factor authentication is off."
+
+    return security_page.after(turn_off)
 
 
 # API keys

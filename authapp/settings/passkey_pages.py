@@ -3,17 +3,16 @@ options, the browser creates the passkey, the form posts its answer), rename, re
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, jsonify, request
+from flask import Blueprint, jsonify, request
 from werkzeug.wrappers import Response
 
 from authapp.auth import limits, relying_party
 from authapp.auth.guards import current_principal, current_user, page_login_required
-from authapp.auth.schemas import PasskeyFormIn
 from authapp.platform.errors import AppError
 from authapp.settings import passkey_schemas as schemas
 from authapp.settings import security_page
 from authapp.settings.services import passkeys
-from authapp.web.forms import json_refusal, load, load_form, see_other
+from authapp.web.forms import json_refusal, load, load_form
 
 bp = Blueprint("settings_passkey_pages", __name__, url_prefix="/settings/security/passkeys")
 
@@ -39,37 +38,33 @@ def registration_options() -> Response:
 @bp.post("")
 @page_login_required()
 def register() -> Response | tuple[str, int]:
-    try:
-        credential = load_form(PasskeyFormIn())["credential"]
-        name = load_form(schemas.PasskeyRegisterIn(only=("name",))).get("name", "")
+    def add() -> str:
+        form = load_form(schemas.PasskeyRegisterForm())
         party = relying_party.current()
-        added = passkeys.register(current_principal(), current_user(), party, credential, name)
-    except AppError as exc:
-        return security_page.render(exc)
-    flash(f"Passkey “{added.name}” added: you can log in with it now.")
-    return see_other("settings_pages.security")
+        added = passkeys.register(current_principal(), current_user(), party, **form)
+        return f"Passkey “{added.name}” added: you can log in with it now."
+
+    return security_page.after(add)
 
 
 @bp.post("/<passkey_id>/rename")
 @page_login_required()
 def rename(passkey_id: str) -> Response | tuple[str, int]:
-    try:
+    def change() -> str:
         name = load_form(schemas.PasskeyRenameIn())["name"]
         passkeys.rename(current_principal(), current_user(), passkey_id, name)
-    except AppError as exc:
-        return security_page.render(exc)
-    flash("Passkey renamed.")
-    return see_other("settings_pages.security")
+        return "Passkey renamed."
+
+    return security_page.after(change)
 
 
 @bp.post("/<passkey_id>/remove")
 @limits.password_change
 @page_login_required()
 def remove(passkey_id: str) -> Response | tuple[str, int]:
-    try:
+    def change() -> str:
         password = load_form(schemas.PasskeyRemoveIn())["password"]
         passkeys.remove(current_principal(), current_user(), passkey_id, password)
-    except AppError as exc:
-        return security_page.render(exc)
-    flash("Passkey removed.")
-    return see_other("settings_pages.security")
+        return "Passkey removed."
+
+    return security_page.after(change)

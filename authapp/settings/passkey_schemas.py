@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
-from authapp.auth.schemas import Password, Text
+from authapp.auth.schemas import PasskeyFormIn, Password, Text
 from authapp.platform.openapi import TIME_FORMAT
 
 
@@ -31,6 +31,12 @@ class PasskeyOptionsIn(Schema):
 class PasskeyRegisterIn(Schema):
     credential = fields.Dict(required=True)  # navigator.credentials.create()'s answer, as JSON
     name = Text(max_length=100, load_default="")  # empty: "Passkey 1", "Passkey 2", ...
+
+
+class PasskeyRegisterForm(PasskeyFormIn):
+    """The security page's form: the answer as JSON text (passkeys.js puts it there)."""
+
+    name = Text(max_length=100, load_default="")
 
 
 class PasskeyRenameIn(Schema):

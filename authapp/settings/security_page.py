@@ -1,17 +1,18 @@
 """The security settings page (two-factor authentication, passkeys, your data), rendered by
-settings/pages.py and settings/passkey_pages.py alike."""
+settings/pages.py, settings/passkey_pages.py and settings/privacy_pages.py alike."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from flask import request
+from flask import flash, request
 from werkzeug.wrappers import Response
 
 from authapp.auth import passkey_checks, second_factor
 from authapp.auth.guards import current_user
 from authapp.platform.errors import AppError
-from authapp.web.forms import render_form
+from authapp.web.forms import render_form, see_other
 
 
 def render(error: AppError | None = None, **context: Any) -> Response | tuple[str, int]:
@@ -25,3 +26,14 @@ def render(error: AppError | None = None, **context: Any) -> Response | tuple[st
         passkeys=passkey_checks.passkeys_of(user.id),
         **context,
     )
+
+
+def after(change: Callable[[], str]) -> Response | tuple[str, int]:
+    """A form of the security page: `change` done, its sentence flashed on the page again
+    (POST-redirect-GET); its refusal shown in the page."""
+    try:
+        done = change()
+    except AppError as exc:
+        return render(exc)
+    flash(done)
+    return see_other("settings_pages.security")

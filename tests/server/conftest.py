@@ -25,6 +25,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -241,7 +242,18 @@ def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     extra = _extra_env(request)
-    with scratch_database(_database_name(request, extra)) as url:
+    with running_server(_database_name(request, extra), extra, tmp_path_factory) as started:
+        yield started
+
+
+@contextmanager
+def running_server(
+    database: str, extra: Mapping[str, str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    """gunicorn on a new, migrated and seeded database `database`, with `extra` in its
+    environment; stopped and dropped afterwards (the `server` fixture's, for a module that
+    must build its environment first)."""
+    with scratch_database(database) as url:
         env = server_env(url, extra)
         run_flask(env, "db", "upgrade")
         run_flask(env, "seed")

@@ -25,17 +25,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from prometheus_client.parser import text_string_to_metric_families
 
 from authapp.client import AuthappUnavailable, InvalidToken, TokenChecker, _AnswerCache
-from bench import launch
-from tests.conftest import scratch_database, worker_name
+from tests.conftest import worker_name
 from tests.server.conftest import (
     Server,
     bearer,
-    healthy,
     log_in,
     request_json,
-    run_flask,
-    served_by,
-    server_env,
+    running_server,
     sign_up,
     unique,
 )
@@ -64,16 +60,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     key_file = tmp_path_factory.mktemp("jwt-key") / "signing.key"
     key_file.write_bytes(_pem(rsa.generate_private_key(public_exponent=65537, key_size=2048)))
     key_file.chmod(0o600)
-    with scratch_database(worker_name("live_client_helper")) as url:
-        env = server_env(url, {"JWT_PRIVATE_KEY_FILE": str(key_file)})
-        run_flask(env, "db", "upgrade")
-        run_flask(env, "seed")
-        gunicorn = launch.start_gunicorn(env, tmp_path_factory.mktemp("gunicorn"), wait=False)
-        try:
-            healthy(gunicorn)
-            yield served_by(gunicorn, env)
-        finally:
-            gunicorn.stop()
+    extra = {"JWT_PRIVATE_KEY_FILE": str(key_file)}
+    with running_server(worker_name("live_client_helper"), extra, tmp_path_factory) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

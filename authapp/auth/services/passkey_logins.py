@@ -37,17 +37,18 @@ def log_in(
     holds the account (or, for an unknown credential, its id), Forbidden(account_disabled)
     only after the passkey checked out, EmailUnverified as a password login does."""
     try:
-        claimed = passkeys.read_assertion(presented.credential).credential_id
+        claimed: passkeys.Assertion | None = passkeys.read_assertion(presented.credential)
     except PasskeyRefused:
-        claimed = ""
-    user = _owner(claimed)
+        claimed = None
+    credential_id = claimed.credential_id if claimed else ""
+    user = _owner(credential_id)
     device_id = devices.recognise(device_cookie, user)
-    held_by = backoff.counter(f"passkey:{claimed}", user, device_id)
+    held_by = backoff.counter(f"passkey:{credential_id}", user, device_id)
     backoff.check(held_by)
     try:
-        if user is None:
+        if user is None or claimed is None:
             raise PasskeyRefused("unknown_passkey")
-        passkey_checks.check(presented)
+        passkey_checks.check(presented.party, claimed)
     except PasskeyRefused as exc:
         logins.suspect_clone(user, client, exc)
         logins.record_failure(

@@ -74,12 +74,13 @@ def register(
     answer is malformed, for another site or challenge, or the challenge is spent or expired),
     Conflict(passkey_exists, too_many_passkeys)."""
     try:
-        challenge = passkeys.registration_challenge(credential)
+        answer = passkeys.read_registration(credential)
+        challenge = passkeys.registration_challenge(answer)
         if not passkey_checks.claim_registration_challenge(
             challenge, user_id=user.id, session_id=principal.session_id
         ):
             raise PasskeyRefused("challenge_not_live")
-        new = passkeys.verify_registration(party, credential, challenge)
+        new = passkeys.verify_registration(party, answer, challenge)
     except PasskeyRefused as exc:
         audit.by_principal("passkey.register_failed", principal, user_id=user.id, why=exc.reason)
         db.session.commit()  # the audit row, and the challenge spent
