@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from aiosmtpd.controller import Controller
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -25,7 +24,7 @@ from authapp.auth.services import accounts
 from authapp.models import OutboxMessage
 from authapp.platform.extensions import db
 from tests.conftest import PASSWORD, seeded_app
-from tests.servers import Mailbox, SmtpServer, free_port, wait_for
+from tests.servers import ClosingController, Mailbox, SmtpServer, free_port, wait_for
 
 EMAIL = "ada@tls.example"
 
@@ -118,7 +117,7 @@ def tls_smtp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpSe
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert_file, key_file)
     server = SmtpServer(port=free_port(), mailbox=Mailbox())
-    server.controller = Controller(
+    server.controller = ClosingController(
         server.mailbox,
         hostname="127.0.0.1",
         port=server.port,

@@ -239,6 +239,20 @@ def test_killed_pooled_connections_cost_no_failed_request(outage_database, outag
     assert login.status_code == 200, login.json
 
 
+def _end_backend(pid: int) -> None:
+    """End one connection's backend and wait until it is gone (the signal is asynchronous)."""
+    engine = admin_engine()
+    try:
+        with engine.connect() as admin:
+            admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+            deadline = time.monotonic() + 10
+            while _alive(admin, {pid}) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            assert not _alive(admin, {pid}), "backend survived pg_terminate_backend"
+    finally:
+        engine.dispose()
+
+
 def test_a_connection_dropped_after_the_last_statement_costs_no_500(outage_app: Flask):
     """F1, ER-1: the database drops the connection between a request's last statement and its
     end (a restart at that moment): the closing ROLLBACK fails, yet the answer stands, and the
@@ -247,8 +261,8 @@ def test_a_connection_dropped_after_the_last_statement_costs_no_500(outage_app: 
     @outage_app.get("/_probe/dropped")
     def dropped() -> dict[str, int]:
         pid = db.session.scalar(sa.text("SELECT pg_backend_pid()"))
-        with admin_engine().connect() as admin:
-            admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        assert pid is not None
+        _end_backend(pid)
         return {"pid": pid}
 
     client = outage_app.test_client()
@@ -257,6 +271,31 @@ def test_a_connection_dropped_after_the_last_statement_costs_no_500(outage_app: 
 
     assert answer.status_code == 200
     assert after.status_code == 200
+
+
+def test_readiness_is_not_fooled_by_a_connection_that_died_unseen(outage_app: Flask):
+    """F1: a pooled connection whose backend ended after the checkout's look at its socket (a
+    restart at that moment, or a silent network drop) costs readiness nothing: the probe tries
+    once more on a fresh connection, as every first statement does, instead of a 503."""
+    client = outage_app.test_client()
+    assert client.get("/readyz").status_code == 200  # one connection rests in the pool now
+    ended: list[int] = []
+
+    def end_once_checked_out(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if not ended:
+            ended.append(dbapi_connection.get_backend_pid())
+            _end_backend(ended[0])
+
+    with outage_app.app_context():
+        engine = db.engine
+    sa.event.listen(engine, "checkout", end_once_checked_out)
+    try:
+        ready = client.get("/readyz")
+    finally:
+        sa.event.remove(engine, "checkout", end_once_checked_out)
+
+    assert ended, "the pooled connection was not checked out"
+    assert ready.status_code == 200, ready.json
 
 
 def test_app_starts_while_the_database_is_unreachable_and_reports_not_ready():
