@@ -59,7 +59,15 @@ $(E2E_MODULES): tests/browser/package-lock.json
 	npm ci --prefix tests/browser --no-audit --no-fund
 	touch $@
 
-e2e-tools: $(CHROMIUM) $(E2E_MODULES)
+# The OpenID Connect provider of the federation tests (tests/oidc: oidc-provider, pinned by
+# tests/oidc/package-lock.json), run by Node.
+OIDC_MODULES := tests/oidc/node_modules/.package-lock.json
+
+$(OIDC_MODULES): tests/oidc/package-lock.json
+	npm ci --prefix tests/oidc --no-audit --no-fund
+	touch $@
+
+e2e-tools: $(CHROMIUM) $(E2E_MODULES) $(OIDC_MODULES)
 
 # deploy/nginx/ in front of gunicorn (docs/deployment.md "nginx in front"):
 # tests/server/test_nginx.py and the

@@ -18,6 +18,7 @@ from flask_sqlalchemy import SQLAlchemy
 
 from authapp import ops
 from authapp.auth import cookies
+from authapp.auth import federation_pages as auth_federation_pages
 from authapp.auth import introspection_routes as auth_introspection_routes
 from authapp.auth import pages as auth_pages
 from authapp.auth import passkey_pages as auth_passkey_pages
@@ -67,6 +68,7 @@ API_BLUEPRINTS = (
 PAGE_BLUEPRINTS = (
     auth_pages.bp,
     auth_passkey_pages.bp,
+    auth_federation_pages.bp,
     settings_pages.bp,
     privacy_pages.bp,
     organization_pages.bp,

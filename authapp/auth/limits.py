@@ -66,6 +66,10 @@ login = limiter.shared_limit(setting("RATELIMIT_LOGIN"), scope="login", methods=
 passkey_options = limiter.shared_limit(
     setting("RATELIMIT_PASSKEY_OPTIONS"), scope="passkey_options", methods=["POST"]
 )
+# The way back from an identity provider is a GET; it spends the login budget of the address.
+federation_callback = limiter.shared_limit(
+    setting("RATELIMIT_LOGIN"), scope="login", methods=["GET"]
+)
 signup = limiter.shared_limit(setting("RATELIMIT_SIGNUP"), scope="signup", methods=["POST"])
 # Accepting an invitation may create an account (a password hashed): sign-up's allowance, counted
 # apart, per client address, for the API and the accept page together.

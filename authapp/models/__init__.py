@@ -3,6 +3,7 @@
 from authapp.models.audit import AuditEvent
 from authapp.models.base import Base
 from authapp.models.credential import ApiKey
+from authapp.models.identity import Identity
 from authapp.models.membership import Invitation, Membership, membership_roles
 from authapp.models.mfa import RecoveryCode
 from authapp.models.organization import TIER_RATE_LIMITS, Organization
@@ -19,6 +20,7 @@ __all__ = [
     "TIER_RATE_LIMITS",
     "AuditEvent",
     "Base",
+    "Identity",
     "Invitation",
     "Membership",
     "OneTimeToken",

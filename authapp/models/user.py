@@ -34,6 +34,9 @@ class User(Base):
     username: Mapped[str | None] = mapped_column(sa.String(32))
     full_name: Mapped[str] = mapped_column(sa.String(200), default="", server_default="")
     password_hash: Mapped[str] = mapped_column(sa.String(100))
+    # False for an account made through an identity provider: its password_hash is of a random
+    # secret nobody knows, until a password reset sets one (docs/federation.md "Accounts").
+    has_password: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     is_active: Mapped[bool] = mapped_column(default=True, server_default=sa.true())
     email_verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     mfa_secret: Mapped[str | None] = mapped_column(sa.Text)  # Fernet token, never returned

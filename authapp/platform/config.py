@@ -17,7 +17,13 @@ from typing import Any
 import click
 from cryptography.fernet import Fernet
 
-from authapp.platform import library_settings, local_secrets, parse, webauthn_settings
+from authapp.platform import (
+    federation_settings,
+    library_settings,
+    local_secrets,
+    parse,
+    webauthn_settings,
+)
 
 ENVIRONMENTS = parse.ENVIRONMENTS
 SECRET_NAMES = ("SECRET_KEY", "JWT_SECRET_KEY", "PASSWORD_PEPPER")
@@ -32,6 +38,7 @@ KNOWN_DEFAULTS = frozenset({"", "changeme", "change-me", "secret", "dev", "devel
 OFFLOAD_LANES: dict[str, tuple[str, str, str | None]] = {
     "mail": ("OFFLOAD_WORKERS", "OFFLOAD_QUEUE", None),
     "webhooks": ("WEBHOOK_WORKERS", "WEBHOOK_QUEUE", "WEBHOOK_MAX_PER_ORGANIZATION"),
+    "federation": ("FEDERATION_WORKERS", "FEDERATION_QUEUE", None),
 }
 
 
@@ -130,6 +137,12 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "WEBAUTHN_ORIGINS": (parse.origins, ""),
     "WEBAUTHN_CHALLENGE_TTL": (parse.seconds, "5m"),  # options until the answer must come
     "PASSKEYS_PER_USER": (int, "20"),
+    # Sign-in with other identity providers (docs/federation.md): none unless configured.
+    "FEDERATION_PROVIDERS": (federation_settings.providers, ""),
+    "FEDERATION_TIMEOUT": (float, "10"),  # all of one step's calls to a provider
+    "FEDERATION_WORKERS": (int, "4"),  # the federation lane: providers never hold mail's threads
+    "FEDERATION_QUEUE": (int, "50"),
+    "FEDERATION_FLOW_TTL": (parse.seconds, "10m"),  # leaving for the provider until coming back
     "SIGNUP_MODE": (parse.signup_mode, "open"),  # open, closed or invite (auth/policy.py)
     "REQUIRE_VERIFIED_EMAIL": (parse.boolean, "false"),  # true: no session before the link
     # `flask prune`: how long rows stay after they stopped mattering (auth/services/retention.py).
@@ -180,6 +193,7 @@ def load(instance_path: str, overrides: Mapping[str, Any] | None = None) -> dict
         settings["PASSWORD_HASH_CONCURRENCY"] = _hashing_threads(settings["GUNICORN_WORKERS"])
     _check_ranges(settings)
     webauthn_settings.check(settings, ConfigError)
+    federation_settings.check(settings, ConfigError)
     if settings["DATABASE_URL"] is None:
         settings["DATABASE_URL"] = f"sqlite:///{Path(instance_path) / 'authapp.db'}"
     local_secrets.fill(settings, instance_path, SECRET_NAMES)

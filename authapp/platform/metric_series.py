@@ -13,7 +13,7 @@ from authapp.platform.config import OFFLOAD_LANES
 
 # Exported at 0 from the start, so a rate() over them works before the first failure.
 KNOWN_LOGIN_FAILURES = ("bad_password", "unknown_account", "account_disabled")
-LOGIN_METHODS = ("password", "passkey")
+LOGIN_METHODS = ("password", "passkey", "federated")
 # A label value taken from data must stay one of a few short words, or it could mint series.
 LABEL_WORD = re.compile(r"[a-z0-9_.:-]{1,64}")
 
@@ -56,8 +56,8 @@ class Series:
     def _declare_logins_and_limits(self, registry: CollectorRegistry) -> None:
         self.logins = Counter(
             "authapp_logins_total",
-            "Login attempts by outcome (succeeded, failed), method (password, passkey) and, "
-            "for failures, the reason.",
+            "Login attempts by outcome (succeeded, failed), method (password, passkey, federated) "
+            "and, for failures, the reason.",
             ["outcome", "reason", "method"],
             registry=registry,
         )

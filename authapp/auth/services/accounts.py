@@ -32,6 +32,10 @@ INVALID_CREDENTIALS = "The login or password is incorrect."
 UNIQUE_CONFLICTS = {
     "uq_users_email_normalized": ("An account with this email already exists.", "email_taken"),
     "uq_users_username_lower": ("That username is taken.", "username_taken"),
+    "uq_identities_provider_subject": (
+        "This identity is already connected to an account.",
+        "identity_taken",
+    ),
 }
 
 
@@ -67,7 +71,7 @@ def check_new_password(user: User, password: str) -> None:
     )
 
 
-def _default_organization() -> Organization:
+def default_organization() -> Organization:
     organization = db.session.scalars(
         sa.select(Organization).where(Organization.is_default)
     ).one_or_none()
@@ -93,7 +97,7 @@ def sign_up(
     if organization_name:
         organization, role = Organization(name=organization_name), memberships.builtin_role("owner")
     else:
-        organization, role = _default_organization(), memberships.builtin_role("member")
+        organization, role = default_organization(), memberships.builtin_role("member")
     user = User(
         email=email,
         email_normalized=normalize_email(email),
@@ -101,13 +105,31 @@ def sign_up(
         full_name=full_name,
         password_hash=password_hash,
     )
+    return open_account(user, organization, role, client, new_organization=bool(organization_name))
+
+
+def open_account(
+    user: User,
+    organization: Organization,
+    role: Role,
+    client: sessions.Client,
+    *,
+    mail_verification: bool = True,
+    **audit_data: object,
+) -> sessions.TokenPair | None:
+    """A new account's rows, its first session (unless REQUIRE_VERIFIED_EMAIL holds it back),
+    its audit row, its verification mail and its webhook, committed. Raises Conflict."""
     db.session.add(user)
     membership = memberships.join(user, organization, [role])
     flush_unique()
-    started = sessions.start(user, membership, client) if policy.may_have_session(False) else None
-    audit.by_user("user.signed_up", user, client, new_organization=bool(organization_name))
+    started = (
+        sessions.start(user, membership, client)
+        if policy.may_have_session(user.email_verified)
+        else None
+    )
+    audit.by_user("user.signed_up", user, client, **audit_data)
     message_ids = events.ids(
-        link_tokens.send_verification(user),
+        link_tokens.send_verification(user) if mail_verification else None,
         events.webhook(organization.id, "user.signed_up", {"user_id": user.id}),
     )
     db.session.commit()
@@ -142,7 +164,7 @@ def create_user(
     """An operator's account creation (`flask create-user`): the sign-up rules, no session.
     The operator vouches for the address, so it counts as verified."""
     check_password_policy(password, email=email, username=username, full_name=full_name)
-    org = find_organization(organization) if organization else _default_organization()
+    org = find_organization(organization) if organization else default_organization()
     roles = roles_named(org.id, role_names)
     user = User(
         email=email,

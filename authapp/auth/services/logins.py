@@ -117,6 +117,7 @@ def start_session(
     device_id: str | None,
     *,
     method: str = "password",
+    **details: str,
 ) -> sessions.TokenPair:
     """The login succeeded: the count that held it starts again (RL-2), and the client gets a
     device cookie of this account (only now: a correct password alone, before the second
@@ -129,7 +130,7 @@ def start_session(
     membership = memberships.landing(user)
     notice = _new_device_notice(user, client)
     session, refresh = sessions.start(user, membership, client)
-    audit.by_user("login.succeeded", user, client, session_id=session.id, method=method)
+    audit.by_user("login.succeeded", user, client, session_id=session.id, method=method, **details)
     db.session.commit()
     outbox.dispatch(events.ids(notice))
     pair = sessions.started(membership, session, refresh)

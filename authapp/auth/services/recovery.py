@@ -147,6 +147,7 @@ def replace_password(
     mailed (RS-3) and the organization's webhook told. Returns how many sessions were revoked
     and the messages to dispatch after the caller's commit. No commit."""
     user.password_hash = passwords.hash_password(password)
+    user.has_password = True  # an account made through a provider has one now
     link_tokens.void(user.id, "password_reset", "email_change")
     revoked = sessions.revoke_all(
         user.id, reason=f"password_{how}", keep_session_id=keep_session_id

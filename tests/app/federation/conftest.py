@@ -1,0 +1,90 @@
+"""Federation fixtures: a real OpenID Connect provider (tests/oidc_peer.py, Node's oidc-provider)
+for this worker's session, and the app configured to sign in with it as `idp`.
+
+The browser is the Flask test client (host `localhost`); the person's walk through the
+provider's pages is plain HTTP (sign_in_at_provider), and the callback URL the provider sends
+the browser to is handed back to the test client, as a browser would follow it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
+
+from authapp.platform.federation_settings import providers
+from tests.app.web.conftest import csrf_token
+from tests.conftest import marker_settings, seeded_app
+from tests.oidc_peer import OidcProvider, oidc_provider, sign_in_at_provider
+
+CLIENT_ID, CLIENT_SECRET = "authapp-tests", "a client secret of at least thirty-two characters"
+OTHER_CLIENT_ID = "another-service"  # a client of the same provider: its tokens are not ours
+CALLBACK = "http://localhost/login/with/idp/callback"
+
+
+@pytest.fixture(scope="session")
+def provider() -> Iterator[OidcProvider]:
+    clients = [
+        {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [CALLBACK]},
+        {
+            "client_id": OTHER_CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "redirect_uris": ["http://localhost/elsewhere"],
+        },
+    ]
+    with oidc_provider(clients) as started:
+        yield started
+
+
+def provider_settings(issuer: str, **entry: str) -> dict[str, Any]:
+    """FEDERATION_PROVIDERS parsed as the environment's would be: `idp`, this client."""
+    config = {
+        "issuer": issuer,
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "display_name": "Test IdP",
+        **entry,
+    }
+    return providers(json.dumps({"idp": config}))
+
+
+@pytest.fixture
+def app(
+    database_url: str,
+    authapp_mail_dir: Path,
+    provider: OidcProvider,
+    request: pytest.FixtureRequest,
+) -> Iterator[Flask]:
+    settings = {
+        "MAIL_DIR": str(authapp_mail_dir),
+        "FEDERATION_PROVIDERS": provider_settings(provider.issuer),
+        **marker_settings(request),
+    }
+    with seeded_app(database_url, **settings) as app:
+        yield app
+
+
+def start(client: FlaskClient, next_path: str | None = None) -> TestResponse:
+    """The login page's "Log in with Test IdP" button."""
+    data = {"csrf_token": csrf_token(client, "/login")}
+    if next_path is not None:
+        data["next"] = next_path
+    return client.post("/login/with/idp", data=data)
+
+
+def sign_in(client: FlaskClient, login: str, next_path: str | None = None) -> TestResponse:
+    """The whole round: the button, the provider's pages as `login`, the way back."""
+    left = start(client, next_path)
+    assert left.status_code == 303, left.get_data(as_text=True)
+    return come_back(client, sign_in_at_provider(left.location, login, redirect_prefix=CALLBACK))
+
+
+def come_back(client: FlaskClient, callback_url: str) -> TestResponse:
+    parts = urlsplit(callback_url)
+    return client.get(f"{parts.path}?{parts.query}")
