@@ -32,6 +32,7 @@ from authapp.platform.extensions import api
 from authapp.platform.extensions import init_app as init_extensions
 from authapp.security import keys, passwords, tokens
 from authapp.settings import (
+    identity_pages,
     invitation_pages,
     invitation_routes,
     organization_pages,
@@ -74,6 +75,7 @@ PAGE_BLUEPRINTS = (
     organization_pages.bp,
     invitation_pages.bp,
     passkey_pages.bp,
+    identity_pages.bp,
     docs.bp,
     assets,
 )

@@ -35,6 +35,7 @@ SUBJECTS = {
     "new_device_login": "New login to your account",
     "mfa_changed": "Two-factor authentication settings changed",
     "passkeys_changed": "The passkeys of your account changed",
+    "identities_changed": "The sign-in providers of your account changed",
     "email_change": "Confirm your new email address",
     "email_change_requested": "A change of your email address was requested",
     "email_changed": "Your email address was changed",

@@ -72,6 +72,18 @@ class ExportedPasskey(Schema):
     backed_up = fields.Boolean()
 
 
+class ExportedIdentity(Schema):
+    """An account at an identity provider linked to this one (docs/federation.md)."""
+
+    id = fields.String()
+    provider = fields.String()
+    subject = fields.String()
+    email = fields.String()
+    email_verified = fields.Boolean()
+    created_at = _time()
+    last_used_at = _time(allow_none=True)
+
+
 class ExportedAuditEvent(AuditEventOut):
     """The audit log's own shape, with the organization instead of the (exporting) user."""
 
@@ -88,6 +100,7 @@ class AccountExportOut(Schema):
     sessions = fields.List(fields.Nested(ExportedSession))
     api_keys = fields.List(fields.Nested(ExportedApiKey))
     passkeys = fields.List(fields.Nested(ExportedPasskey))
+    identities = fields.List(fields.Nested(ExportedIdentity))
     audit_events = fields.List(
         fields.Nested(ExportedAuditEvent),
         metadata={"description": "Events about the user, newest first, at most 1,000."},

@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 
 from authapp.auth import passkey_checks, second_factor
 from authapp.auth.guards import current_user
+from authapp.auth.services import identity_links
 from authapp.platform.errors import AppError
 from authapp.web.forms import render_form, see_other
 
@@ -24,6 +25,8 @@ def render(error: AppError | None = None, **context: Any) -> Response | tuple[st
         user=user,
         remaining=second_factor.unused_recovery_codes(user.id) if user.mfa_enabled else 0,
         passkeys=passkey_checks.passkeys_of(user.id),
+        identities=identity_links.identities_of(user.id),
+        provider_name=identity_links.display_name,
         **context,
     )
 

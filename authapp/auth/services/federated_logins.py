@@ -55,7 +55,7 @@ def sign_in(
     """A session for the provider's person; None when REQUIRE_VERIFIED_EMAIL holds a new
     account's session back. Raises Conflict(identity_not_linked), SignupClosed,
     ValidationFailed (no usable address), Forbidden(account_disabled), EmailUnverified."""
-    subject, email = _subject(profile), _email(profile)
+    subject, email = identity_subject(profile), provider_email(profile)
     verified = bool(email) and profile.get("email_verified") is True
     identity = db.session.scalar(
         sa.select(Identity).where(Identity.provider == provider, Identity.subject == subject)
@@ -133,7 +133,7 @@ def _sign_up(
     )
 
 
-def _subject(profile: dict[str, Any]) -> str:
+def identity_subject(profile: dict[str, Any]) -> str:
     """OpenID Connect Core §2: at most 255 ASCII characters; anything else names nobody."""
     subject = profile.get("subject")
     if not isinstance(subject, str) or not 0 < len(subject) <= 255 or not subject.isascii():
@@ -143,7 +143,7 @@ def _subject(profile: dict[str, Any]) -> str:
     return subject
 
 
-def _email(profile: dict[str, Any]) -> str:
+def provider_email(profile: dict[str, Any]) -> str:
     """The provider's address when it is one: a hostile or broken one counts as none."""
     email = profile.get("email")
     if not isinstance(email, str) or len(email) > 254 or CONTROL_CHARS.search(email):

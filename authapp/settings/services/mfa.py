@@ -9,12 +9,11 @@ from flask import current_app
 
 from authapp.auth import passkey_checks, second_factor
 from authapp.auth.principals import Principal
-from authapp.auth.services import accounts, reauthentication
+from authapp.auth.services import accounts, reauthentication, security_mail
 from authapp.models import User
 from authapp.platform.errors import Conflict, ValidationFailed
 from authapp.platform.extensions import db
 from authapp.security import audit, secretbox, totp
-from authapp.settings.services import security_mail
 from authapp.settings.verified import require_verified_email
 
 

@@ -13,14 +13,13 @@ from flask import current_app
 
 from authapp.auth import passkey_checks
 from authapp.auth.principals import Principal
-from authapp.auth.services import reauthentication
+from authapp.auth.services import reauthentication, security_mail
 from authapp.models import Passkey, User
 from authapp.models.base import is_id
 from authapp.platform.errors import Conflict, NotFound, ValidationFailed
 from authapp.platform.extensions import db
 from authapp.security import audit, passkeys
 from authapp.security.passkeys import PasskeyRefused, RelyingParty
-from authapp.settings.services import security_mail
 from authapp.settings.verified import require_verified_email
 
 NOT_FOUND = "No such passkey."

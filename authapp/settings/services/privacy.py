@@ -14,6 +14,7 @@ from authapp.delivery import events, outbox
 from authapp.models import (
     ApiKey,
     AuditEvent,
+    Identity,
     LoginThrottle,
     Membership,
     OneTimeToken,
@@ -54,6 +55,7 @@ def export(principal: Principal, user: User) -> dict[str, Any]:
         "sessions": _all(sa.select(Session).where(Session.user_id == user.id), Session),
         "api_keys": _all(sa.select(ApiKey).where(ApiKey.created_by == user.id), ApiKey),
         "passkeys": _all(sa.select(Passkey).where(Passkey.user_id == user.id), Passkey),
+        "identities": _all(sa.select(Identity).where(Identity.user_id == user.id), Identity),
         "audit_events": events_,
         "audit_events_truncated": truncated,
     }

@@ -1,0 +1,115 @@
+"""The authorization code flow with an identity provider, as the pages run it (docs/federation.md
+"The flow"): PKCE (S256), `state` and `nonce`. What the flow must remember while the person is
+at the provider waits in the signed session cookie, bound to this browser: a callback whose
+`state` is not this browser's (login CSRF), whose wait ran out, or that comes a second time, is
+refused before any call to the provider. A flow logs in (the login pages) or links (the security
+page, `purpose="link"`, bound to the account and session that asked)."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Any
+
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from flask import abort, current_app, redirect, request, session, url_for
+from werkzeug.wrappers import Response
+
+from authapp.auth.services import federated_logins
+from authapp.delivery import events, identity_providers
+from authapp.platform import clock
+from authapp.platform.errors import Unauthorized
+from authapp.platform.federation_settings import Provider
+from authapp.platform.network import request_client
+
+FLOW = "federation_flow"
+MAX_PARAMETER = 2048  # a code or a state longer than this is nobody's
+
+
+def provider_named(name: str) -> Provider:
+    provider = current_app.config["FEDERATION_PROVIDERS"].get(name)
+    if provider is None:
+        abort(404)
+    return provider  # type: ignore[no-any-return]
+
+
+def leave_for(provider: Provider, next_path: str, **bound: str) -> Response:
+    """To the provider, with a fresh state, nonce and PKCE verifier remembered for the way
+    back. Raises ProviderUnavailable."""
+    endpoint = identity_providers.on_lane(identity_providers.authorization_endpoint, provider)
+    flow = {
+        "provider": provider.name,
+        "state": secrets.token_urlsafe(32),
+        "nonce": secrets.token_urlsafe(32),
+        "verifier": secrets.token_urlsafe(48),  # RFC 7636 §4.1: 43 to 128 characters
+        "next": next_path,
+        "until": clock.now().timestamp() + current_app.config["FEDERATION_FLOW_TTL"],
+        **bound,
+    }
+    session[FLOW] = flow
+    with OAuth2Session(provider.client_id, scope=provider.scopes) as client:
+        url, _ = client.create_authorization_url(
+            endpoint["endpoint"],
+            state=flow["state"],
+            redirect_uri=callback_url(provider),
+            code_challenge=create_s256_code_challenge(flow["verifier"]),
+            code_challenge_method="S256",
+            **({"nonce": flow["nonce"]} if provider.kind == "oidc" else {}),
+        )
+    return redirect(url, code=303)
+
+
+def come_back(provider: Provider, flow: Any) -> dict[str, Any]:
+    """The profile the provider vouches for, once the callback proved it answers `flow` (this
+    browser's, popped from its session). Raises Unauthorized(federation_refused),
+    ProviderUnavailable."""
+    code = _code_for(provider, flow)
+    answer = identity_providers.on_lane(
+        identity_providers.profile,
+        provider,
+        code,
+        flow["verifier"],
+        callback_url(provider),
+        flow["nonce"],
+        int(clock.now().timestamp()),
+    )
+    if "refused" in answer:
+        raise refused(provider, answer["refused"])
+    return answer["profile"]  # type: ignore[no-any-return]
+
+
+def callback_url(provider: Provider) -> str:
+    """The redirect URI registered at the provider: under PUBLIC_BASE_URL in production, as
+    every link authapp hands out (RS-2); the request's own address elsewhere."""
+    path = url_for("federation_pages.callback", name=provider.name)
+    if current_app.config["AUTHAPP_ENV"] == "production":
+        return events.link(path.removeprefix(current_app.config["AUTHAPP_URL_PREFIX"]))
+    return request.host_url.rstrip("/") + path
+
+
+def _code_for(provider: Provider, flow: Any) -> str:
+    state, code = request.args.get("state", ""), request.args.get("code", "")
+    if not isinstance(flow, dict) or flow.get("provider") != provider.name:
+        raise refused(provider, "no_flow")
+    if flow.get("until", 0) < clock.now().timestamp():
+        raise refused(provider, "flow_expired")
+    if len(state) > MAX_PARAMETER or not hmac.compare_digest(
+        state.encode("utf-8", "replace"), str(flow["state"]).encode()
+    ):
+        raise refused(provider, "state_mismatch")
+    if "error" in request.args:
+        cancelled = f"Signing in with {provider.display_name} was cancelled."
+        raise refused(provider, "cancelled", cancelled)
+    if not code or len(code) > MAX_PARAMETER or not code.isprintable():
+        raise refused(provider, "no_code")
+    return code
+
+
+def refused(provider: Provider, why: str, message: str | None = None) -> Unauthorized:
+    """A failed sign-in, audited with why (the page says only that it did not work)."""
+    federated_logins.record_refusal(provider.name, why, request_client())
+    return Unauthorized(
+        message or f"Signing in with {provider.display_name} did not work: try again.",
+        code="federation_refused",
+    )
