@@ -19,6 +19,7 @@ from flask_sqlalchemy import SQLAlchemy
 from authapp import ops
 from authapp.auth import cookies
 from authapp.auth import federation_pages as auth_federation_pages
+from authapp.auth import federation_routes as auth_federation_routes
 from authapp.auth import introspection_routes as auth_introspection_routes
 from authapp.auth import pages as auth_pages
 from authapp.auth import passkey_pages as auth_passkey_pages
@@ -65,6 +66,7 @@ API_BLUEPRINTS = (
     organization_routes.bp,
     invitation_routes.bp,
     passkey_routes.bp,
+    auth_federation_routes.bp,
 )
 PAGE_BLUEPRINTS = (
     auth_pages.bp,

@@ -25,6 +25,7 @@ from authapp.platform.network import request_client
 
 FLOW = "federation_flow"
 MAX_PARAMETER = 2048  # a code or a state longer than this is nobody's
+Flow = dict[str, Any]
 
 
 def provider_named(name: str) -> Provider:
@@ -34,43 +35,67 @@ def provider_named(name: str) -> Provider:
     return provider  # type: ignore[no-any-return]
 
 
-def leave_for(provider: Provider, next_path: str, **bound: str) -> Response:
-    """To the provider, with a fresh state, nonce and PKCE verifier remembered for the way
-    back. Raises ProviderUnavailable."""
-    endpoint = identity_providers.on_lane(identity_providers.authorization_endpoint, provider)
-    flow = {
+def new_flow(provider: Provider, redirect_uri: str, next_path: str = "", **bound: str) -> Flow:
+    """A fresh state, nonce and PKCE verifier, to remember until the way back."""
+    return {
         "provider": provider.name,
         "state": secrets.token_urlsafe(32),
         "nonce": secrets.token_urlsafe(32),
         "verifier": secrets.token_urlsafe(48),  # RFC 7636 §4.1: 43 to 128 characters
+        "redirect_uri": redirect_uri,
         "next": next_path,
         "until": clock.now().timestamp() + current_app.config["FEDERATION_FLOW_TTL"],
         **bound,
     }
-    session[FLOW] = flow
+
+
+def authorization_url(provider: Provider, flow: Flow) -> str:
+    """Where the person signs in at the provider for `flow`. Raises ProviderUnavailable."""
+    endpoint = identity_providers.on_lane(identity_providers.authorization_endpoint, provider)
     with OAuth2Session(provider.client_id, scope=provider.scopes) as client:
         url, _ = client.create_authorization_url(
             endpoint["endpoint"],
             state=flow["state"],
-            redirect_uri=callback_url(provider),
+            redirect_uri=flow["redirect_uri"],
             code_challenge=create_s256_code_challenge(flow["verifier"]),
             code_challenge_method="S256",
             **({"nonce": flow["nonce"]} if provider.kind == "oidc" else {}),
         )
+    return str(url)
+
+
+def leave_for(provider: Provider, next_path: str, **bound: str) -> Response:
+    """A page's way to the provider: the flow waits in this browser's session cookie."""
+    flow = new_flow(provider, callback_url(provider), next_path, **bound)
+    url = authorization_url(provider, flow)
+    session[FLOW] = flow
     return redirect(url, code=303)
 
 
 def come_back(provider: Provider, flow: Any) -> dict[str, Any]:
-    """The profile the provider vouches for, once the callback proved it answers `flow` (this
-    browser's, popped from its session). Raises Unauthorized(federation_refused),
-    ProviderUnavailable."""
-    code = _code_for(provider, flow)
+    """The page's way back: the callback's query answers `flow`, this browser's own."""
+    query = request.args
+    return verified_profile(
+        provider,
+        flow,
+        state=query.get("state", ""),
+        code=query.get("code", ""),
+        cancelled="error" in query,
+    )
+
+
+def verified_profile(
+    provider: Provider, flow: Any, *, state: str, code: str, cancelled: bool = False
+) -> dict[str, Any]:
+    """The profile the provider vouches for, once `state` proved the answer is `flow`'s.
+    Raises Unauthorized(federation_refused), ProviderUnavailable."""
+    _check_answer(provider, flow, state, code, cancelled)
     answer = identity_providers.on_lane(
         identity_providers.profile,
         provider,
         code,
         flow["verifier"],
-        callback_url(provider),
+        flow["redirect_uri"],
         flow["nonce"],
         int(clock.now().timestamp()),
     )
@@ -88,8 +113,7 @@ def callback_url(provider: Provider) -> str:
     return request.host_url.rstrip("/") + path
 
 
-def _code_for(provider: Provider, flow: Any) -> str:
-    state, code = request.args.get("state", ""), request.args.get("code", "")
+def _check_answer(provider: Provider, flow: Any, state: str, code: str, cancelled: bool) -> None:
     if not isinstance(flow, dict) or flow.get("provider") != provider.name:
         raise refused(provider, "no_flow")
     if flow.get("until", 0) < clock.now().timestamp():
@@ -98,12 +122,12 @@ def _code_for(provider: Provider, flow: Any) -> str:
         state.encode("utf-8", "replace"), str(flow["state"]).encode()
     ):
         raise refused(provider, "state_mismatch")
-    if "error" in request.args:
-        cancelled = f"Signing in with {provider.display_name} was cancelled."
-        raise refused(provider, "cancelled", cancelled)
+    if cancelled:
+        raise refused(
+            provider, "cancelled", f"Signing in with {provider.display_name} was cancelled."
+        )
     if not code or len(code) > MAX_PARAMETER or not code.isprintable():
         raise refused(provider, "no_code")
-    return code
 
 
 def refused(provider: Provider, why: str, message: str | None = None) -> Unauthorized:

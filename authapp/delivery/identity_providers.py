@@ -29,7 +29,7 @@ from authapp.security.id_tokens import IdTokenRefused, UnknownSigningKey
 
 LANE = "federation"
 CACHE_SECONDS = 3600  # discovery documents and key sets; an unknown key id fetches again
-_cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+_cache: dict[tuple[str, str], tuple[float, Any]] = {}
 _cache_lock = threading.Lock()
 
 
@@ -68,7 +68,7 @@ def profile(name: str, code: str, verifier: str, redirect_uri: str, nonce: str, 
     if provider.kind == "github":
         return _github_profile(provider, code, verifier, redirect_uri, deadline)
     metadata = _discovered(provider, deadline)
-    token = _exchange(provider, metadata["token_endpoint"], code, verifier, redirect_uri, deadline)
+    token = _exchange(provider, metadata, code, verifier, redirect_uri, deadline)
     if "refused" in token:
         return token
     try:
@@ -97,8 +97,8 @@ def _timeout(deadline: float) -> float:
     return left
 
 
-def _cached(provider: Provider, what: str, url: str, deadline: float, force: bool = False) -> Any:
-    key = (provider.name, what)
+def _cached(provider: Provider, url: str, deadline: float, force: bool = False) -> Any:
+    key = (provider.name, url)  # by address too: a test, or a host app, may point a name elsewhere
     with _cache_lock:
         hit = _cache.get(key)
     if hit and hit[0] > time.monotonic() and not force:
@@ -113,7 +113,7 @@ def _discovered(provider: Provider, deadline: float) -> dict[str, Any]:
     """The discovery document, checked: its issuer must be the one configured (OpenID Connect
     Discovery §4.3), or another server is speaking for the provider."""
     url = f"{provider.issuer}/.well-known/openid-configuration"
-    metadata = _cached(provider, "discovery", url, deadline)
+    metadata = _cached(provider, url, deadline)
     needed = ("authorization_endpoint", "token_endpoint", "jwks_uri")
     if metadata.get("issuer") != provider.issuer or not all(
         isinstance(metadata.get(key), str) for key in needed
@@ -139,13 +139,25 @@ def _get(provider: Provider, url: str, access_token: str | None, deadline: float
 
 
 def _exchange(
-    provider: Provider, token_url: str, code: str, verifier: str, redirect_uri: str, deadline: float
+    provider: Provider,
+    metadata: dict[str, Any],
+    code: str,
+    verifier: str,
+    redirect_uri: str,
+    deadline: float,
 ) -> dict[str, Any]:
     """The token response, or `refused` when the provider refused the code (spent, expired, not
-    this client's): an answer, not an outage, so the breaker does not count it."""
+    this client's): an answer, not an outage, so the breaker does not count it. The client
+    authenticates with HTTP Basic unless the provider offers only the form body (GitHub's
+    documented way; OAuth 2.0 §2.3.1 lets a provider support either)."""
+    token_url = metadata["token_endpoint"]
+    offered = metadata.get("token_endpoint_auth_methods_supported", ["client_secret_basic"])
+    method = "client_secret_basic" if "client_secret_basic" in offered else "client_secret_post"
 
     def fetch() -> dict[str, Any]:
-        with OAuth2Session(provider.client_id, provider.client_secret) as client:
+        with OAuth2Session(
+            provider.client_id, provider.client_secret, token_endpoint_auth_method=method
+        ) as client:
             try:
                 token = client.fetch_token(
                     token_url,
@@ -182,11 +194,11 @@ def _checked(
         "now": now,
         "algorithms": metadata.get("id_token_signing_alg_values_supported"),
     }
-    jwks = _cached(provider, "jwks", metadata["jwks_uri"], deadline)
+    jwks = _cached(provider, metadata["jwks_uri"], deadline)
     try:
         return id_tokens.checked_claims(token["id_token"], jwks=jwks, **check)
     except UnknownSigningKey:  # rotated since we fetched: once more, fresh
-        jwks = _cached(provider, "jwks", metadata["jwks_uri"], deadline, force=True)
+        jwks = _cached(provider, metadata["jwks_uri"], deadline, force=True)
         return id_tokens.checked_claims(token["id_token"], jwks=jwks, **check)
 
 
@@ -206,7 +218,11 @@ def _github_profile(
 ) -> dict[str, Any]:
     """GitHub-style OAuth2: no ID token; the account is its API's `/user`, the address its
     primary verified one from `/user/emails` (the public profile's may be anyone's)."""
-    token = _exchange(provider, provider.token_url, code, verifier, redirect_uri, deadline)
+    github = {
+        "token_endpoint": provider.token_url,
+        "token_endpoint_auth_methods_supported": ["client_secret_post"],
+    }
+    token = _exchange(provider, github, code, verifier, redirect_uri, deadline)
     if "refused" in token:
         return token
     user = _get(provider, f"{provider.api_url}/user", token["access_token"], deadline)

@@ -143,6 +143,7 @@ SETTINGS: dict[str, tuple[Callable[[str], Any], str | None]] = {
     "FEDERATION_WORKERS": (int, "4"),  # the federation lane: providers never hold mail's threads
     "FEDERATION_QUEUE": (int, "50"),
     "FEDERATION_FLOW_TTL": (parse.seconds, "10m"),  # leaving for the provider until coming back
+    "FEDERATION_APP_REDIRECTS": (parse.items, ""),  # the JSON flow's redirect URIs (exact)
     "SIGNUP_MODE": (parse.signup_mode, "open"),  # open, closed or invite (auth/policy.py)
     "REQUIRE_VERIFIED_EMAIL": (parse.boolean, "false"),  # true: no session before the link
     # `flask prune`: how long rows stay after they stopped mattering (auth/services/retention.py).

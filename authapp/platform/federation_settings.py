@@ -81,12 +81,14 @@ def _provider(name: str, entry: Any) -> Provider:
     )
 
 
-def _check_url(where: str, url: str) -> None:
+def _check_url(where: str, url: str, *, fragment_only: bool = False) -> None:
+    """An absolute http(s) URL; without a query either, unless only a fragment is refused (a
+    redirect URI may carry a query, never a fragment: RFC 6749 §3.1.2)."""
     parts = urlsplit(url)
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError(f"{where}: expected an https URL")
-    if parts.query or parts.fragment:
-        raise ValueError(f"{where}: no query or fragment")
+        raise ValueError(f"{where}: expected an https URL, not {url!r}")
+    if parts.fragment or (parts.query and not fragment_only):
+        raise ValueError(f"{where}: no query or fragment in {url!r}")
 
 
 RANGES = {
@@ -103,7 +105,15 @@ def check(settings: dict[str, Any], error: type[Exception]) -> None:
     for name, (low, high) in RANGES.items():
         if not low <= settings[name] <= high:
             raise error(f"{name} must be between {low} and {high}.")
-    if settings["AUTHAPP_ENV"] != "production":
+    production = settings["AUTHAPP_ENV"] == "production"
+    for uri in settings["FEDERATION_APP_REDIRECTS"]:
+        try:
+            _check_url("FEDERATION_APP_REDIRECTS", uri, fragment_only=True)
+        except ValueError as exc:
+            raise error(str(exc)) from None
+        if production and not uri.startswith("https://") and urlsplit(uri).hostname != "localhost":
+            raise error(f"FEDERATION_APP_REDIRECTS: {uri} must be https in production.")
+    if not production:
         return
     for provider in settings["FEDERATION_PROVIDERS"].values():
         urls = [provider.issuer, provider.authorize_url, provider.token_url, provider.api_url]

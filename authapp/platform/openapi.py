@@ -60,7 +60,8 @@ ERRORS: dict[int, tuple[str, tuple[str, ...] | None]] = {
           ("invalid_json", "invalid_token", "bad_request", "passkeys_unavailable")),
     401: ("Missing, invalid, expired or revoked credentials, or a failed login.",
           ("missing_token", "invalid_token", "token_expired", "token_revoked", "token_reused",
-           "invalid_credentials", "mfa_required", "invalid_mfa_code", "invalid_passkey")),
+           "invalid_credentials", "mfa_required", "invalid_mfa_code", "invalid_passkey",
+           "federation_refused", "mfa_login_expired")),
     403: ("Authenticated but not allowed (or a cookie request without X-CSRF-TOKEN, an "
           "unconfirmed email address for MFA, passkeys, API keys, administration or, with "
           "REQUIRE_VERIFIED_EMAIL, a login; or sign-up closed by SIGNUP_MODE; or an "
@@ -74,8 +75,8 @@ ERRORS: dict[int, tuple[str, tuple[str, ...] | None]] = {
     422: ("Invalid fields; `fields` says which and why.",
           ("validation_error", "invalid_mfa_code", "invalid_passkey")),
     429: ("Throttled; retry after Retry-After seconds.", ("rate_limited",)),
-    503: ("The database or the password hasher is unavailable; try again shortly.",
-          ("service_unavailable",)),
+    503: ("The database, the password hasher or an identity provider is unavailable; try "
+          "again shortly.", ("service_unavailable", "provider_unavailable")),
 }  # fmt: skip
 
 # Domain answers a route gives beyond what its guard, method and parameters imply (docs/api.md).
@@ -102,6 +103,10 @@ ROUTE_ERRORS: dict[str, tuple[int, ...]] = {
     "organizations.leave_organization": (409,),  # last_owner, last_organization
     "organizations.transfer_ownership": (404, 409),  # member_suspended
     "organizations.delete_organization": (409,),  # default_organization
+    "federation.authorize": (503,),  # provider_unavailable
+    # federation_refused, mfa_required; account_disabled, signup_closed, ...; identity_not_linked
+    "federation.token": (401, 403, 409, 503),
+    "federation.second_factor": (401, 403),  # invalid_mfa_code, mfa_login_expired; disabled
     "passkeys.options": (400,),  # passkeys_unavailable (an IP address as the host)
     "passkeys.login": (400, 401, 403),  # passkeys_unavailable; invalid_passkey; disabled, ...
     "settings_passkeys.registration_options": (400, 403, 409),  # ...; unverified; too many

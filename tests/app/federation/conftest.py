@@ -21,17 +21,24 @@ from werkzeug.test import TestResponse
 from authapp.platform.federation_settings import providers
 from tests.app.web.conftest import csrf_token
 from tests.conftest import marker_settings, seeded_app
+from tests.github_peer import ACCESS_TOKEN, AUTHORIZE, GithubServer, github_server
 from tests.oidc_peer import OidcProvider, oidc_provider, sign_in_at_provider
 
 CLIENT_ID, CLIENT_SECRET = "authapp-tests", "a client secret of at least thirty-two characters"
 OTHER_CLIENT_ID = "another-service"  # a client of the same provider: its tokens are not ours
 CALLBACK = "http://localhost/login/with/idp/callback"
+GITHUB_CALLBACK = "http://localhost/login/with/github/callback"
+APP_CALLBACK = "http://localhost:5173/auth/callback"  # a single-page client's (the JSON flow)
 
 
 @pytest.fixture(scope="session")
 def provider() -> Iterator[OidcProvider]:
     clients = [
-        {"client_id": CLIENT_ID, "client_secret": CLIENT_SECRET, "redirect_uris": [CALLBACK]},
+        {
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "redirect_uris": [CALLBACK, APP_CALLBACK],
+        },
         {
             "client_id": OTHER_CLIENT_ID,
             "client_secret": CLIENT_SECRET,
@@ -42,16 +49,34 @@ def provider() -> Iterator[OidcProvider]:
         yield started
 
 
-def provider_settings(issuer: str, **entry: str) -> dict[str, Any]:
-    """FEDERATION_PROVIDERS parsed as the environment's would be: `idp`, this client."""
-    config = {
-        "issuer": issuer,
-        "client_id": CLIENT_ID,
-        "client_secret": CLIENT_SECRET,
-        "display_name": "Test IdP",
-        **entry,
+@pytest.fixture(scope="session")
+def github() -> Iterator[GithubServer]:
+    with github_server("github-client", CLIENT_SECRET) as started:
+        yield started
+
+
+def provider_settings(issuer: str, github_url: str | None = None) -> dict[str, Any]:
+    """FEDERATION_PROVIDERS parsed as the environment's would be: `idp` (OpenID Connect, this
+    client) and, with `github_url`, `github` (GitHub-style OAuth2 at that address)."""
+    configured: dict[str, Any] = {
+        "idp": {
+            "issuer": issuer,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "display_name": "Test IdP",
+        }
     }
-    return providers(json.dumps({"idp": config}))
+    if github_url:
+        configured["github"] = {
+            "kind": "github",
+            "client_id": "github-client",
+            "client_secret": CLIENT_SECRET,
+            "display_name": "GitHub",
+            "authorize_url": github_url + AUTHORIZE,
+            "token_url": github_url + ACCESS_TOKEN,
+            "api_url": github_url,
+        }
+    return providers(json.dumps(configured))
 
 
 @pytest.fixture
@@ -59,23 +84,25 @@ def app(
     database_url: str,
     authapp_mail_dir: Path,
     provider: OidcProvider,
+    github: GithubServer,
     request: pytest.FixtureRequest,
 ) -> Iterator[Flask]:
     settings = {
         "MAIL_DIR": str(authapp_mail_dir),
-        "FEDERATION_PROVIDERS": provider_settings(provider.issuer),
+        "FEDERATION_PROVIDERS": provider_settings(provider.issuer, github.base_url),
+        "FEDERATION_APP_REDIRECTS": [APP_CALLBACK],
         **marker_settings(request),
     }
     with seeded_app(database_url, **settings) as app:
         yield app
 
 
-def start(client: FlaskClient, next_path: str | None = None) -> TestResponse:
-    """The login page's "Log in with Test IdP" button."""
+def start(client: FlaskClient, next_path: str | None = None, name: str = "idp") -> TestResponse:
+    """The login page's "Log in with Test IdP" (or another provider's) button."""
     data = {"csrf_token": csrf_token(client, "/login")}
     if next_path is not None:
         data["next"] = next_path
-    return client.post("/login/with/idp", data=data)
+    return client.post(f"/login/with/{name}", data=data)
 
 
 def sign_in(client: FlaskClient, login: str, next_path: str | None = None) -> TestResponse:

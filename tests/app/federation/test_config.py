@@ -105,3 +105,18 @@ def test_production_wants_https_providers(load):
 def test_the_lane_and_the_flow_have_sane_bounds(load, name: str, value: str):
     with pytest.raises(config.ConfigError, match=name):
         load(**{name: value})
+
+
+def test_the_json_flows_redirect_uris_are_checked(load):
+    spa = "https://app.example.com/auth/callback?from=authapp"
+    assert load("production", FEDERATION_APP_REDIRECTS=spa)["FEDERATION_APP_REDIRECTS"] == [spa]
+    for bad, words in (
+        ("https://app.example.com/cb#fragment", "no query or fragment"),
+        ("app.example.com/cb", "expected an https URL"),
+    ):
+        with pytest.raises(config.ConfigError, match="FEDERATION_APP_REDIRECTS") as refused:
+            load(FEDERATION_APP_REDIRECTS=bad)
+        assert words in str(refused.value)
+    with pytest.raises(config.ConfigError, match="must be https in production"):
+        load("production", FEDERATION_APP_REDIRECTS="http://app.example.com/cb")
+    assert load("production", FEDERATION_APP_REDIRECTS="http://localhost:5173/cb")

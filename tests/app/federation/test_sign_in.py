@@ -15,7 +15,7 @@ from authapp.models import AuditEvent, Identity, User
 from authapp.platform.extensions import db
 from tests.app.federation.conftest import CALLBACK, come_back, sign_in, start
 from tests.oidc_peer import sign_in_at_provider
-from tests.servers import free_port
+from tests.servers import Tarpit, free_port
 
 ME = "/api/v1/auth/me"
 
@@ -222,6 +222,30 @@ def test_a_provider_that_does_not_answer_is_a_503_page(app: Flask, client: Flask
 
     assert answer.status_code == 503
     assert "Test IdP is not answering" in answer.get_data(as_text=True)
+
+
+@pytest.mark.config(FEDERATION_TIMEOUT=1, BREAKER_FAILURES=2)
+def test_a_provider_that_never_answers_costs_a_503_and_opens_its_breaker(
+    app: Flask, client: FlaskClient
+):
+    """A slow or malicious provider holds a federation thread only until the deadline; after
+    BREAKER_FAILURES such steps its breaker is open, and the next step is refused without a
+    connection. Password logins never wait on it."""
+    from tests.app.federation.conftest import provider_settings
+
+    tarpit = Tarpit()
+    try:
+        app.config["FEDERATION_PROVIDERS"] = provider_settings(f"http://127.0.0.1:{tarpit.port}")
+        answers = [start(client).status_code for _ in range(2)]
+        reached = len(tarpit.accepted)
+        refused = start(client)
+
+        assert answers == [503, 503]
+        assert refused.status_code == 503
+        assert refused.headers["Retry-After"] == "30"
+        assert len(tarpit.accepted) == reached  # the open breaker made no call
+    finally:
+        tarpit.close()
 
 
 def test_the_login_and_sign_up_pages_offer_the_provider(client: FlaskClient):
