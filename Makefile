@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export FLASK_APP := authapp
 
-.PHONY: install lock e2e-tools run test lint fmt e2e bench cost soak clean
+.PHONY: install lock e2e-tools run run-idp test lint fmt e2e bench cost soak clean
 
 # Two locks, both exact: requirements.lock holds what authapp needs to run (`make run` installs
 # only that), requirements-dev.lock adds the test and lint tools on top, constrained by the first.
@@ -93,6 +93,18 @@ run: $(BIN)/activate
 	@echo "         -d '{\"login\": \"$${SEED_ADMIN_EMAIL:-admin@example.com}\", \"password\": \"<the password>\"}'"
 	@echo
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+
+# `make run` with a local OpenID Connect provider beside it (docs/federation.md "Try it
+# locally"): the login page gets "Log in with Local IdP", where any name and password sign in.
+# The provider is the tests' (tests/oidc), never a deployment's.
+IDP_PORT ?= 9090
+LOCAL_IDP := "client_id": "authapp-local", "client_secret": "local-idp-secret-for-trying-out-only"
+run-idp: export FEDERATION_PROVIDERS := {"local": {"issuer": "http://127.0.0.1:$(IDP_PORT)", $(LOCAL_IDP), "display_name": "Local IdP"}}
+run-idp: $(OIDC_MODULES)
+	PORT=$(IDP_PORT) OIDC_CLIENTS='[{$(LOCAL_IDP), "redirect_uris": ["http://localhost:8000/login/with/local/callback", "http://127.0.0.1:8000/login/with/local/callback"]}]' \
+		node tests/oidc/provider.mjs & \
+	trap 'kill $$! 2>/dev/null' EXIT INT TERM; \
+	$(MAKE) run
 
 # ruff, mypy, and the import contracts of pyproject.toml (docs/architecture.md "Layers").
 lint: install

@@ -6,6 +6,7 @@ import click
 from flask import Flask
 from flask.cli import with_appcontext
 
+from authapp.cli.federation_commands import federation_group
 from authapp.cli.outbox_commands import outbox_group
 from authapp.cli.output import readable_errors
 from authapp.cli.prune import prune_command
@@ -155,6 +156,7 @@ def init_app(app: Flask, group: str | None = None) -> None:
         org_group,
         mfa_group,
         secrets_group,
+        federation_group,
     ):
         target.add_command(command)
     target.add_command(disable_command, "disable-user")  # `users disable`, by its older name
