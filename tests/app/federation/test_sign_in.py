@@ -259,3 +259,30 @@ def _csrf(client: FlaskClient) -> str:
     from tests.app.web.conftest import csrf_token
 
     return csrf_token(client, "/login")
+
+
+def test_an_account_made_by_the_provider_sets_a_password_by_a_reset(
+    app: Flask, client: FlaskClient, mailbox
+):
+    name = _login_name()
+    email = f"{name}@example.com"
+    sign_in(client, name)
+    before = client.post("/api/v1/auth/login", json={"login": email, "password": "x" * 20})
+    client.post("/api/v1/auth/password/forgot", json={"email": email})
+    link = next(u for u in mailbox.links(mailbox.last(to=email)) if "/reset-password" in u)
+    token = link.split("token=", 1)[1]
+
+    reset = client.post(
+        "/api/v1/auth/password/reset",
+        json={"token": token, "new_password": "a new long passphrase of mine"},
+    )
+    after = client.post(
+        "/api/v1/auth/login", json={"login": email, "password": "a new long passphrase of mine"}
+    )
+
+    assert before.status_code == 401  # no password opens it before
+    assert reset.status_code == 204
+    assert after.status_code == 200
+    user = _user(app, email)
+    assert user is not None
+    assert user.has_password
