@@ -24,6 +24,9 @@ from authapp.platform.federation_settings import Provider
 from authapp.platform.network import request_client
 
 FLOW = "federation_flow"
+# Back from a sign-in that accepts an invitation: the checked profile waits in the signed
+# session cookie for the invitation page (settings), which creates the account.
+INVITED = "federated_invitation"
 MAX_PARAMETER = 2048  # a code or a state longer than this is nobody's
 Flow = dict[str, Any]
 

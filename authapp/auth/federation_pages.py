@@ -3,12 +3,15 @@ every provider (docs/federation.md); the flow itself is auth/federation_flow.py.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Blueprint, current_app, flash, redirect, request, session, url_for
 from werkzeug.wrappers import Response
 
 from authapp.auth import cookies, federation_flow, limits, policy
 from authapp.auth.login_steps import ask_for_code, login_refused
 from authapp.auth.services import federated_logins, identity_links, sessions
+from authapp.platform import clock
 from authapp.platform.errors import AppError
 from authapp.platform.federation_settings import Provider
 from authapp.platform.network import request_client
@@ -42,6 +45,8 @@ def callback(name: str) -> Response:
     flow = session.pop(federation_flow.FLOW, None)  # one way back per start
     if isinstance(flow, dict) and flow.get("purpose") == "link":
         return _linked(provider, flow)
+    if isinstance(flow, dict) and flow.get("purpose") == "invitation":
+        return _invited(provider, flow)
     next_path = safe_next(flow.get("next") if isinstance(flow, dict) else None)
     try:
         profile = federation_flow.come_back(provider, flow)
@@ -78,6 +83,20 @@ def _linked(provider: Provider, flow: dict[str, object]) -> Response:
         done = exc.message
     flash(done)
     return redirect(url_for(SECURITY_PAGE), code=303)
+
+
+def _invited(provider: Provider, flow: dict[str, Any]) -> Response:
+    try:
+        profile = federation_flow.come_back(provider, flow)
+    except AppError as exc:
+        return login_refused(exc, url_for("auth_pages.home"))
+    session[federation_flow.INVITED] = {
+        "provider": provider.name,
+        "profile": profile,
+        "token": flow.get("invitation", ""),
+        "until": clock.now().timestamp() + current_app.config["FEDERATION_FLOW_TTL"],
+    }
+    return redirect(url_for("invitation_pages.accept_with_identity"), code=303)
 
 
 def _signed_in(

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, flash, request, url_for
+from flask import Blueprint, flash, request, session, url_for
 from werkzeug.wrappers import Response
 
-from authapp.auth import cookies, limits
+from authapp.auth import cookies, federation_flow, limits
 from authapp.auth.guards import current_principal, current_user, page_login_required
-from authapp.platform import hooks
+from authapp.platform import clock, hooks
 from authapp.platform.errors import AppError
 from authapp.platform.network import request_client
 from authapp.settings import invitation_schemas as schemas
@@ -76,12 +76,7 @@ def accept() -> Response:
         offer = invitation_accept.preview(token)
     except AppError as exc:
         return render_form(ACCEPT_PAGE, exc, invalid=True)
-    context: dict[str, Any] = {
-        "token": token,
-        "offer": offer,
-        "logged_in": logged_in,
-        "login_url": url_for("auth_pages.login", next=url_for(".accept", token=token)),
-    }
+    context = _offer_page(token, offer, logged_in)
     if request.method == "GET":
         return render_form(ACCEPT_PAGE, **context)
     try:
@@ -92,5 +87,53 @@ def accept() -> Response:
             cookies.issue(invitation_accept.accept_with_signup(**body, client=request_client()))
     except AppError as exc:
         return render_form(ACCEPT_PAGE, exc, values=request.form, **context)
+    flash(f"You joined {offer.organization.name}.")
+    return see_other("auth_pages.home")
+
+
+def _offer_page(token: str, offer: Any, logged_in: bool) -> dict[str, Any]:
+    return {
+        "token": token,
+        "offer": offer,
+        "logged_in": logged_in,
+        "login_url": url_for("auth_pages.login", next=url_for(".accept", token=token)),
+    }
+
+
+@bp.post("/invitations/accept/with/<name>")
+@limits.invitation_accept
+def accept_with_provider(name: str) -> Response:
+    """The accept page's "Join with <provider>": to the provider, the invitation's token kept
+    in the flow (docs/federation.md "Invitations")."""
+    provider = federation_flow.provider_named(name)
+    token = request.form.get("token", "")
+    try:
+        invitation_accept.preview(token)
+        return federation_flow.leave_for(
+            provider, url_for("auth_pages.home"), purpose="invitation", invitation=token
+        )
+    except AppError as exc:
+        return render_form(ACCEPT_PAGE, exc, invalid=True)
+
+
+@bp.get("/invitations/accept/federated")
+@limits.invitation_accept
+def accept_with_identity() -> Response:
+    """Back from the provider: the account for the invited address, linked to that identity."""
+    invited = session.pop(federation_flow.INVITED, None)
+    if not isinstance(invited, dict) or invited.get("until", 0) < clock.now().timestamp():
+        return see_other("auth_pages.login")
+    token = invited["token"]
+    try:
+        offer = invitation_accept.preview(token)
+    except AppError as exc:
+        return render_form(ACCEPT_PAGE, exc, invalid=True)
+    try:
+        pair = invitation_accept.accept_with_identity(
+            token, invited["provider"], invited["profile"], request_client()
+        )
+    except AppError as exc:  # the invitation stands: the page offers its other ways again
+        return render_form(ACCEPT_PAGE, exc, **_offer_page(token, offer, logged_in=False))
+    cookies.issue(pair)
     flash(f"You joined {offer.organization.name}.")
     return see_other("auth_pages.home")

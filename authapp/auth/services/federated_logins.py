@@ -57,9 +57,7 @@ def sign_in(
     ValidationFailed (no usable address), Forbidden(account_disabled), EmailUnverified."""
     subject, email = identity_subject(profile), provider_email(profile)
     verified = bool(email) and profile.get("email_verified") is True
-    identity = db.session.scalar(
-        sa.select(Identity).where(Identity.provider == provider, Identity.subject == subject)
-    )
+    identity = identity_of(provider, subject)
     if identity is None:
         return _sign_up(provider, display_name, subject, email, verified, profile, client)
     identity.email, identity.email_verified, identity.last_used_at = email, verified, clock.now()
@@ -76,6 +74,13 @@ def sign_in(
         db.session.commit()
         return SecondFactorNeeded(user.id)
     return logins.start_session(user, client, held_by, device_id, method=METHOD, provider=provider)
+
+
+def identity_of(provider: str, subject: str) -> Identity | None:
+    """The identity row of the provider's subject, if an account has it."""
+    return db.session.scalar(
+        sa.select(Identity).where(Identity.provider == provider, Identity.subject == subject)
+    )
 
 
 def record_refusal(provider: str, why: str, client: sessions.Client) -> None:
@@ -113,7 +118,7 @@ def _sign_up(
     user = User(
         email=email,
         email_normalized=accounts.normalize_email(email),
-        full_name=_printable(profile.get("name"), 200),
+        full_name=printable(profile.get("name"), 200),
         # A hash of a secret nobody holds: every password path works unchanged and none opens.
         password_hash=passwords.hash_password(secrets.token_urlsafe(32)),
         has_password=False,
@@ -151,5 +156,5 @@ def provider_email(profile: dict[str, Any]) -> str:
     return email if EMAIL.fullmatch(email) else ""
 
 
-def _printable(value: Any, longest: int) -> str:
+def printable(value: Any, longest: int) -> str:
     return CONTROL_CHARS.sub("", value)[:longest].strip() if isinstance(value, str) else ""

@@ -8,16 +8,18 @@ token, is `400 invalid_token` as for every mailed link."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from authapp.auth.link_tokens import INVALID, TOKEN_SHAPE, InvalidLinkToken
 from authapp.auth.policy import EmailUnverified
-from authapp.auth.services import accounts, memberships, sessions
+from authapp.auth.services import accounts, federated_logins, memberships, sessions
 from authapp.delivery import events, outbox
-from authapp.models import Invitation, Membership, Organization, Role, User
+from authapp.models import Identity, Invitation, Membership, Organization, Role, User
 from authapp.platform import clock
 from authapp.platform.errors import Conflict, Forbidden, constraint_name
 from authapp.platform.extensions import db
@@ -28,6 +30,10 @@ from authapp.settings.services.invitations import PENDING
 
 ALREADY_MEMBER = "You are a member of this organization already."
 LOGIN_REQUIRED = "An account with this address exists: log in, then accept the invitation."
+IDENTITY_HAS_ACCOUNT = (
+    "That account at the provider already has an account here: log in with it, then open the "
+    "invitation link again."
+)
 MISMATCH = "This invitation is for another email address than your account's."
 
 
@@ -100,6 +106,38 @@ def accept_with_signup(
     password_hash = passwords.hash_password(password)  # before the row lock the spend takes
     _spend(invitation, accepted_by=None)
     user = _new_account(invitation, password_hash, full_name=full_name, username=username)
+    return _signed_up(invitation, user, client)
+
+
+def accept_with_identity(
+    token: str, provider: str, profile: dict[str, Any], client: Client
+) -> sessions.TokenPair:
+    """A new account for the invited address, as accept_with_signup, signed in through an
+    identity provider (docs/federation.md "Invitations"): linked to that identity, without a
+    password. Raises InvalidLinkToken, Conflict(login_required, identity_taken)."""
+    invitation = _pending(token)
+    subject = federated_logins.identity_subject(profile)
+    if _account_exists(invitation.email_normalized):
+        raise Conflict(LOGIN_REQUIRED, code="login_required")
+    if federated_logins.identity_of(provider, subject) is not None:
+        raise Conflict(IDENTITY_HAS_ACCOUNT, code="identity_taken")
+    nobody_knows = passwords.hash_password(secrets.token_urlsafe(32))  # as federated sign-up's
+    _spend(invitation, accepted_by=None)
+    full_name = federated_logins.printable(profile.get("name"), 200)
+    user = _new_account(invitation, nobody_knows, full_name=full_name, username=None)
+    user.has_password = False
+    identity = Identity(user=user, provider=provider, subject=subject)
+    identity.email = federated_logins.provider_email(profile)
+    identity.email_verified = bool(identity.email) and profile.get("email_verified") is True
+    identity.last_used_at = clock.now()
+    db.session.add(identity)
+    return _signed_up(invitation, user, client, provider=provider)
+
+
+def _signed_up(
+    invitation: Invitation, user: User, client: Client, **audited: str
+) -> sessions.TokenPair:
+    """The invited newcomer's membership, first session, audit row and messages, committed."""
     organization = db.session.get_one(Organization, invitation.organization_id)
     membership = memberships.join(user, organization, _roles_now(invitation))
     _flush(LOGIN_REQUIRED, "login_required")
@@ -107,7 +145,7 @@ def accept_with_signup(
         sa.update(Invitation).where(Invitation.id == invitation.id).values(accepted_by=user.id)
     )
     started = sessions.start(user, membership, client)
-    audit.by_user("user.signed_up", user, client, invitation_id=invitation.id)
+    audit.by_user("user.signed_up", user, client, invitation_id=invitation.id, **audited)
     message_ids = events.ids(
         events.webhook(organization.id, "user.signed_up", {"user_id": user.id}),
         *_joined(invitation, user, membership, client),
