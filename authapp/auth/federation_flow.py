@@ -68,11 +68,12 @@ def authorization_url(provider: Provider, flow: Flow) -> str:
 
 
 def leave_for(provider: Provider, next_path: str, **bound: str) -> Response:
-    """A page's way to the provider: the flow waits in this browser's session cookie."""
+    """A page's way to the provider: the flow waits in this browser's session cookie, and the
+    browser goes to the page that leaves for the provider (federation_pages.leave)."""
     flow = new_flow(provider, callback_url(provider), next_path, **bound)
-    url = authorization_url(provider, flow)
+    flow["authorization_url"] = authorization_url(provider, flow)
     session[FLOW] = flow
-    return redirect(url, code=303)
+    return redirect(url_for("federation_pages.leave", name=provider.name), code=303)
 
 
 def come_back(provider: Provider, flow: Any) -> dict[str, Any]:

@@ -5,7 +5,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, flash, redirect, request, session, url_for
+from flask import (
+    Blueprint,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from werkzeug.wrappers import Response
 
 from authapp.auth import cookies, federation_flow, limits, policy
@@ -36,6 +45,19 @@ def start(name: str) -> Response:
         return federation_flow.leave_for(provider, next_path)
     except AppError as exc:
         return login_refused(exc, next_path)
+
+
+@bp.get("/login/with/<name>/continue")
+def leave(name: str) -> Response | str:
+    """The way out to the provider, for the flow this browser started: its refresh and link
+    leave this site as no form's redirect may (templates' leaving.html says why)."""
+    provider = federation_flow.provider_named(name)
+    flow = session.get(federation_flow.FLOW)
+    if not isinstance(flow, dict) or flow.get("provider") != provider.name:
+        return redirect(url_for("auth_pages.login"), code=303)
+    return render_template(
+        "authapp/auth/leaving.html", provider=provider, url=flow["authorization_url"]
+    )
 
 
 @bp.get("/login/with/<name>/callback")

@@ -15,6 +15,7 @@ import threading
 import time
 from concurrent.futures import TimeoutError as WaitTimedOut
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 from authlib.integrations.base_client.errors import OAuthError
@@ -116,7 +117,8 @@ def _discovered(provider: Provider, deadline: float) -> dict[str, Any]:
     metadata = _cached(provider, url, deadline)
     needed = ("authorization_endpoint", "token_endpoint", "jwks_uri")
     if metadata.get("issuer") != provider.issuer or not all(
-        isinstance(metadata.get(key), str) for key in needed
+        isinstance(metadata.get(key), str) and urlsplit(metadata[key]).scheme in ("https", "http")
+        for key in needed
     ):
         raise ValueError(f"{provider.name}: the discovery document is not the issuer's")
     return metadata  # type: ignore[no-any-return]

@@ -248,16 +248,22 @@ def server(
 
 @contextmanager
 def running_server(
-    database: str, extra: Mapping[str, str], tmp_path_factory: pytest.TempPathFactory
+    database: str,
+    extra: Mapping[str, str],
+    tmp_path_factory: pytest.TempPathFactory,
+    port: int | None = None,
 ) -> Iterator[Server]:
     """gunicorn on a new, migrated and seeded database `database`, with `extra` in its
-    environment; stopped and dropped afterwards (the `server` fixture's, for a module that
-    must build its environment first)."""
+    environment, on `port` (a free one by default; given when a peer must know the address
+    first); stopped and dropped afterwards (the `server` fixture's, for a module that must
+    build its environment first)."""
     with scratch_database(database) as url:
         env = server_env(url, extra)
         run_flask(env, "db", "upgrade")
         run_flask(env, "seed")
-        gunicorn = launch.start_gunicorn(env, tmp_path_factory.mktemp("gunicorn"), wait=False)
+        gunicorn = launch.start_gunicorn(
+            env, tmp_path_factory.mktemp("gunicorn"), port=port, wait=False
+        )
         try:
             healthy(gunicorn)
             yield served_by(gunicorn, env)

@@ -7,7 +7,9 @@ the browser to is handed back to the test client, as a browser would follow it."
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -97,12 +99,31 @@ def app(
         yield app
 
 
+CONTINUE = re.compile(r'<a href="([^"]+)" data-testid="continue">')
+
+
 def start(client: FlaskClient, next_path: str | None = None, name: str = "idp") -> TestResponse:
-    """The login page's "Log in with Test IdP" (or another provider's) button."""
+    """The login page's "Log in with Test IdP" (or another provider's) button, followed to the
+    page that leaves for the provider: its `location` is the provider's URL then."""
     data = {"csrf_token": csrf_token(client, "/login")}
     if next_path is not None:
         data["next"] = next_path
-    return client.post(f"/login/with/{name}", data=data)
+    return leaving(client, client.post(f"/login/with/{name}", data=data))
+
+
+def leaving(client: FlaskClient, answer: TestResponse) -> TestResponse:
+    """A provider form's answer (303 to the leaving page) as the browser goes on: the leaving
+    page, given the provider's URL (its link and refresh) as `location`, and 303."""
+    if answer.status_code != 303 or "/continue" not in (answer.location or ""):
+        return answer
+    page = client.get(answer.location)
+    found = CONTINUE.search(page.get_data(as_text=True))
+    assert page.status_code == 200
+    assert found, page.get_data(as_text=True)
+    url = html.unescape(found.group(1))
+    assert f'content="0; url={found.group(1)}"' in page.get_data(as_text=True)
+    page.status_code, page.headers["Location"] = 303, url
+    return page
 
 
 def sign_in(client: FlaskClient, login: str, next_path: str | None = None) -> TestResponse:

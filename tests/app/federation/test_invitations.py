@@ -13,7 +13,7 @@ from flask.testing import FlaskClient
 
 from authapp.models import Identity, Membership, User
 from authapp.platform.extensions import db
-from tests.app.federation.conftest import CALLBACK, come_back
+from tests.app.federation.conftest import CALLBACK, come_back, leaving
 from tests.app.settings.invitations import INVITATIONS, mailed_token
 from tests.app.web.conftest import csrf_token
 from tests.conftest import PASSWORD, auth_header
@@ -35,9 +35,12 @@ def _invited(client: FlaskClient, make_user, login, mailbox, email: str) -> str:
 def _join_with_provider(client: FlaskClient, token: str, login_name: str):
     page = f"/invitations/accept?token={token}"
     assert "Join with Test IdP" in client.get(page).get_data(as_text=True)
-    left = client.post(
-        "/invitations/accept/with/idp",
-        data={"token": token, "csrf_token": csrf_token(client, page)},
+    left = leaving(
+        client,
+        client.post(
+            "/invitations/accept/with/idp",
+            data={"token": token, "csrf_token": csrf_token(client, page)},
+        ),
     )
     assert left.status_code == 303, left.get_data(as_text=True)
     back = come_back(

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 
 from authapp.models import AuditEvent, Identity, User
 from authapp.platform.extensions import db
-from tests.app.federation.conftest import CALLBACK, come_back, sign_in
+from tests.app.federation.conftest import CALLBACK, come_back, leaving, sign_in
 from tests.app.web.conftest import csrf_token, form_login
 from tests.conftest import PASSWORD, auth_header
 from tests.oidc_peer import sign_in_at_provider
@@ -30,7 +30,7 @@ def _connect(client: FlaskClient, password: str | None = PASSWORD):
     data = {"csrf_token": csrf_token(client, SECURITY)}
     if password is not None:
         data["identity_password"] = password
-    return client.post(f"{SECURITY}/identities/idp/connect", data=data)
+    return leaving(client, client.post(f"{SECURITY}/identities/idp/connect", data=data))
 
 
 def _link(client: FlaskClient, login: str):
