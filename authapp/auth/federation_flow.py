@@ -16,6 +16,7 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from flask import abort, current_app, redirect, request, session, url_for
 from werkzeug.wrappers import Response
 
+from authapp.auth import cookies
 from authapp.auth.services import federated_logins
 from authapp.delivery import events, identity_providers
 from authapp.platform import clock
@@ -106,6 +107,17 @@ def verified_profile(
     if "refused" in answer:
         raise refused(provider, answer["refused"])
     return answer["profile"]  # type: ignore[no-any-return]
+
+
+def sign_in(provider: Provider, profile: dict[str, Any]) -> federated_logins.Outcome:
+    """federated_logins.sign_in for this request's client and device cookie."""
+    return federated_logins.sign_in(
+        provider.name,
+        provider.display_name,
+        profile,
+        client=request_client(),
+        device_cookie=cookies.device_cookie(),
+    )
 
 
 def callback_url(provider: Provider) -> str:

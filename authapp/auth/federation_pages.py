@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 
 from authapp.auth import cookies, federation_flow, limits, policy
 from authapp.auth.login_steps import ask_for_code, login_refused
-from authapp.auth.services import federated_logins, identity_links, sessions
+from authapp.auth.services import federated_logins, identity_links
 from authapp.platform import clock
 from authapp.platform.errors import AppError
 from authapp.platform.federation_settings import Provider
@@ -71,14 +71,7 @@ def callback(name: str) -> Response:
         return _invited(provider, flow)
     next_path = safe_next(flow.get("next") if isinstance(flow, dict) else None)
     try:
-        profile = federation_flow.come_back(provider, flow)
-        outcome = federated_logins.sign_in(
-            provider.name,
-            provider.display_name,
-            profile,
-            client=request_client(),
-            device_cookie=cookies.device_cookie(),
-        )
+        outcome = federation_flow.sign_in(provider, federation_flow.come_back(provider, flow))
     except AppError as exc:
         return login_refused(exc, next_path)
     return _signed_in(outcome, next_path)
@@ -121,9 +114,7 @@ def _invited(provider: Provider, flow: dict[str, Any]) -> Response:
     return redirect(url_for("invitation_pages.accept_with_identity"), code=303)
 
 
-def _signed_in(
-    outcome: sessions.TokenPair | federated_logins.SecondFactorNeeded | None, next_path: str
-) -> Response:
+def _signed_in(outcome: federated_logins.Outcome, next_path: str) -> Response:
     if isinstance(outcome, federated_logins.SecondFactorNeeded):
         return ask_for_code(outcome.user_id, next_path)
     if outcome is None:  # REQUIRE_VERIFIED_EMAIL: the account waits for its link

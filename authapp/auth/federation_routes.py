@@ -68,13 +68,7 @@ def token(body: dict[str, str], name: str) -> sessions.TokenPair | tuple[Respons
     profile = federation_flow.verified_profile(
         provider, flow, state=body["state"], code=body["code"]
     )
-    outcome = federated_logins.sign_in(
-        provider.name,
-        provider.display_name,
-        profile,
-        client=request_client(),
-        device_cookie=cookies.device_cookie(),
-    )
+    outcome = federation_flow.sign_in(provider, profile)
     if isinstance(outcome, federated_logins.SecondFactorNeeded):
         return _mfa_required(outcome.user_id), 401
     if outcome is None:

@@ -44,6 +44,9 @@ class SecondFactorNeeded:
     user_id: str
 
 
+Outcome = sessions.TokenPair | SecondFactorNeeded | None
+
+
 def sign_in(
     provider: str,
     display_name: str,
@@ -51,7 +54,7 @@ def sign_in(
     *,
     client: sessions.Client,
     device_cookie: str | None = None,
-) -> sessions.TokenPair | SecondFactorNeeded | None:
+) -> Outcome:
     """A session for the provider's person; None when REQUIRE_VERIFIED_EMAIL holds a new
     account's session back. Raises Conflict(identity_not_linked), SignupClosed,
     ValidationFailed (no usable address), Forbidden(account_disabled), EmailUnverified."""
