@@ -175,6 +175,38 @@ def test_a_replayed_code_is_refused_by_the_provider(app: Flask, client: FlaskCli
     assert _failures(app)[-1]["why"].startswith("token: invalid_grant")
 
 
+@pytest.mark.config(FEDERATION_FLOW_TTL=86_400)
+def test_an_expired_id_token_is_refused_through_the_whole_flow(app: Flask, client: FlaskClient):
+    """The person took two hours at the provider, by authapp's clock: the provider's ID token
+    (an hour's life) has expired when the code comes back, though the flow has not."""
+    name = _login_name()
+    left = start(client)
+    url = sign_in_at_provider(left.location, name, redirect_prefix=CALLBACK)
+    assert client.post("/_testing/clock", json={"offset_seconds": 7200}).status_code == 200
+
+    answer = come_back(client, url)
+
+    assert answer.status_code == 401
+    assert _user(app, f"{name}@example.com") is None
+    assert _failures(app)[-1]["why"].startswith("id_token: bad_claims")
+    assert "exp" in _failures(app)[-1]["why"]
+
+
+def test_an_id_token_for_another_flows_nonce_is_refused(app: Flask, client: FlaskClient):
+    """The code comes back to a flow whose nonce is not the one the provider signed in."""
+    name = _login_name()
+    left = start(client)
+    url = sign_in_at_provider(left.location, name, redirect_prefix=CALLBACK)
+    with client.session_transaction() as session:
+        session["federation_flow"] = {**session["federation_flow"], "nonce": "another flow's"}
+
+    answer = come_back(client, url)
+
+    assert answer.status_code == 401
+    assert _user(app, f"{name}@example.com") is None
+    assert "nonce" in _failures(app)[-1]["why"]
+
+
 def test_cancelling_at_the_provider_says_so(app: Flask, client: FlaskClient):
     left = start(client)
     state = dict(p.split("=", 1) for p in left.location.split("?", 1)[1].split("&"))["state"]
