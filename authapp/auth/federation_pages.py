@@ -116,7 +116,7 @@ def _invited(provider: Provider, flow: dict[str, Any]) -> Response:
 
 def _signed_in(outcome: federated_logins.Outcome, next_path: str) -> Response:
     if isinstance(outcome, federated_logins.SecondFactorNeeded):
-        return ask_for_code(outcome.user_id, next_path)
+        return ask_for_code(outcome.user_id, next_path, method=federated_logins.METHOD)
     if outcome is None:  # REQUIRE_VERIFIED_EMAIL: the account waits for its link
         flash(policy.CHECK_YOUR_MAIL)
         return redirect(url_for("auth_pages.login"), code=303)

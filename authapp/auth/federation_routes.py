@@ -91,6 +91,7 @@ def second_factor(body: dict[str, str]) -> sessions.TokenPair:
         totp_code=body["totp_code"],
         client=request_client(),
         device_cookie=cookies.device_cookie(),
+        method=federated_logins.METHOD,
     )
     cookies.remember_device(pair)
     return pair

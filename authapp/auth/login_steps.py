@@ -32,9 +32,11 @@ def login_refused(exc: AppError, next_path: str, **context: Any) -> Response:
 MFA_LOGIN = "mfa_login"
 
 
-def ask_for_code(user_id: str, next_path: str) -> Response:
+def ask_for_code(user_id: str, next_path: str, method: str = "password") -> Response:
+    """The second step's page; `method` is how the first step proved the person (the audit
+    trail's, for the login the code completes)."""
     until = clock.now().timestamp() + current_app.config["MFA_LOGIN_TTL"]
-    session[MFA_LOGIN] = {"user_id": user_id, "until": until, "next": next_path}
+    session[MFA_LOGIN] = {"user_id": user_id, "until": until, "next": next_path, "method": method}
     return see_other("auth_pages.login_code")
 
 

@@ -100,6 +100,7 @@ def login_code() -> PageAnswer:
             passkey=passkey,
             client=request_client(),
             device_cookie=cookies.device_cookie(),
+            method=str(pending.get("method", "password")),
         )
     except policy.EmailUnverified as exc:  # every credential was right: the login is over
         session.pop(login_steps.MFA_LOGIN, None)

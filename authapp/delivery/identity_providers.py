@@ -11,6 +11,7 @@ which the caller sees as ProviderUnavailable."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import TimeoutError as WaitTimedOut
@@ -29,6 +30,7 @@ from authapp.security import id_tokens
 from authapp.security.id_tokens import IdTokenRefused, UnknownSigningKey
 
 LANE = "federation"
+MAX_DOCUMENT_BYTES = 1 << 20  # discovery, keys, profiles: kilobytes; a megabyte is plenty
 CACHE_SECONDS = 3600  # discovery documents and key sets; an unknown key id fetches again
 _cache: dict[tuple[str, str], tuple[float, Any]] = {}
 _cache_lock = threading.Lock()
@@ -130,14 +132,25 @@ def _get(provider: Provider, url: str, access_token: str | None, deadline: float
         headers["Authorization"] = f"Bearer {access_token}"
 
     def fetch() -> Any:
-        response = requests.get(url, headers=headers, timeout=_timeout(deadline))
-        response.raise_for_status()
-        return response.json()
+        with requests.get(url, headers=headers, timeout=_timeout(deadline), stream=True) as answer:
+            answer.raise_for_status()
+            return json.loads(_body(answer, url))
 
     document = offload.breaker("identity_provider", key=provider.name).call(fetch)
     if not isinstance(document, dict | list):
         raise ValueError(f"{provider.name}: {url} answered no JSON document")
     return document
+
+
+def _body(answer: requests.Response, url: str) -> bytes:
+    """The answer's bytes, up to MAX_DOCUMENT_BYTES: a provider (or whatever answers at its
+    address) must not fill the process's memory."""
+    body = bytearray()
+    for chunk in answer.iter_content(chunk_size=65536):
+        body += chunk
+        if len(body) > MAX_DOCUMENT_BYTES:
+            raise ValueError(f"{url} answered more than {MAX_DOCUMENT_BYTES} bytes")
+    return bytes(body)
 
 
 def _exchange(

@@ -75,6 +75,7 @@ def log_in_second_step(
     client: sessions.Client,
     device_cookie: str | None = None,
     passkey: Presented | None = None,
+    method: str = "password",
 ) -> sessions.TokenPair:
     """The login page's second step: the password was checked moments ago (MfaRequired), under
     the back-off, and the code (or passkey) is checked now, under the account's code budget.
@@ -85,7 +86,8 @@ def log_in_second_step(
     if user.mfa_enabled:
         _check_second_factor(user, totp_code, passkey, client)
     device_id = devices.recognise(device_cookie, user)
-    return start_session(user, client, backoff.of_account(user, device_id), device_id)
+    held_by = backoff.of_account(user, device_id)
+    return start_session(user, client, held_by, device_id, method=method)
 
 
 def _check_second_factor(

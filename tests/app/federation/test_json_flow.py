@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from flask import Flask
 from flask.testing import FlaskClient
 
-from authapp.models import User
+from authapp.models import AuditEvent, User
 from authapp.platform.extensions import db
 from authapp.security import secretbox
 from tests.app.federation.conftest import APP_CALLBACK
@@ -121,6 +121,13 @@ def test_mfa_takes_the_ticket_and_the_code(app: Flask, client: FlaskClient):
     assert wrong.status_code in (401, 422)
     assert right.status_code == 200, right.json
     assert right.json["user"]["email"] == f"{login}@example.com"
+    with app.app_context():
+        methods = db.session.scalars(
+            sa.select(AuditEvent.data["method"].as_string())
+            .where(AuditEvent.event == "login.succeeded")
+            .order_by(AuditEvent.created_at.desc())
+        )
+        assert next(iter(methods)) == "federated"
 
 
 def test_a_ticket_that_is_not_one_is_refused(client: FlaskClient):

@@ -52,7 +52,11 @@ def _events(app: Flask, name: str) -> list[dict]:
     with app.app_context():
         return [
             dict(d)
-            for d in db.session.scalars(sa.select(AuditEvent.data).where(AuditEvent.event == name))
+            for d in db.session.scalars(
+                sa.select(AuditEvent.data)
+                .where(AuditEvent.event == name)
+                .order_by(AuditEvent.created_at, AuditEvent.id)
+            )
         ]
 
 
@@ -202,6 +206,7 @@ def test_a_linked_account_with_mfa_asks_for_its_code(app: Flask, client: FlaskCl
     )
     assert code.status_code == 303
     assert browser.get("/api/v1/auth/me").json["user"]["id"] == owner.id
+    assert _events(app, "login.succeeded")[-1]["method"] == "federated"  # not the code's page
 
 
 def test_a_disabled_account_is_not_logged_in_by_its_identity(app: Flask, client: FlaskClient):

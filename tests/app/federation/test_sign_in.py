@@ -4,6 +4,9 @@ this browser's, and the accounts an address alone must never open."""
 
 from __future__ import annotations
 
+import http.server
+import json
+import threading
 import uuid
 
 import pytest
@@ -44,7 +47,9 @@ def _identities(app: Flask, subject: str) -> list[tuple[str, str, str, bool]]:
 def _failures(app: Flask) -> list[dict[str, str]]:
     with app.app_context():
         rows = db.session.scalars(
-            sa.select(AuditEvent.data).where(AuditEvent.event == "login.failed")
+            sa.select(AuditEvent.data)
+            .where(AuditEvent.event == "login.failed")
+            .order_by(AuditEvent.created_at)  # each test's refusals come in separate requests
         )
         return [dict(row) for row in rows]
 
@@ -278,6 +283,48 @@ def test_a_provider_that_never_answers_costs_a_503_and_opens_its_breaker(
         assert len(tarpit.accepted) == reached  # the open breaker made no call
     finally:
         tarpit.close()
+
+
+def test_a_provider_that_answers_without_end_is_cut_off(app: Flask, client: FlaskClient):
+    """A discovery document of megabytes (a broken or hostile server at the issuer's address)
+    is refused at MAX_DOCUMENT_BYTES, not read into memory whole: the page answers 503."""
+    from tests.app.federation.conftest import provider_settings
+
+    class Huge(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            """A discovery document right in every field, but 4 MB of padding."""
+            issuer = f"http://127.0.0.1:{self.server.server_address[1]}"
+            endpoints = {key: f"{issuer}/{key}" for key in ("auth", "token", "jwks")}
+            document = {
+                "issuer": issuer,
+                "authorization_endpoint": endpoints["auth"],
+                "token_endpoint": endpoints["token"],
+                "jwks_uri": endpoints["jwks"],
+                "x_padding": "x" * (4 << 20),
+            }
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(json.dumps(document).encode())
+
+        def log_message(self, *_args: object) -> None:
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Huge)
+    served = threading.Thread(target=httpd.serve_forever, daemon=True)
+    served.start()
+    try:
+        app.config["FEDERATION_PROVIDERS"] = provider_settings(
+            f"http://127.0.0.1:{httpd.server_address[1]}"
+        )
+        answer = start(client)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        served.join(timeout=5)
+
+    assert answer.status_code == 503
+    assert "is not answering" in answer.get_data(as_text=True)
 
 
 def test_the_login_and_sign_up_pages_offer_the_provider(client: FlaskClient):
