@@ -26,7 +26,7 @@ from authapp.auth.federation_schemas import (
 from authapp.auth.schemas import AcceptedOut, TokenPairOut
 from authapp.auth.second_factor import MfaRequired
 from authapp.auth.services import federated_logins, logins, sessions
-from authapp.platform import clock, errors
+from authapp.platform import clock
 from authapp.platform.errors import Unauthorized, ValidationFailed
 from authapp.platform.network import request_client
 from authapp.security import secretbox
@@ -70,7 +70,7 @@ def token(body: dict[str, str], name: str) -> sessions.TokenPair | tuple[Respons
     )
     outcome = federation_flow.sign_in(provider, profile)
     if isinstance(outcome, federated_logins.SecondFactorNeeded):
-        return _mfa_required(outcome.user_id), 401
+        raise _mfa_required(outcome.user_id)
     if outcome is None:
         return jsonify({"message": policy.CHECK_YOUR_MAIL}), 202
     cookies.remember_device(outcome)
@@ -110,13 +110,9 @@ def _opened(sealed: str) -> dict[str, Any]:
     return opened
 
 
-def _mfa_required(user_id: str) -> Response:
-    """The contract's `401 mfa_required` envelope, with the sealed ticket for the second step
-    beside it (docs/federation.md "The JSON flow")."""
+def _mfa_required(user_id: str) -> MfaRequired:
+    """The contract's `401 mfa_required`, with the sealed ticket for the second step beside
+    the envelope (docs/federation.md "The JSON flow")."""
     until = clock.now().timestamp() + current_app.config["MFA_LOGIN_TTL"]
     ticket = {"purpose": "mfa", "user_id": user_id, "until": until}
-    required = MfaRequired(user_id)
-    answer = errors.render(401, required.code, required.message)
-    body = answer.get_json() | {"mfa_ticket": secretbox.seal(json.dumps(ticket))}
-    answer.set_data(json.dumps(body))
-    return answer
+    return MfaRequired(user_id, mfa_ticket=secretbox.seal(json.dumps(ticket)))

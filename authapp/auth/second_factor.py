@@ -8,6 +8,8 @@ requests with the same code exactly one succeeds (F10), on PostgreSQL and SQLite
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 import structlog
 from cryptography.fernet import InvalidToken
@@ -32,9 +34,10 @@ class MfaRequired(Unauthorized):
 
     code = "mfa_required"
 
-    def __init__(self, user_id: str) -> None:
+    def __init__(self, user_id: str, **beside: Any) -> None:
         super().__init__(
-            "Enter the code from your authenticator app or a recovery code, or use a passkey."
+            "Enter the code from your authenticator app or a recovery code, or use a passkey.",
+            beside=beside,
         )
         self.user_id = user_id
 

@@ -26,10 +26,13 @@ class AppError(Exception):
         code: str | None = None,
         fields: dict[str, list[str]] | None = None,
         headers: dict[str, str] | None = None,
+        beside: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message)
         self.message, self.code, self.fields = message, code or self.code, fields
         self.headers = headers or {}
+        # Members of the JSON answer beside the envelope (the federation's `mfa_ticket`).
+        self.beside = beside or {}
 
 
 class Unauthorized(AppError):
@@ -105,6 +108,7 @@ def render(
     message: str,
     fields: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
+    beside: dict[str, Any] | None = None,
 ) -> Response:
     headers = dict(headers or {})
     if status == 401:
@@ -117,14 +121,14 @@ def render(
             render_template("authapp/error.html", status=status, message=message), status, headers
         )
     error = {"code": code, "message": message} | ({"fields": fields} if fields else {})
-    response = jsonify({"error": error, "request_id": request_ids.current()})
+    response = jsonify({"error": error, "request_id": request_ids.current(), **(beside or {})})
     response.status_code = status
     response.headers.update(headers)
     return response
 
 
 def _from_app_error(exc: AppError) -> Response:
-    return render(exc.status, exc.code, exc.message, exc.fields, exc.headers)
+    return render(exc.status, exc.code, exc.message, exc.fields, exc.headers, exc.beside)
 
 
 def _from_http(exc: HTTPException) -> Response:

@@ -24,6 +24,7 @@ import hashlib
 import hmac
 import os
 import re
+import secrets
 import threading
 import unicodedata
 from collections import deque
@@ -180,6 +181,12 @@ def _on_hashing_thread(work: Callable[[], T]) -> T:
 def hash_password(password: str) -> str:
     salt, prehashed = bcrypt.gensalt(current_app.config["BCRYPT_ROUNDS"]), _prehash(password)
     return _on_hashing_thread(lambda: bcrypt.hashpw(prehashed, salt).decode())
+
+
+def unusable_hash() -> str:
+    """The hash of an account without a password (one made through an identity provider): of a
+    random secret nobody holds, so every password path works unchanged and none opens."""
+    return hash_password(secrets.token_urlsafe(32))
 
 
 def verify_password(password: str, stored_hash: str | None) -> bool:

@@ -14,7 +14,6 @@ Each public function owns its commit."""
 from __future__ import annotations
 
 import re
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,12 +57,10 @@ def sign_in(
     """A session for the provider's person; None when REQUIRE_VERIFIED_EMAIL holds a new
     account's session back. Raises Conflict(identity_not_linked), SignupClosed,
     ValidationFailed (no usable address), Forbidden(account_disabled), EmailUnverified."""
-    subject, email = identity_subject(profile), provider_email(profile)
-    verified = bool(email) and profile.get("email_verified") is True
-    identity = identity_of(provider, subject)
+    identity = identity_of(provider, identity_subject(profile))
     if identity is None:
-        return _sign_up(provider, display_name, subject, email, verified, profile, client)
-    identity.email, identity.email_verified, identity.last_used_at = email, verified, clock.now()
+        return _sign_up(provider, display_name, profile, client)
+    describe(identity, profile)
     user = db.session.get_one(User, identity.user_id)
     device_id = devices.recognise(device_cookie, user)
     held_by = backoff.of_account(user, device_id)
@@ -101,14 +98,9 @@ def record_refusal(provider: str, why: str, client: sessions.Client) -> None:
 
 
 def _sign_up(
-    provider: str,
-    display_name: str,
-    subject: str,
-    email: str,
-    verified: bool,
-    profile: dict[str, Any],
-    client: sessions.Client,
+    provider: str, display_name: str, profile: dict[str, Any], client: sessions.Client
 ) -> sessions.TokenPair | None:
+    email, verified = vouched_address(profile)
     taken = sa.select(User.id).where(User.email_normalized == accounts.normalize_email(email))
     if email and db.session.scalar(taken) is not None:
         raise Conflict(NOT_LINKED.format(provider=display_name), code="identity_not_linked")
@@ -122,14 +114,11 @@ def _sign_up(
         email=email,
         email_normalized=accounts.normalize_email(email),
         full_name=printable(profile.get("name"), 200),
-        # A hash of a secret nobody holds: every password path works unchanged and none opens.
-        password_hash=passwords.hash_password(secrets.token_urlsafe(32)),
+        password_hash=passwords.unusable_hash(),
         has_password=False,
         email_verified_at=clock.now() if verified else None,
     )
-    identity = Identity(user=user, provider=provider, subject=subject, email=email)
-    identity.email_verified, identity.last_used_at = verified, clock.now()
-    db.session.add(identity)
+    add_identity(user, provider, profile)
     return accounts.open_account(
         user,
         accounts.default_organization(),
@@ -139,6 +128,31 @@ def _sign_up(
         new_organization=False,
         provider=provider,
     )
+
+
+def add_identity(
+    user: User, provider: str, profile: dict[str, Any], *, used: bool = True
+) -> Identity:
+    """The provider's identity of `user` (a new account's, or one being linked), as the
+    provider describes it now; added to the session."""
+    identity = Identity(user=user, provider=provider, subject=identity_subject(profile))
+    describe(identity, profile, used=used)
+    db.session.add(identity)
+    return identity
+
+
+def describe(identity: Identity, profile: dict[str, Any], *, used: bool = True) -> None:
+    """The address and its confirmation as the provider gives them now; `used`: a sign-in."""
+    identity.email, identity.email_verified = vouched_address(profile)
+    if used:
+        identity.last_used_at = clock.now()
+
+
+def vouched_address(profile: dict[str, Any]) -> tuple[str, bool]:
+    """The provider's address (empty when it gave none usable), and whether it vouches for it:
+    only the boolean True counts (delivery/identity_providers.py reads a provider's string)."""
+    email = provider_email(profile)
+    return email, bool(email) and profile.get("email_verified") is True
 
 
 def identity_subject(profile: dict[str, Any]) -> str:

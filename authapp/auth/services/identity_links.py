@@ -12,7 +12,12 @@ from flask import current_app
 
 from authapp.auth.principals import Principal
 from authapp.auth.services import reauthentication, security_mail, sessions
-from authapp.auth.services.federated_logins import identity_subject, provider_email
+from authapp.auth.services.federated_logins import (
+    add_identity,
+    identity_of,
+    identity_subject,
+    vouched_address,
+)
 from authapp.models import Identity, Passkey, User
 from authapp.platform.errors import Conflict, NotFound
 from authapp.platform.extensions import db
@@ -43,17 +48,14 @@ def link(
 ) -> str:
     """Link the provider's identity to the account; what to tell the owner. Raises
     Conflict(provider_email_unverified, identity_taken)."""
-    subject = identity_subject(profile)
-    email = provider_email(profile)
-    if not email or profile.get("email_verified") is not True:
+    email, vouched = vouched_address(profile)
+    if not vouched:
         raise Conflict(
             f"{display_name} has not confirmed the email address of that account: confirm it "
             f"there, then connect it again.",
             code="provider_email_unverified",
         )
-    found = db.session.scalar(
-        sa.select(Identity).where(Identity.provider == provider, Identity.subject == subject)
-    )
+    found = identity_of(provider, identity_subject(profile))
     if found is not None and found.user_id != user_id:
         raise Conflict(
             f"That {display_name} account is connected to another account.",
@@ -62,9 +64,7 @@ def link(
     if found is not None:
         return f"That {display_name} account was already connected."
     user = _locked(user_id)
-    linked = Identity(user_id=user.id, provider=provider, subject=subject, email=email)
-    linked.email_verified = True  # the only kind that links
-    db.session.add(linked)
+    add_identity(user, provider, profile, used=False)
     audit.by_user("identity.linked", user, client, provider=provider)
     security_mail.tell_owner(
         user, "identities_changed", added=True, provider=display_name, address=email

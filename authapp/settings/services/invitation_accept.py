@@ -8,7 +8,6 @@ token, is `400 invalid_token` as for every mailed link."""
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,7 +18,7 @@ from authapp.auth.link_tokens import INVALID, TOKEN_SHAPE, InvalidLinkToken
 from authapp.auth.policy import EmailUnverified
 from authapp.auth.services import accounts, federated_logins, memberships, sessions
 from authapp.delivery import events, outbox
-from authapp.models import Identity, Invitation, Membership, Organization, Role, User
+from authapp.models import Invitation, Membership, Organization, Role, User
 from authapp.platform import clock
 from authapp.platform.errors import Conflict, Forbidden, constraint_name
 from authapp.platform.extensions import db
@@ -121,16 +120,12 @@ def accept_with_identity(
         raise Conflict(LOGIN_REQUIRED, code="login_required")
     if federated_logins.identity_of(provider, subject) is not None:
         raise Conflict(IDENTITY_HAS_ACCOUNT, code="identity_taken")
-    nobody_knows = passwords.hash_password(secrets.token_urlsafe(32))  # as federated sign-up's
+    nobody_knows = passwords.unusable_hash()  # before the row lock the spend takes
     _spend(invitation, accepted_by=None)
     full_name = federated_logins.printable(profile.get("name"), 200)
     user = _new_account(invitation, nobody_knows, full_name=full_name, username=None)
     user.has_password = False
-    identity = Identity(user=user, provider=provider, subject=subject)
-    identity.email = federated_logins.provider_email(profile)
-    identity.email_verified = bool(identity.email) and profile.get("email_verified") is True
-    identity.last_used_at = clock.now()
-    db.session.add(identity)
+    federated_logins.add_identity(user, provider, profile)
     return _signed_up(invitation, user, client, provider=provider)
 
 
